@@ -1,0 +1,125 @@
+// Package nodeagent holds the vocabulary of the agent that turns a generic
+// EC2 instance into a working member of a PHP web fleet: who the instance is
+// (Instance), what the fleet looks like (Topology), what this node should be
+// (Identity, Desired), and what must change to get there (Plan).
+//
+// The core depends only on the small interfaces declared here
+// (MetadataSource, TopologySource, ServiceManager, LifecycleHooks,
+// ReleaseStore). Adapters for AWS and the host implement them in their own
+// packages; only cmd/nodeagent wires them together.
+package nodeagent
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// OS families: which file layout a node uses.
+const (
+	OSDebian = "debian" // Debian, Ubuntu: /etc/apache2, /etc/php/X.Y/fpm, /etc/memcached.conf
+	OSRHEL   = "rhel"   // RHEL, Amazon Linux 2023: /etc/httpd, /etc/php-fpm.d, /etc/sysconfig/memcached
+)
+
+// Instance is what discovery found out about this machine: instance metadata
+// (IMDSv2) plus facts read from the host under the agent's root.
+type Instance struct {
+	ID             string `json:"instance_id"`
+	PrivateIP      string `json:"private_ip"`
+	AZ             string `json:"az"`
+	Region         string `json:"region"`
+	Type           string `json:"instance_type"`
+	Group          string `json:"group,omitempty"`           // aws:autoscaling:groupName tag
+	LifecycleState string `json:"lifecycle_state,omitempty"` // autoscaling/target-lifecycle-state
+
+	MemoryBytes int64  `json:"memory_bytes"` // MemTotal from /proc/meminfo
+	OSFamily    string `json:"os_family"`    // OSDebian or OSRHEL, from /etc/os-release
+	OSID        string `json:"os_id"`        // ID= from /etc/os-release
+	PHPVersion  string `json:"php_version,omitempty"`
+}
+
+// Identity is the answer to "what is this node in the topology".
+type Identity struct {
+	Node          string   `json:"node,omitempty"` // name in Topology.Nodes, if listed
+	Role          string   `json:"role"`
+	Products      []string `json:"products,omitempty"`
+	Group         string   `json:"group,omitempty"`
+	LaunchHook    string   `json:"launch_hook,omitempty"`
+	TerminateHook string   `json:"terminate_hook,omitempty"`
+	// Why says how the identity was found ("instance id i-… in nodes",
+	// "group shop-web", "--role override").
+	Why string `json:"why"`
+}
+
+// Overrides are the operator's identity overrides (--role, --products,
+// --group); empty fields mean "from metadata".
+type Overrides struct {
+	Role     string
+	Products []string
+	Group    string
+}
+
+// MetadataSource discovers the instance (IMDSv2 plus host facts).
+type MetadataSource interface {
+	Instance(ctx context.Context) (Instance, error)
+	// LifecycleState returns autoscaling/target-lifecycle-state
+	// ("InService", "Terminated", …), or "" where the instance has none.
+	LifecycleState(ctx context.Context) (string, error)
+}
+
+// Fetched is one answer of a TopologySource.
+type Fetched struct {
+	Body        []byte
+	ETag        string // opaque version tag for the next conditional fetch
+	NotModified bool   // the document is unchanged since the ETag passed in
+	Source      string // where it came from, for messages ("s3://b/k", "last-good copy")
+}
+
+// TopologySource fetches the topology document. A non-empty etag makes the
+// fetch conditional.
+type TopologySource interface {
+	Fetch(ctx context.Context, etag string) (Fetched, error)
+	String() string
+}
+
+// ServiceManager controls system services by unit name.
+type ServiceManager interface {
+	Active(ctx context.Context, unit string) (bool, error)
+	Start(ctx context.Context, unit string) error
+	Reload(ctx context.Context, unit string) error
+	Restart(ctx context.Context, unit string) error
+}
+
+// ConfigChecker validates a service's whole configuration tree as it is on
+// disk now (apache2ctl -t, php-fpm -t). It returns the checker's output in
+// the error when the configuration is refused.
+type ConfigChecker interface {
+	Check(ctx context.Context, service string) error
+}
+
+// LifecycleHook identifies one Auto Scaling lifecycle action.
+type LifecycleHook struct {
+	Group      string
+	Hook       string
+	InstanceID string
+}
+
+// Lifecycle results.
+const (
+	LifecycleContinue = "CONTINUE"
+	LifecycleAbandon  = "ABANDON"
+)
+
+// LifecycleHooks talks to the Auto Scaling API about lifecycle actions.
+type LifecycleHooks interface {
+	Heartbeat(ctx context.Context, h LifecycleHook) error
+	Complete(ctx context.Context, h LifecycleHook, result string) error
+}
+
+// ReleaseStore opens a release archive by URL (s3://, https://, file://).
+type ReleaseStore interface {
+	Open(ctx context.Context, url string) (io.ReadCloser, int64, error)
+}
+
+// Clock is the time source, injectable for tests.
+type Clock func() time.Time
