@@ -1,0 +1,275 @@
+package topology
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/nodeagent/nodeagent"
+)
+
+// Decode parses a topology document strictly. Unknown fields, duplicate keys
+// and values of the wrong type are reported all at once as *Errors with
+// their document paths ("products.shop.relase: unknown field"); anything
+// after the document is an error too. A name ending in .yaml or .yml is read
+// as YAML, converted to JSON, and then decoded the same way. name (a URL or
+// file name) is used in messages. Decode does not validate: see Validate and
+// Load.
+func Decode(data []byte, name string) (*nodeagent.Topology, error) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // an editor's byte order mark
+	if isYAML(name) {
+		j, err := yaml.YAMLToJSONStrict(data)
+		if err != nil {
+			return nil, fmt.Errorf("topology %s: %w", name, err)
+		}
+		data = j
+	}
+	if len(bytes.TrimSpace(data)) == 0 || string(bytes.TrimSpace(data)) == "null" {
+		return nil, fmt.Errorf("topology %s: %w", name, &Errors{{Reason: "empty document"}})
+	}
+	if err := checkShape(data); err != nil {
+		return nil, fmt.Errorf("topology %s: %w", name, err)
+	}
+	var t nodeagent.Topology
+	if err := json.Unmarshal(data, &t); err != nil {
+		// checkShape accepted the document, so this is a decoder corner it
+		// does not model; still an error about the document.
+		return nil, fmt.Errorf("topology %s: %w", name, err)
+	}
+	return &t, nil
+}
+
+func isYAML(name string) bool {
+	n := strings.ToLower(name)
+	if i := strings.IndexAny(n, "?#"); i >= 0 && strings.Contains(n, "://") {
+		n = n[:i] // https://host/topology.yaml?versionId=…
+	}
+	return strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")
+}
+
+// checkShape walks the JSON token stream against the shape of
+// nodeagent.Topology. It returns *Errors for unknown fields, duplicate keys
+// and mistyped values (all of them), or a plain error for broken syntax and
+// trailing data, which end the walk.
+func checkShape(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	w := &walker{dec: dec, data: data}
+	tok, err := w.token()
+	if err != nil {
+		return err
+	}
+	if err := w.value(tok, "", reflect.TypeFor[nodeagent.Topology]()); err != nil {
+		return err
+	}
+	off := dec.InputOffset()
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%s: unexpected data after the document (one JSON object expected)", w.position(off))
+	}
+	return w.c.err()
+}
+
+type walker struct {
+	dec  *json.Decoder
+	data []byte
+	c    collector
+}
+
+// token reads the next token; a syntax error carries its line and column.
+func (w *walker) token() (json.Token, error) {
+	tok, err := w.dec.Token()
+	if err == nil {
+		return tok, nil
+	}
+	if err == io.EOF {
+		return nil, errors.New("unexpected end of document")
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return nil, fmt.Errorf("%s: %w", w.position(se.Offset), err)
+	}
+	return nil, fmt.Errorf("%s: %w", w.position(w.dec.InputOffset()), err)
+}
+
+// position turns a byte offset into "line L, column C".
+func (w *walker) position(off int64) string {
+	if off > int64(len(w.data)) {
+		off = int64(len(w.data))
+	}
+	before := w.data[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := int(off) - bytes.LastIndexByte(before, '\n')
+	return fmt.Sprintf("line %d, column %d", line, col)
+}
+
+// value checks the value that starts with tok against type t. Problems with
+// the document's content are collected; the returned error is fatal
+// (syntax).
+func (w *walker) value(tok json.Token, path string, t reflect.Type) error {
+	if tok == nil { // null leaves the field at its zero value
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return w.value(tok, path, t.Elem())
+	case reflect.Struct:
+		if tok != json.Delim('{') {
+			w.c.add(path, "must be an object, got "+describe(tok))
+			return w.skip(tok)
+		}
+		return w.object(path, func(key string) (reflect.Type, string, bool) {
+			f, ok := fieldByTag(t, key)
+			return f, join(path, key), ok
+		}, "field")
+	case reflect.Map:
+		if tok != json.Delim('{') {
+			w.c.add(path, "must be an object, got "+describe(tok))
+			return w.skip(tok)
+		}
+		return w.object(path, func(key string) (reflect.Type, string, bool) {
+			return t.Elem(), join(path, key), true
+		}, "key")
+	case reflect.Slice:
+		if tok != json.Delim('[') {
+			w.c.add(path, "must be a list, got "+describe(tok))
+			return w.skip(tok)
+		}
+		for i := 0; w.dec.More(); i++ {
+			el, err := w.token()
+			if err != nil {
+				return err
+			}
+			if err := w.value(el, index(path, i), t.Elem()); err != nil {
+				return err
+			}
+		}
+		_, err := w.token() // ]
+		return err
+	case reflect.String:
+		if _, ok := tok.(string); !ok {
+			w.c.add(path, "must be a string, got "+describe(tok))
+			return w.skip(tok)
+		}
+	case reflect.Bool:
+		if _, ok := tok.(bool); !ok {
+			w.c.add(path, "must be true or false, got "+describe(tok))
+			return w.skip(tok)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := tok.(json.Number)
+		if !ok {
+			w.c.add(path, "must be a number, got "+describe(tok))
+			return w.skip(tok)
+		}
+		if _, err := strconv.ParseInt(string(n), 10, t.Bits()); err != nil {
+			if errors.Is(err, strconv.ErrRange) {
+				w.c.add(path, "number "+string(n)+" is out of range")
+			} else {
+				w.c.add(path, "must be a whole number, got "+string(n))
+			}
+		}
+	default:
+		// The document types use only the kinds above.
+		panic(fmt.Sprintf("topology: checkShape: unsupported kind %s at %s", t.Kind(), path))
+	}
+	return nil
+}
+
+// object walks the members of an object whose '{' was read. member says
+// what type a key's value has, its path, and whether the key is known.
+func (w *walker) object(path string, member func(key string) (reflect.Type, string, bool), what string) error {
+	seen := make(map[string]bool)
+	for w.dec.More() {
+		kt, err := w.token()
+		if err != nil {
+			return err
+		}
+		key, _ := kt.(string) // the decoder only yields strings as keys
+		vt, vpath, known := member(key)
+		if seen[key] {
+			w.c.add(vpath, "duplicate "+what+" (a later one would silently win)")
+		}
+		seen[key] = true
+		tok, err := w.token()
+		if err != nil {
+			return err
+		}
+		if !known {
+			w.c.add(vpath, "unknown field")
+			if err := w.skip(tok); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.value(tok, vpath, vt); err != nil {
+			return err
+		}
+	}
+	_, err := w.token() // }
+	return err
+}
+
+// skip consumes the rest of a value that starts with tok.
+func (w *walker) skip(tok json.Token) error {
+	if tok != json.Delim('{') && tok != json.Delim('[') {
+		return nil
+	}
+	for depth := 1; depth > 0; {
+		t, err := w.token()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+	return nil
+}
+
+// fieldByTag finds the struct field whose JSON name is exactly key (the
+// standard decoder would also accept other letter cases; a strict document
+// does not).
+func fieldByTag(t reflect.Type, key string) (reflect.Type, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if name == key {
+			return f.Type, true
+		}
+	}
+	return nil, false
+}
+
+// describe names the JSON type of a token for "must be X, got Y".
+func describe(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '{' {
+			return "an object"
+		}
+		return "a list"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return "null"
+}

@@ -1,0 +1,475 @@
+package topology
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/nodeagent/nodeagent"
+)
+
+// Limits beyond which a setting is a typo rather than a choice.
+const (
+	maxMemcachedMB = 1 << 20 // 1 TiB
+	maxShown       = 64      // characters of a bad value quoted in a message
+)
+
+// Validate checks a decoded document against every rule of SPEC section 3
+// and reports all problems at once as *Errors, sorted by path. It does not
+// apply defaults: a zero port or status means "default" and is valid.
+func Validate(t *nodeagent.Topology) error {
+	if t == nil {
+		return &Errors{{Reason: "no document"}}
+	}
+	v := &validator{t: t}
+	v.header()
+	v.nodes()
+	v.aliases()
+	v.groups()
+	v.roles()
+	v.products()
+	v.health()
+	v.apache()
+	return v.c.err()
+}
+
+type validator struct {
+	t *nodeagent.Topology
+	c collector
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.c.add(path, fmt.Sprintf(format, args...))
+}
+
+// show quotes a value for a message, shortened and with every control
+// character escaped.
+func show(s string) string {
+	if len(s) > maxShown {
+		s = s[:maxShown] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// names lists a map's keys for "unknown role "x" (known: a, b)".
+func names[V any](m map[string]V) string {
+	if len(m) == 0 {
+		return "none defined"
+	}
+	return "known: " + strings.Join(slices.Sorted(maps.Keys(m)), ", ")
+}
+
+func (v *validator) header() {
+	t := v.t
+	if t.Schema != 1 {
+		v.add("schema", "must be 1, got %d", t.Schema)
+	}
+	switch {
+	case t.Serial == 0:
+		v.add("serial", "missing or 0; must be a positive number that grows with every change")
+	case t.Serial < 0:
+		v.add("serial", "must be positive, got %d", t.Serial)
+	}
+	if t.Domain != "" && !isDNSName(t.Domain) {
+		v.add("domain", "%s, got %s", reasonDNSName, show(t.Domain))
+	}
+}
+
+func (v *validator) nodes() {
+	owner := map[string]string{} // instance id -> node path
+	for _, name := range slices.Sorted(maps.Keys(v.t.Nodes)) {
+		n := v.t.Nodes[name]
+		p := join("nodes", name)
+		if !isLabel(name) {
+			v.add(p, "node name %s", reasonLabel)
+		}
+		v.ip(join(p, "ip"), n.IP)
+		v.roleRef(join(p, "role"), n.Role)
+		if n.InstanceID != "" {
+			switch {
+			case !instanceIDRe.MatchString(n.InstanceID):
+				v.add(join(p, "instance_id"), "must look like i-0123456789abcdef0 (i- and 8-17 lowercase hex digits), got %s", show(n.InstanceID))
+			case owner[n.InstanceID] != "":
+				v.add(join(p, "instance_id"), "%s is also the instance id of %s", n.InstanceID, owner[n.InstanceID])
+			default:
+				owner[n.InstanceID] = p
+			}
+		}
+		if n.AZ != "" && !azRe.MatchString(n.AZ) {
+			v.add(join(p, "az"), "must be an availability zone such as us-east-1a, got %s", show(n.AZ))
+		}
+	}
+}
+
+func (v *validator) ip(p, ip string) {
+	if ip == "" {
+		v.add(p, "missing; must be an IPv4 or IPv6 address")
+		return
+	}
+	a, err := netip.ParseAddr(ip)
+	switch {
+	case err != nil || a.Zone() != "":
+		v.add(p, "must be an IPv4 or IPv6 address without a zone, got %s", show(ip))
+	case a.IsUnspecified() || a.IsMulticast():
+		v.add(p, "must be a unicast address, got %s", ip)
+	}
+}
+
+func (v *validator) roleRef(p, role string) {
+	if role == "" {
+		v.add(p, "missing; must name a role (%s)", names(v.t.Roles))
+		return
+	}
+	if _, ok := v.t.Roles[role]; !ok {
+		v.add(p, "unknown role %s (%s)", show(role), names(v.t.Roles))
+	}
+}
+
+func (v *validator) aliases() {
+	for _, name := range slices.Sorted(maps.Keys(v.t.Aliases)) {
+		target := v.t.Aliases[name]
+		p := join("aliases", name)
+		if !isLabel(name) {
+			v.add(p, "alias name %s", reasonLabel)
+		}
+		if _, ok := v.t.Nodes[name]; ok {
+			v.add(p, "%s is both a node and an alias; rename one", name)
+		}
+		switch _, isAlias := v.t.Aliases[target]; {
+		case target == "":
+			v.add(p, "must name a node")
+		case isAlias:
+			v.add(p, "points at alias %s; an alias must point at a node", show(target))
+		default:
+			if _, ok := v.t.Nodes[target]; !ok {
+				v.add(p, "points at unknown node %s (%s)", show(target), names(v.t.Nodes))
+			}
+		}
+	}
+}
+
+func (v *validator) groups() {
+	for _, name := range slices.Sorted(maps.Keys(v.t.Groups)) {
+		g := v.t.Groups[name]
+		p := join("groups", name)
+		if !awsNameRe.MatchString(name) {
+			v.add(p, "Auto Scaling group name %s", reasonAWSName)
+		}
+		v.roleRef(join(p, "role"), g.Role)
+		if g.LaunchHook != "" && !awsNameRe.MatchString(g.LaunchHook) {
+			v.add(join(p, "launch_hook"), "lifecycle hook name %s, got %s", reasonAWSName, show(g.LaunchHook))
+		}
+		if g.TerminateHook != "" && !awsNameRe.MatchString(g.TerminateHook) {
+			v.add(join(p, "terminate_hook"), "lifecycle hook name %s, got %s", reasonAWSName, show(g.TerminateHook))
+		}
+	}
+}
+
+var knownServices = []string{nodeagent.ServiceApache, nodeagent.ServicePHPFPM, nodeagent.ServiceMemcached}
+
+func (v *validator) roles() {
+	for _, name := range slices.Sorted(maps.Keys(v.t.Roles)) {
+		r := v.t.Roles[name]
+		p := join("roles", name)
+		if !isLabel(name) {
+			v.add(p, "role name %s", reasonLabel)
+		}
+		seen := map[string]bool{}
+		for i, s := range r.Services {
+			sp := index(join(p, "services"), i)
+			switch {
+			case !slices.Contains(knownServices, s):
+				v.add(sp, "unknown service %s (known: %s)", show(s), strings.Join(knownServices, ", "))
+			case seen[s]:
+				v.add(sp, "%s is listed twice", s)
+			}
+			seen[s] = true
+		}
+		if len(r.Products) > 0 && !(seen[nodeagent.ServiceApache] && seen[nodeagent.ServicePHPFPM]) {
+			v.add(join(p, "products"), "a role that serves products must run apache and php-fpm")
+		}
+		listed := map[string]bool{}
+		for i, prod := range r.Products {
+			pp := index(join(p, "products"), i)
+			if _, ok := v.t.Products[prod]; !ok {
+				v.add(pp, "unknown product %s (%s)", show(prod), names(v.t.Products))
+			} else if listed[prod] {
+				v.add(pp, "%s is listed twice", prod)
+			}
+			listed[prod] = true
+		}
+		if m := r.Memcached; m != nil {
+			mp := join(p, "memcached")
+			if !seen[nodeagent.ServiceMemcached] {
+				v.add(mp, "memcached settings on a role that does not run memcached; add memcached to services or remove them")
+			}
+			if m.MemoryMB < 0 || m.MemoryMB > maxMemcachedMB {
+				v.add(join(mp, "memory_mb"), "must be 0 (size from the machine's memory) up to %d, got %d", maxMemcachedMB, m.MemoryMB)
+			}
+			v.port(join(mp, "port"), m.Port)
+			if m.MaxConnections < 0 {
+				v.add(join(mp, "max_connections"), "must be 0 (default 1024) or more, got %d", m.MaxConnections)
+			}
+		}
+	}
+}
+
+// port checks a port number where 0 means "the default".
+func (v *validator) port(p string, port int) {
+	if port < 0 || port > 65535 {
+		v.add(p, "must be a port from 1 to 65535 (or absent for the default), got %d", port)
+	}
+}
+
+// runs reports whether role runs service.
+func (v *validator) runs(role, service string) bool {
+	return slices.Contains(v.t.Roles[role].Services, service)
+}
+
+// node resolves a node or alias name to a node name.
+func (v *validator) node(name string) (string, bool) {
+	if _, ok := v.t.Nodes[name]; ok {
+		return name, true
+	}
+	target, ok := v.t.Aliases[name]
+	if !ok {
+		return "", false
+	}
+	_, ok = v.t.Nodes[target]
+	return target, ok
+}
+
+func (v *validator) products() {
+	claimed := map[string]string{} // host name -> path that claimed it first
+	claim := func(p, host string) {
+		if first, ok := claimed[host]; ok {
+			v.add(p, "%s is already claimed by %s; two virtual hosts cannot share a name", host, first)
+			return
+		}
+		claimed[host] = p
+	}
+	for _, name := range slices.Sorted(maps.Keys(v.t.Products)) {
+		pr := v.t.Products[name]
+		p := join("products", name)
+		if !isLabel(name) {
+			v.add(p, "product name %s", reasonLabel)
+		}
+		switch sp := join(p, "server_name"); {
+		case pr.ServerName == "":
+			v.add(sp, "missing; every product needs the host name its virtual host answers to")
+		case !isDNSName(pr.ServerName):
+			v.add(sp, "%s, got %s", reasonDNSName, show(pr.ServerName))
+		default:
+			claim(sp, pr.ServerName)
+		}
+		for i, a := range pr.ServerAliases {
+			ap := index(join(p, "server_aliases"), i)
+			if !isDNSName(a) {
+				v.add(ap, "%s, got %s", reasonDNSName, show(a))
+				continue
+			}
+			claim(ap, a)
+		}
+		v.docroot(join(p, "docroot"), pr.Docroot)
+		if pr.Release != nil {
+			v.release(join(p, "release"), pr.Release)
+		}
+		v.database(join(p, "database"), pr.Database)
+		if pr.Cache != nil {
+			v.cache(join(p, "cache"), pr.Cache)
+		}
+		switch sp := join(p, "sessions"); pr.Sessions {
+		case "", nodeagent.SessionsFiles:
+		case nodeagent.SessionsMemcached:
+			if pr.Cache == nil || len(pr.Cache.Nodes) == 0 {
+				v.add(sp, "memcached sessions need cache nodes; list them in %s or use files", join(p, "cache.nodes"))
+			}
+		default:
+			v.add(sp, "must be %q or %q, got %s", nodeagent.SessionsFiles, nodeagent.SessionsMemcached, show(pr.Sessions))
+		}
+		v.php(join(p, "php"), pr.PHP)
+		v.smoke(join(p, "smoke"), pr.Smoke)
+	}
+}
+
+func (v *validator) docroot(p, d string) {
+	if d == "" {
+		return // the release root
+	}
+	if !pathCharsRe.MatchString(d) || strings.HasPrefix(d, "/") || strings.Contains(d, "..") || path.Clean(d) != d {
+		v.add(p, "must be a clean path relative to the release root (letters, digits, '.', '_', '-', '/'; no leading '/', no '..'), got %s", show(d))
+	}
+}
+
+func (v *validator) release(p string, r *nodeagent.Release) {
+	switch ip := join(p, "id"); {
+	case r.ID == "":
+		v.add(ip, "missing; a release needs an id")
+	case !releaseIDRe.MatchString(r.ID) || r.ID == "." || r.ID == "..":
+		v.add(ip, "must be 1-128 letters, digits, '.', '_' or '-' (not . or ..), got %s", show(r.ID))
+	}
+	if reason := checkReleaseURL(r.URL); reason != "" {
+		v.add(join(p, "url"), "%s", reason)
+	}
+	if !sha256Re.MatchString(r.SHA256) {
+		v.add(join(p, "sha256"), "must be 64 lowercase hex characters")
+	}
+}
+
+// checkReleaseURL returns why a release URL is unusable, or "".
+func checkReleaseURL(raw string) string {
+	const want = "must be s3://bucket/key, https://host/path or file:///absolute/path"
+	if raw == "" {
+		return "missing; " + want
+	}
+	if !controlFree(raw) || strings.ContainsAny(raw, " \t\"'\\<>`") {
+		return "must not contain spaces, quotes, backslashes or control characters"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !strings.HasPrefix(raw, u.Scheme+"://") {
+		return want + ", got " + show(raw)
+	}
+	switch u.Scheme {
+	case "s3":
+		switch {
+		case !s3BucketRe.MatchString(u.Host) || u.User != nil:
+			return "s3 bucket must be 3-63 lowercase letters, digits, '.' or '-', got " + show(u.Host)
+		case strings.TrimPrefix(u.Path, "/") == "" || u.RawQuery != "" || u.Fragment != "":
+			return "s3 URL must name an object key (s3://bucket/key, no query), got " + show(raw)
+		}
+	case "https":
+		switch {
+		case u.User != nil:
+			return "must not carry credentials; the agent uses its own"
+		case u.Hostname() == "":
+			return "https URL must name a host, got " + show(raw)
+		}
+	case "file":
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") || u.RawQuery != "" || u.Fragment != "" {
+			return "file URL must be file:///absolute/path, got " + show(raw)
+		}
+	default:
+		return want + ", got " + show(raw)
+	}
+	return ""
+}
+
+func (v *validator) database(p string, d nodeagent.Database) {
+	mp := join(p, "master")
+	switch _, ok := v.node(d.Master); {
+	case d.Master == "":
+		v.add(mp, "missing; every product needs a database master (a node or alias name)")
+	case !ok:
+		v.add(mp, "%s is neither a node nor an alias", show(d.Master))
+	}
+	seen := map[string]bool{}
+	for i, r := range d.Replicas {
+		rp := index(join(p, "replicas"), i)
+		if _, ok := v.node(r); !ok {
+			v.add(rp, "%s is neither a node nor an alias", show(r))
+		} else if seen[r] {
+			v.add(rp, "%s is listed twice", r)
+		}
+		seen[r] = true
+	}
+	if !dbNameRe.MatchString(d.Name) {
+		if d.Name == "" {
+			v.add(join(p, "name"), "missing; must name the product's database")
+		} else {
+			v.add(join(p, "name"), "must be 1-64 letters, digits or '_', got %s", show(d.Name))
+		}
+	}
+	v.port(join(p, "port"), d.Port)
+}
+
+func (v *validator) cache(p string, c *nodeagent.Cache) {
+	np := join(p, "nodes")
+	if len(c.Nodes) == 0 {
+		v.add(np, "must list at least one memcached node")
+	}
+	seen := map[string]bool{}
+	for i, n := range c.Nodes {
+		ip := index(np, i)
+		node, ok := v.node(n)
+		switch {
+		case !ok:
+			v.add(ip, "%s is neither a node nor an alias", show(n))
+		case seen[node]:
+			v.add(ip, "%s is listed twice (as itself or through an alias)", node)
+		case !v.runs(v.t.Nodes[node].Role, nodeagent.ServiceMemcached):
+			v.add(ip, "node %s has role %s, which does not run memcached", node, show(v.t.Nodes[node].Role))
+		}
+		seen[node] = true
+	}
+	v.port(join(p, "port"), c.Port)
+}
+
+func (v *validator) php(p string, php nodeagent.PHPSettings) {
+	if php.MemoryLimit != "" && !memoryLimitRe.MatchString(php.MemoryLimit) {
+		v.add(join(p, "memory_limit"), "must be -1 or a number with an optional K, M or G suffix (256M), got %s", show(php.MemoryLimit))
+	}
+	if php.MaxChildren < 0 {
+		v.add(join(p, "max_children"), "must be 0 (size from the machine's memory) or more, got %d", php.MaxChildren)
+	}
+	for _, k := range slices.Sorted(maps.Keys(php.Env)) {
+		ep := join(join(p, "env"), k)
+		if !envKeyRe.MatchString(k) {
+			v.add(ep, "environment variable name must be letters, digits and '_', not starting with a digit")
+		}
+		val := php.Env[k]
+		if !controlFree(val) || strings.ContainsAny(val, "\"\\") || strings.Contains(val, "${") {
+			v.add(ep, "value must not contain control characters (newline, CR, NUL), double quotes, backslashes or ${ (they would break the PHP-FPM pool file)")
+		}
+	}
+}
+
+func (v *validator) smoke(p string, checks []nodeagent.SmokeCheck) {
+	seen := map[string]bool{}
+	for i, c := range checks {
+		cp := index(p, i)
+		switch np := join(cp, "name"); {
+		case !isLabel(c.Name):
+			v.add(np, "check name %s, got %s", reasonLabel, show(c.Name))
+		case seen[c.Name]:
+			v.add(np, "%s is used by another check of this product", c.Name)
+		}
+		seen[c.Name] = true
+		if !strings.HasPrefix(c.Path, "/") || !controlFree(c.Path) || strings.ContainsAny(c.Path, " \t\"'`\\") || strings.ContainsFunc(c.Path, unicode.IsSpace) {
+			v.add(join(cp, "path"), "must start with / and contain no whitespace, quotes or control characters, got %s", show(c.Path))
+		}
+		if c.Status != 0 && (c.Status < 100 || c.Status > 599) {
+			v.add(join(cp, "status"), "must be an HTTP status from 100 to 599 (or absent for 200), got %d", c.Status)
+		}
+		if !controlFree(c.Contains) {
+			v.add(join(cp, "contains"), "must not contain control characters")
+		}
+		if c.MaxLatencyMS < 0 {
+			v.add(join(cp, "max_latency_ms"), "must be 0 (no limit) or more, got %d", c.MaxLatencyMS)
+		}
+	}
+}
+
+func (v *validator) health() {
+	if p := v.t.Health.Path; p != "" && (!strings.HasPrefix(p, "/") || !pathCharsRe.MatchString(p)) {
+		v.add("health.path", "must start with / and contain only letters, digits, '.', '_', '-' and '/', got %s", show(p))
+	}
+}
+
+func (v *validator) apache() {
+	a := v.t.Apache
+	v.port("apache.port", a.Port)
+	switch a.Bind {
+	case "", nodeagent.BindAll, nodeagent.BindPrivate:
+	default:
+		v.add("apache.bind", "must be %q or %q, got %s", nodeagent.BindAll, nodeagent.BindPrivate, show(a.Bind))
+	}
+	if a.MaxRequestWorkers < 0 {
+		v.add("apache.max_request_workers", "must be 0 (size from the machine's memory) or more, got %d", a.MaxRequestWorkers)
+	}
+}
