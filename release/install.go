@@ -1,0 +1,376 @@
+package release
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nodeagent/nodeagent"
+)
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+// Install downloads release r of product, verifies its sha256 while
+// streaming, unpacks it into a staging directory and moves it into
+// releases/<id> with its marker. It does nothing when the release is already
+// installed. On any failure the staging directory is removed and nothing
+// else has changed.
+func (m *Manager) Install(ctx context.Context, product string, r nodeagent.Release) error {
+	if err := m.install(ctx, product, r); err != nil {
+		return fmt.Errorf("release: install %s %s: %w", product, r.ID, err)
+	}
+	return nil
+}
+
+func (m *Manager) install(ctx context.Context, product string, r nodeagent.Release) error {
+	if err := checkName("product", product); err != nil {
+		return err
+	}
+	if err := checkName("release id", r.ID); err != nil {
+		return err
+	}
+	if !sha256Hex.MatchString(r.SHA256) {
+		return fmt.Errorf("sha256 %q is not 64 hex digits", r.SHA256)
+	}
+	if r.URL == "" {
+		return errors.New("release has no url")
+	}
+	if m.Store == nil {
+		return errors.New("no release store configured")
+	}
+	log := m.logger().With(logKeyProduct, product, logKeyRelease, r.ID)
+	if m.Installed(product, r) {
+		log.Debug("release already installed")
+		return nil
+	}
+	l := m.Layout(product)
+	key := product + "/" + r.ID
+	if !m.begin(key) {
+		return errors.New("already being installed")
+	}
+	defer m.end(key)
+
+	if err := m.cleanDebris(l); err != nil {
+		return err
+	}
+	if err := m.removeStale(l, product, r); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(l.Staging(), 0o755); err != nil {
+		return err
+	}
+	staging, err := os.MkdirTemp(l.Staging(), r.ID+"-")
+	if err != nil {
+		return err
+	}
+	m.track(staging, true)
+	defer m.track(staging, false)
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(staging)
+			os.Remove(l.Staging()) // only when empty
+		}
+	}()
+
+	mk, err := m.fetch(ctx, log, r, staging)
+	if err != nil {
+		return err
+	}
+	m.step("install:extracted")
+	if err := writeMarker(filepath.Join(staging, MarkerName), mk); err != nil {
+		return err
+	}
+	m.step("install:marker")
+	if err := os.Chmod(staging, 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(l.Releases(), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(staging, l.Release(r.ID)); err != nil {
+		return err
+	}
+	done = true
+	m.step("install:renamed")
+	if err := syncDir(l.Releases()); err != nil {
+		return err
+	}
+	os.Remove(l.Staging())
+	log.Info("release installed", "dir", l.Release(r.ID), "bytes", mk.Bytes, "files", mk.Files)
+	return nil
+}
+
+// removeStale clears releases/<id> when it exists but is not r (a crash
+// before the marker cannot leave one, a hand-made directory or a re-published
+// archive can). The active release is never touched.
+func (m *Manager) removeStale(l Layout, product string, r nodeagent.Release) error {
+	if _, err := os.Lstat(l.Release(r.ID)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	active, err := m.Active(product)
+	if err != nil {
+		return err
+	}
+	if active == r.ID {
+		return fmt.Errorf("%s is active but was not installed from sha256 %s; publish a changed archive under a new release id", l.Release(r.ID), r.SHA256)
+	}
+	m.logger().Warn("replacing a release directory without a matching marker", logKeyProduct, product, logKeyRelease, r.ID)
+	return m.discard(l, r.ID)
+}
+
+// fetch streams the archive once: store -> progress -> sha256 -> gzip ->
+// tar -> files.
+func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Release, staging string) (Marker, error) {
+	start := m.now()
+	body, size, err := m.Store.Open(ctx, r.URL)
+	if err != nil {
+		return Marker{}, fmt.Errorf("download %s: %w", r.URL, err)
+	}
+	defer body.Close()
+	log.Info("downloading release", logKeyURL, r.URL, "size", size)
+
+	pr := &progress{r: body, total: size, now: m.now, start: start, last: start, log: log, url: r.URL}
+	h := sha256.New()
+	br := bufio.NewReaderSize(io.TeeReader(pr, h), 1<<20)
+	if magic, _ := br.Peek(2); len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
+		if pr.err != nil {
+			return Marker{}, fmt.Errorf("download %s: %w", r.URL, pr.err)
+		}
+		return Marker{}, &ArchiveError{URL: r.URL, Rule: RuleFormat, Detail: sniff(magic, br)}
+	}
+	x := &extractor{
+		url: r.URL, dir: staging, relRoot: "releases/" + r.ID,
+		maxBytes: m.maxBytes(), maxFiles: m.maxFiles(),
+		readErr: func() error {
+			if pr.err != nil {
+				return pr.err
+			}
+			return ctx.Err()
+		},
+	}
+	gz, err := gzip.NewReader(br)
+	if err != nil {
+		return Marker{}, x.streamErr("", err)
+	}
+	if err := x.run(tar.NewReader(gz), gz); err != nil {
+		return Marker{}, err
+	}
+	// gzip read to its EOF has consumed the body to its EOF (a trailing
+	// non-gzip byte is an error there); make sure of it all the same.
+	if n, err := io.Copy(io.Discard, br); err != nil || n != 0 {
+		if err == nil {
+			return Marker{}, x.refuse("", RuleTrailing, fmt.Sprintf("%d bytes after the gzip stream", n), nil)
+		}
+		return Marker{}, x.streamErr("", err)
+	}
+	if size >= 0 && pr.n != size {
+		return Marker{}, x.refuse("", RuleCorrupt, fmt.Sprintf("got %d of %d bytes", pr.n, size), nil)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if !strings.EqualFold(sum, r.SHA256) {
+		return Marker{}, &ChecksumError{URL: r.URL, Expected: strings.ToLower(r.SHA256), Actual: sum}
+	}
+	pr.done()
+	return Marker{
+		ID: r.ID, URL: r.URL, SHA256: sum, InstalledAt: m.now().UTC(),
+		Bytes: x.bytes, Files: x.count,
+	}, nil
+}
+
+// sniff names a few formats people upload by mistake.
+func sniff(magic []byte, br *bufio.Reader) string {
+	head, _ := br.Peek(262)
+	switch {
+	case len(magic) == 0:
+		return "empty file"
+	case strings.HasPrefix(string(head), "PK\x03\x04"):
+		return "a zip archive"
+	case strings.HasPrefix(string(head), "BZh"):
+		return "a bzip2 stream"
+	case strings.HasPrefix(string(head), "\xfd7zXZ"):
+		return "an xz stream"
+	case strings.HasPrefix(string(head), "\x28\xb5\x2f\xfd"):
+		return "a zstd stream"
+	case len(head) >= 262 && string(head[257:262]) == "ustar":
+		return "an uncompressed tar"
+	}
+	return fmt.Sprintf("starts with % x", magic)
+}
+
+func writeMarker(path string, mk Marker) error {
+	b, err := json.MarshalIndent(mk, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// begin registers a release being installed by this process; Prune leaves
+// it alone.
+func (m *Manager) begin(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.installing == nil {
+		m.installing = map[string]int{}
+	}
+	if m.installing[key] > 0 {
+		return false
+	}
+	m.installing[key]++
+	return true
+}
+
+func (m *Manager) end(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.installing, key)
+}
+
+func (m *Manager) busy(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.installing[key] > 0
+}
+
+// track records a staging directory in use by this process.
+func (m *Manager) track(dir string, on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.installing == nil {
+		m.installing = map[string]int{}
+	}
+	if on {
+		m.installing["staging:"+dir] = 1
+	} else {
+		delete(m.installing, "staging:"+dir)
+	}
+}
+
+// cleanDebris removes what a killed process left behind: staging
+// directories not in use by this process and a current.tmp link. One apply
+// at a time per host (the agent's lock) makes anything else debris.
+func (m *Manager) cleanDebris(l Layout) error {
+	entries, err := os.ReadDir(l.Staging())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		dir := filepath.Join(l.Staging(), e.Name())
+		if m.busy("staging:" + dir) {
+			continue
+		}
+		m.logger().Info("removing debris of an interrupted install", "dir", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(l.currentTmp()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// discard removes release id: first moved into staging (one atomic rename,
+// so a crash never leaves a half-deleted release that still has its marker),
+// then deleted.
+func (m *Manager) discard(l Layout, id string) error {
+	if err := os.MkdirAll(l.Staging(), 0o755); err != nil {
+		return err
+	}
+	trash, err := os.MkdirTemp(l.Staging(), "trash-"+id+"-")
+	if err != nil {
+		return err
+	}
+	m.track(trash, true)
+	defer m.track(trash, false)
+	dst := filepath.Join(trash, id)
+	if err := os.Rename(l.Release(id), dst); err != nil {
+		os.Remove(trash)
+		return err
+	}
+	m.step("discard:moved")
+	if err := os.RemoveAll(trash); err != nil {
+		return err
+	}
+	os.Remove(l.Staging())
+	return nil
+}
+
+// progress counts downloaded bytes and logs progress every ~10% or 5 s,
+// whichever comes later (every 30 s when the size is unknown).
+type progress struct {
+	r           io.Reader
+	n, total    int64
+	start, last time.Time
+	lastN       int64
+	now         func() time.Time
+	log         *slog.Logger
+	url         string
+	err         error // the first read error of the store
+}
+
+func (p *progress) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if err != nil && err != io.EOF && p.err == nil {
+		p.err = err
+	}
+	if n > 0 {
+		p.report()
+	}
+	return n, err
+}
+
+func (p *progress) report() {
+	t := p.now()
+	since := t.Sub(p.last)
+	if p.total > 0 {
+		if since < 5*time.Second || p.n-p.lastN < p.total/10 {
+			return
+		}
+	} else if since < 30*time.Second {
+		return
+	}
+	args := []any{logKeyURL, p.url, "bytes", p.n, "rate_bytes_per_second", int64(float64(p.n-p.lastN) / since.Seconds())}
+	if p.total > 0 {
+		args = append(args, "total", p.total, "percent", p.n*100/p.total)
+	}
+	p.log.Info("release download progress", args...)
+	p.last, p.lastN = t, p.n
+}
+
+func (p *progress) done() {
+	d := p.now().Sub(p.start)
+	rate := int64(0)
+	if d > 0 {
+		rate = int64(float64(p.n) / d.Seconds())
+	}
+	p.log.Info("release downloaded and verified", logKeyURL, p.url, "bytes", p.n, "seconds", d.Seconds(), "rate_bytes_per_second", rate)
+}

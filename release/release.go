@@ -1,0 +1,230 @@
+// Package release installs and switches a product's code releases under
+// <root>/var/www/<product>:
+//
+//	releases/<id>/               one unpacked, verified release (root-owned, world-readable)
+//	releases/<id>/.nodeagent-release.json   marker, written last: the release is complete
+//	current -> releases/<id>     the active release, switched by an atomic rename
+//	shared/                      kept across releases (uploads, sessions, logs), owned by the web user
+//	.staging/                    downloads in progress; anything left here is debris of a crash
+//
+// An archive (tar.gz only) is downloaded once from a nodeagent.ReleaseStore,
+// hashed while it streams and unpacked in the same pass into a staging
+// directory, then moved into releases/ only when its sha256 matched and every
+// entry passed the safety rules (see ArchiveError). A refused archive leaves
+// nothing behind outside its staging directory, and the staging directory is
+// removed.
+//
+// Links inside an archive may point inside the release or into the product's
+// shared/ directory (storage -> ../../shared/storage is the common case);
+// nothing is ever written through a link.
+//
+// Every step is crash safe: a process killed at any point leaves current
+// pointing at a complete release, and the next Install, Activate or Prune
+// cleans up the debris. The package assumes one apply at a time per host
+// (the agent's state-dir lock); in-process it also keeps Prune away from a
+// release being installed.
+package release
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nodeagent/nodeagent"
+)
+
+// Defaults for a zero Manager field.
+const (
+	DefaultKeep     = 3
+	DefaultMaxBytes = 2 << 30
+	DefaultMaxFiles = 200000
+)
+
+// MarkerName is the file written last into a release directory; its presence
+// with the right sha256 is what makes a release "installed".
+const MarkerName = ".nodeagent-release.json"
+
+// Log attribute keys.
+const (
+	logKeyProduct = "product"
+	logKeyRelease = "release"
+	logKeyURL     = "url"
+)
+
+// Manager installs, activates and prunes releases.
+type Manager struct {
+	Root     string                 // host root (--root); product dirs are <Root>/var/www/<product>
+	Store    nodeagent.ReleaseStore // opens release archives by URL
+	Keep     int                    // releases kept per product (default 3), never the active one
+	MaxBytes int64                  // unpacked size limit (default 2 GiB)
+	MaxFiles int                    // entry count limit (default 200000)
+	// Owner and Group own shared/ (the web user); "" leaves root. Release
+	// files stay root-owned and are never writable by group or others.
+	Owner, Group string
+	Logger       *slog.Logger
+	Now          func() time.Time
+
+	// afterStep, when set, is called after each crash-relevant step (tests
+	// kill the process there).
+	afterStep func(step string)
+
+	mu         sync.Mutex
+	installing map[string]int // "<product>/<id>" being installed by this process
+}
+
+// Marker is the content of a release's marker file.
+type Marker struct {
+	ID          string    `json:"id"`
+	URL         string    `json:"url"`
+	SHA256      string    `json:"sha256"`
+	InstalledAt time.Time `json:"installed_at"`
+	Bytes       int64     `json:"bytes"`
+	Files       int       `json:"files"`
+}
+
+// Layout names the paths of one product directory.
+type Layout struct{ Base string }
+
+// Layout returns the layout of product under m.Root.
+func (m *Manager) Layout(product string) Layout {
+	root := m.Root
+	if root == "" {
+		root = "/"
+	}
+	return Layout{Base: filepath.Join(root, "var", "www", product)}
+}
+
+// Releases is the directory holding every unpacked release.
+func (l Layout) Releases() string { return filepath.Join(l.Base, "releases") }
+
+// Release is the directory of release id.
+func (l Layout) Release(id string) string { return filepath.Join(l.Base, "releases", id) }
+
+// Current is the symlink to the active release.
+func (l Layout) Current() string { return filepath.Join(l.Base, "current") }
+
+// Shared is the directory kept across releases.
+func (l Layout) Shared() string { return filepath.Join(l.Base, "shared") }
+
+// Staging holds downloads in progress.
+func (l Layout) Staging() string { return filepath.Join(l.Base, ".staging") }
+
+// currentTmp is the symlink built before it is renamed over current.
+func (l Layout) currentTmp() string { return filepath.Join(l.Base, "current.tmp") }
+
+// Marker is the marker file of release id.
+func (l Layout) Marker(id string) string { return filepath.Join(l.Release(id), MarkerName) }
+
+func (m *Manager) keep() int {
+	if m.Keep > 0 {
+		return m.Keep
+	}
+	return DefaultKeep
+}
+
+func (m *Manager) maxBytes() int64 {
+	if m.MaxBytes > 0 {
+		return m.MaxBytes
+	}
+	return DefaultMaxBytes
+}
+
+func (m *Manager) maxFiles() int {
+	if m.MaxFiles > 0 {
+		return m.MaxFiles
+	}
+	return DefaultMaxFiles
+}
+
+func (m *Manager) logger() *slog.Logger {
+	if m.Logger != nil {
+		return m.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (m *Manager) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+func (m *Manager) step(name string) {
+	if m.afterStep != nil {
+		m.afterStep(name)
+	}
+}
+
+// checkName refuses product names and release ids that are not a single
+// plain path element.
+func checkName(kind, name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("invalid %s %q: must be a plain name without '/' or a leading '.'", kind, name)
+	}
+	return nil
+}
+
+// Active returns the release id current points at, "" when there is no
+// current link.
+func (m *Manager) Active(product string) (string, error) {
+	if err := checkName("product", product); err != nil {
+		return "", fmt.Errorf("release: active: %w", err)
+	}
+	l := m.Layout(product)
+	target, err := os.Readlink(l.Current())
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("release: active %s: %w", product, err)
+	}
+	dir, id := filepath.Split(filepath.Clean(target))
+	if filepath.Clean(dir) != "releases" && filepath.Clean(dir) != l.Releases() {
+		return "", fmt.Errorf("release: active %s: %s points at %s, not at a directory in %s", product, l.Current(), target, l.Releases())
+	}
+	return id, nil
+}
+
+// Installed reports whether release r of product is unpacked and verified:
+// its marker, written last, records r's sha256.
+func (m *Manager) Installed(product string, r nodeagent.Release) bool {
+	if checkName("product", product) != nil || checkName("release id", r.ID) != nil {
+		return false
+	}
+	mk, err := readMarker(m.Layout(product).Marker(r.ID))
+	return err == nil && mk.ID == r.ID && strings.EqualFold(mk.SHA256, r.SHA256)
+}
+
+func readMarker(path string) (Marker, error) {
+	var mk Marker
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return mk, err
+	}
+	if err := json.Unmarshal(b, &mk); err != nil {
+		return mk, fmt.Errorf("marker %s: %w", path, err)
+	}
+	return mk, nil
+}
+
+// syncDir fsyncs a directory so that renames and creations in it survive a
+// crash of the machine.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
