@@ -1,0 +1,106 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// Error is a failed metadata read. It names the metadata path and the IMDS
+// endpoint, and when IMDS could not be reached or refused the session token it
+// says what to check.
+type Error struct {
+	Path     string // relative to /latest/meta-data/, e.g. "instance-id"
+	Endpoint string
+	Attempts int    // HTTP requests sent for this call (token requests included)
+	Status   int    // last HTTP status IMDS answered; 0 when it did not answer
+	Last     string // last request sent, e.g. "PUT /latest/api/token"
+	Err      error
+
+	ctxErr error // the caller's context error, when it ended the call
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("metadata: get %s from %s: %v", e.Path, e.Endpoint, e.Err)
+	if e.Attempts > 1 && e.Last != "" {
+		if e.Status != 0 {
+			msg += fmt.Sprintf(" (%d requests, last %s answered %d)", e.Attempts, e.Last, e.Status)
+		} else {
+			msg += fmt.Sprintf(" (%d requests, last %s got no answer)", e.Attempts, e.Last)
+		}
+	}
+	if hint := e.hint(); hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return msg
+}
+
+// Unwrap gives the SDK's error and, when the caller's context ended the
+// call, the context error too (so errors.Is(err, context.DeadlineExceeded)
+// holds even though the SDK's token error does not unwrap).
+func (e *Error) Unwrap() []error {
+	if e.ctxErr != nil {
+		return []error{e.Err, e.ctxErr}
+	}
+	return []error{e.Err}
+}
+
+// StatusCode is the last HTTP status IMDS answered with, or 0 when there was
+// no answer (timeout, refused connection, canceled).
+func (e *Error) StatusCode() int {
+	if e.Status != 0 {
+		return e.Status
+	}
+	return statusCode(e.Err)
+}
+
+const unreachableHint = "IMDS did not answer: check that the instance metadata service is enabled with" +
+	" IMDSv2 tokens (http-endpoint enabled, http-tokens required or optional)," +
+	" that the PUT response hop limit is at least 2 when the agent runs in a container," +
+	" and that " + EndpointEnv + " points at the right endpoint"
+
+func (e *Error) hint() string {
+	switch code := e.StatusCode(); {
+	case code == 0 && !errors.Is(e.ctxErr, context.Canceled) && e.Attempts > 0:
+		return unreachableHint
+	case code == http.StatusNotFound && e.Path == PathGroupTag:
+		return "instance tags in metadata must be enabled to read the group"
+	case code == http.StatusNotFound:
+		return "IMDS does not serve this path on this instance"
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return "IMDS refused the IMDSv2 session token; check that IMDS is enabled and no proxy header (X-Forwarded-For) is added"
+	}
+	return ""
+}
+
+// IsNotFound reports whether err is IMDS answering 404 for a path.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode() == http.StatusNotFound
+}
+
+func statusCode(err error) int {
+	var se interface{ HTTPStatusCode() int }
+	if errors.As(err, &se) {
+		return se.HTTPStatusCode()
+	}
+	return 0
+}
+
+// maxValue bounds one metadata value; real values are a few bytes.
+const maxValue = 64 << 10
+
+func readSmall(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxValue+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxValue {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+var errTooLarge = fmt.Errorf("value longer than %d bytes", maxValue)

@@ -1,0 +1,161 @@
+package metadata_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	tokenPath   = "/latest/api/token"
+	ttlHeader   = "X-aws-ec2-metadata-token-ttl-seconds"
+	tokenHeader = "X-aws-ec2-metadata-token"
+	metaPrefix  = "/latest/meta-data/"
+)
+
+// fakeIMDS is an IMDSv2-only metadata service: a token comes from PUT
+// /latest/api/token with a TTL header, and every GET must carry a live token.
+type fakeIMDS struct {
+	URL string
+
+	mu       sync.Mutex
+	values   map[string]string // path under /latest/meta-data/ -> value
+	tokens   map[string]bool   // live tokens
+	issued   int
+	fail503  int  // answer the next N requests with 503
+	hang     bool // never answer
+	putsDown bool // refuse PUT with 403, as an IMDSv1-only service would
+	log      []string
+	at       []time.Time // when each log entry happened
+	stop     chan struct{}
+}
+
+func newFakeIMDS(t *testing.T, values map[string]string) *fakeIMDS {
+	t.Helper()
+	f := &fakeIMDS{values: values, tokens: map[string]bool{}, stop: make(chan struct{})}
+	srv := httptest.NewServer(f)
+	t.Cleanup(func() {
+		close(f.stop) // release hung handlers first, or Close waits for them
+		srv.Close()
+	})
+	f.URL = srv.URL
+	return f
+}
+
+func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	hang := f.hang
+	f.mu.Unlock()
+	if hang {
+		f.record("%s %s hang", r.Method, r.URL.Path)
+		select {
+		case <-r.Context().Done():
+		case <-f.stop:
+		}
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail503 > 0 {
+		f.fail503--
+		f.logf("%s %s 503", r.Method, r.URL.Path)
+		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	switch {
+	case r.URL.Path == tokenPath:
+		f.serveToken(w, r)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, metaPrefix):
+		f.serveMeta(w, r)
+	default:
+		f.logf("%s %s 404", r.Method, r.URL.Path)
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeIMDS) serveToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut {
+		f.logf("%s %s 405", r.Method, r.URL.Path)
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	if f.putsDown {
+		f.logf("PUT %s 403", r.URL.Path)
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	ttl, err := strconv.Atoi(r.Header.Get(ttlHeader))
+	if err != nil || ttl < 1 || ttl > 21600 {
+		f.logf("PUT %s 400", r.URL.Path)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	f.issued++
+	tok := fmt.Sprintf("token-%d", f.issued)
+	f.tokens[tok] = true
+	f.logf("PUT %s 200 %s", r.URL.Path, tok)
+	w.Header().Set(ttlHeader, strconv.Itoa(ttl))
+	fmt.Fprint(w, tok)
+}
+
+func (f *fakeIMDS) serveMeta(w http.ResponseWriter, r *http.Request) {
+	tok := r.Header.Get(tokenHeader)
+	if !f.tokens[tok] {
+		f.logf("GET %s 401 token=%q", r.URL.Path, tok)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	v, ok := f.values[strings.TrimPrefix(r.URL.Path, metaPrefix)]
+	if !ok {
+		f.logf("GET %s 404", r.URL.Path)
+		http.NotFound(w, r)
+		return
+	}
+	f.logf("GET %s 200", r.URL.Path)
+	fmt.Fprint(w, v)
+}
+
+// expireTokens makes every issued token invalid, as IMDS does at TTL end.
+func (f *fakeIMDS) expireTokens() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.tokens)
+}
+
+func (f *fakeIMDS) set(fn func(f *fakeIMDS)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakeIMDS) record(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logf(format, args...)
+}
+
+func (f *fakeIMDS) logf(format string, args ...any) {
+	f.log = append(f.log, fmt.Sprintf(format, args...))
+	f.at = append(f.at, time.Now())
+}
+
+// requests returns the request log and empties it.
+func (f *fakeIMDS) requests() []string {
+	l, _ := f.requestsAt()
+	return l
+}
+
+// requestsAt returns the request log with the time of each entry, and
+// empties it.
+func (f *fakeIMDS) requestsAt() ([]string, []time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, at := f.log, f.at
+	f.log, f.at = nil, nil
+	return l, at
+}

@@ -1,0 +1,297 @@
+// Package metadata discovers who this machine is: instance metadata read over
+// IMDSv2 (never IMDSv1) with the AWS SDK's imds client, and host facts read
+// from files under the agent's root (/proc/meminfo, /etc/os-release,
+// /etc/php). Source implements nodeagent.MetadataSource.
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/smithy-go/logging"
+
+	"github.com/nodeagent/nodeagent"
+)
+
+// Defaults for Options.
+const (
+	DefaultCallTimeout = 2 * time.Second
+	DefaultAttempts    = 5
+	// DefaultEndpoint is the IMDS endpoint used when neither Options.Endpoint
+	// nor AWS_EC2_METADATA_SERVICE_ENDPOINT says otherwise.
+	DefaultEndpoint = "http://169.254.169.254"
+	// EndpointEnv is the SDK's environment variable for the IMDS endpoint.
+	EndpointEnv = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+)
+
+// Metadata paths, relative to /latest/meta-data/.
+const (
+	PathInstanceID     = "instance-id"
+	PathLocalIPv4      = "local-ipv4"
+	PathAZ             = "placement/availability-zone"
+	PathRegion         = "placement/region"
+	PathInstanceType   = "instance-type"
+	PathGroupTag       = "tags/instance/aws:autoscaling:groupName"
+	PathLifecycleState = "autoscaling/target-lifecycle-state"
+)
+
+// maxBackoff caps the delay between two IMDS attempts.
+const maxBackoff = time.Second
+
+// Options configures a Source.
+type Options struct {
+	// Endpoint is the IMDS endpoint; "" means AWS_EC2_METADATA_SERVICE_ENDPOINT,
+	// else DefaultEndpoint.
+	Endpoint string
+	// Root is the host root under which /proc/meminfo, /etc/os-release and
+	// /etc/php are read; "" means "/".
+	Root string
+	// CallTimeout bounds each HTTP attempt against IMDS (token or metadata);
+	// default DefaultCallTimeout.
+	CallTimeout time.Duration
+	// Attempts is how many times one call is tried on 503, 429, 5xx,
+	// transport errors and rejected (401) tokens, with exponential backoff and
+	// jitter between attempts; default DefaultAttempts.
+	Attempts int
+	// Logger receives retry and discovery messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Source reads instance metadata over IMDSv2 and host facts under Root.
+type Source struct {
+	client   *imds.Client
+	endpoint string
+	root     string
+	log      *slog.Logger
+}
+
+var _ nodeagent.MetadataSource = (*Source)(nil)
+
+// New returns a Source. It does not contact IMDS; the first call does.
+func New(ctx context.Context, o Options) (*Source, error) {
+	_ = ctx // reserved: construction does no I/O
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = DefaultCallTimeout
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = DefaultAttempts
+	}
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	endpoint := o.Endpoint
+	if endpoint == "" {
+		endpoint = os.Getenv(EndpointEnv)
+	}
+	if endpoint == "" {
+		endpoint = DefaultEndpoint
+	}
+	if err := checkEndpoint(endpoint); err != nil {
+		return nil, fmt.Errorf("metadata: endpoint %q (from --imds-endpoint or %s): %w", endpoint, EndpointEnv, err)
+	}
+	log := o.Logger.With("component", "imds", "endpoint", endpoint)
+
+	client := imds.New(imds.Options{
+		Endpoint:       endpoint,
+		HTTPClient:     newHTTPClient(o.CallTimeout),
+		Retryer:        newRetryer(o.Attempts),
+		EnableFallback: aws.FalseTernary, // IMDSv2 only: a failed token is an error, never a tokenless GET
+		// Our retryer and per-attempt timeout bound each call; the SDK's
+		// fixed 5s operation timeout would cut retries short.
+		DisableDefaultTimeout: true,
+		// The SDK's default cap replaces the retryer's backoff with its own,
+		// which is a constant 1s at that cap; ours is capped and jittered.
+		DisableDefaultMaxBackoff: true,
+		ClientLogMode:            aws.LogRetries,
+		Logger:                   sdkLogger{log: log},
+	})
+	return &Source{client: client, endpoint: endpoint, root: o.Root, log: log}, nil
+}
+
+func checkEndpoint(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("scheme %q: %w", u.Scheme, errBadEndpoint)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("no host: %w", errBadEndpoint)
+	}
+	return nil
+}
+
+var errBadEndpoint = errors.New("want http://host[:port]")
+
+// newHTTPClient bounds every attempt and never uses a proxy: IMDS is
+// link-local and must not be sent through HTTP_PROXY.
+func newHTTPClient(timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: tracingTransport{next: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			ResponseHeaderTimeout: timeout,
+			MaxIdleConns:          2,
+			IdleConnTimeout:       30 * time.Second,
+		}},
+	}
+}
+
+// newRetryer is the SDK's standard retryer (retries 500/502/503/504,
+// throttling codes, connection errors, and a 401 after dropping the token)
+// with our attempt count, our jittered backoff, 429 added, and no
+// client-side retry quota, so every call gets all its attempts even after a
+// long outage.
+func newRetryer(attempts int) aws.Retryer {
+	return retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = attempts
+		so.MaxBackoff = maxBackoff
+		so.Backoff = backoff{base: backoffBase, max: maxBackoff}
+		so.RateLimiter = ratelimit.None
+		so.Retryables = append(so.Retryables, retry.RetryableHTTPStatusCode{
+			Codes: map[int]struct{}{http.StatusTooManyRequests: {}},
+		})
+	})
+}
+
+// Instance reads the instance metadata and the host facts.
+func (s *Source) Instance(ctx context.Context) (nodeagent.Instance, error) {
+	facts, err := ReadHostFacts(s.root)
+	if err != nil {
+		return nodeagent.Instance{}, err
+	}
+	inst := nodeagent.Instance{
+		MemoryBytes: facts.MemoryBytes,
+		OSFamily:    facts.OSFamily,
+		OSID:        facts.OSID,
+		PHPVersion:  facts.PHPVersion,
+	}
+	if inst.ID, err = s.get(ctx, PathInstanceID); err != nil {
+		return nodeagent.Instance{}, err
+	}
+	if inst.PrivateIP, err = s.get(ctx, PathLocalIPv4); err != nil {
+		return nodeagent.Instance{}, err
+	}
+	if _, perr := netip.ParseAddr(inst.PrivateIP); perr != nil {
+		return nodeagent.Instance{}, s.wrap(PathLocalIPv4, perr)
+	}
+	if inst.AZ, err = s.get(ctx, PathAZ); err != nil {
+		return nodeagent.Instance{}, err
+	}
+	if inst.Region, err = s.region(ctx, inst.AZ); err != nil {
+		return nodeagent.Instance{}, err
+	}
+	if inst.Type, err = s.get(ctx, PathInstanceType); err != nil {
+		return nodeagent.Instance{}, err
+	}
+	if inst.Group, err = s.group(ctx); err != nil {
+		return nodeagent.Instance{}, err
+	}
+	if inst.LifecycleState, err = s.LifecycleState(ctx); err != nil {
+		return nodeagent.Instance{}, err
+	}
+	return inst, nil
+}
+
+// LifecycleState returns autoscaling/target-lifecycle-state, or "" when IMDS
+// has none (404: the instance is not in an Auto Scaling group).
+func (s *Source) LifecycleState(ctx context.Context) (string, error) {
+	v, err := s.get(ctx, PathLifecycleState)
+	if IsNotFound(err) {
+		return "", nil
+	}
+	return v, err
+}
+
+func (s *Source) region(ctx context.Context, az string) (string, error) {
+	v, err := s.get(ctx, PathRegion)
+	if !IsNotFound(err) {
+		return v, err
+	}
+	r, ok := RegionFromAZ(az)
+	if !ok {
+		return "", s.wrap(PathRegion, fmt.Errorf("not served, and availability zone %q: %w", az, errNoRegion))
+	}
+	return r, nil
+}
+
+func (s *Source) group(ctx context.Context) (string, error) {
+	v, err := s.get(ctx, PathGroupTag)
+	if IsNotFound(err) {
+		s.log.Info("no Auto Scaling group in instance metadata: " + PathGroupTag +
+			" is not served; the instance is not in a group, or instance tags in metadata are off" +
+			" (aws ec2 modify-instance-metadata-options --instance-metadata-tags enabled); use --group to set it")
+		return "", nil
+	}
+	return v, err
+}
+
+var regionPrefix = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+`)
+
+// RegionFromAZ derives the region from an availability zone name: us-east-1a
+// gives us-east-1; a Local Zone such as us-west-2-lax-1a gives us-west-2.
+func RegionFromAZ(az string) (string, bool) {
+	r := regionPrefix.FindString(az)
+	return r, r != "" && r != az
+}
+
+// get reads one metadata path (relative to /latest/meta-data/).
+func (s *Source) get(ctx context.Context, path string) (string, error) {
+	tctx, trace := withTrace(ctx)
+	out, err := s.client.GetMetadata(tctx, &imds.GetMetadataInput{Path: path})
+	if err != nil {
+		e := &Error{Path: path, Endpoint: s.endpoint, Err: err, ctxErr: ctx.Err()}
+		e.Attempts, e.Status, e.Last = trace.snapshot()
+		return "", e
+	}
+	defer out.Content.Close()
+	b, err := readSmall(out.Content)
+	if err != nil {
+		return "", s.wrap(path, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", s.wrap(path, errEmpty)
+	}
+	return v, nil
+}
+
+var (
+	errEmpty    = errors.New("empty value")
+	errNoRegion = errors.New("names no region")
+)
+
+func (s *Source) wrap(path string, err error) error {
+	return &Error{Path: path, Endpoint: s.endpoint, Err: err}
+}
+
+// sdkLogger forwards the SDK's log lines (retries) to slog.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...))
+}

@@ -1,0 +1,362 @@
+package metadata_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/metadata"
+)
+
+func fullValues() map[string]string {
+	return map[string]string{
+		metadata.PathInstanceID:     "i-0a1b2c3d4e5f60010",
+		metadata.PathLocalIPv4:      "10.0.1.31",
+		metadata.PathAZ:             "eu-west-1b",
+		metadata.PathRegion:         "eu-west-1",
+		metadata.PathInstanceType:   "m7g.large",
+		metadata.PathGroupTag:       "shop-web",
+		metadata.PathLifecycleState: "InService",
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func newSource(t *testing.T, o metadata.Options) *metadata.Source {
+	t.Helper()
+	if o.Root == "" {
+		o.Root = writeRoot(t, map[string]string{"proc/meminfo": meminfo4G, "etc/os-release": osDebian, "etc/php/8.2/fpm/": ""})
+	}
+	if o.Logger == nil {
+		o.Logger = testLogger(t)
+	}
+	s, err := metadata.New(context.Background(), o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+func TestInstance(t *testing.T) {
+	hostFacts := nodeagent.Instance{MemoryBytes: 4026532 * 1024, OSFamily: nodeagent.OSDebian, OSID: "debian", PHPVersion: "8.2"}
+	withIMDS := func(i nodeagent.Instance) nodeagent.Instance {
+		i.MemoryBytes, i.OSFamily, i.OSID, i.PHPVersion = hostFacts.MemoryBytes, hostFacts.OSFamily, hostFacts.OSID, hostFacts.PHPVersion
+		return i
+	}
+	tests := []struct {
+		name    string
+		edit    func(v map[string]string)
+		want    nodeagent.Instance
+		wantErr []string
+	}{
+		{
+			name: "everything served",
+			want: withIMDS(nodeagent.Instance{ID: "i-0a1b2c3d4e5f60010", PrivateIP: "10.0.1.31", AZ: "eu-west-1b",
+				Region: "eu-west-1", Type: "m7g.large", Group: "shop-web", LifecycleState: "InService"}),
+		},
+		{
+			name: "no region path falls back to the AZ",
+			edit: func(v map[string]string) { delete(v, metadata.PathRegion) },
+			want: withIMDS(nodeagent.Instance{ID: "i-0a1b2c3d4e5f60010", PrivateIP: "10.0.1.31", AZ: "eu-west-1b",
+				Region: "eu-west-1", Type: "m7g.large", Group: "shop-web", LifecycleState: "InService"}),
+		},
+		{
+			name: "no group tag and no lifecycle state: not in a group",
+			edit: func(v map[string]string) {
+				delete(v, metadata.PathGroupTag)
+				delete(v, metadata.PathLifecycleState)
+			},
+			want: withIMDS(nodeagent.Instance{ID: "i-0a1b2c3d4e5f60010", PrivateIP: "10.0.1.31", AZ: "eu-west-1b",
+				Region: "eu-west-1", Type: "m7g.large"}),
+		},
+		{
+			name:    "missing instance id names the path",
+			edit:    func(v map[string]string) { delete(v, metadata.PathInstanceID) },
+			wantErr: []string{"metadata: get instance-id from http://127.0.0.1:", "404", "does not serve"},
+		},
+		{
+			name:    "private IP that is no address",
+			edit:    func(v map[string]string) { v[metadata.PathLocalIPv4] = "10.0.1.300" },
+			wantErr: []string{"get local-ipv4", "10.0.1.300"},
+		},
+		{
+			name: "no region and an AZ without one",
+			edit: func(v map[string]string) {
+				delete(v, metadata.PathRegion)
+				v[metadata.PathAZ] = "nowhere"
+			},
+			wantErr: []string{"get placement/region", `"nowhere"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := fullValues()
+			if tt.edit != nil {
+				tt.edit(v)
+			}
+			f := newFakeIMDS(t, v)
+			s := newSource(t, metadata.Options{Endpoint: f.URL})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got, err := s.Instance(ctx)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Instance: %v", err)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("instance (-want +got):\n%s", diff)
+				}
+			} else {
+				if err == nil {
+					t.Fatalf("Instance = %+v, want an error", got)
+				}
+				for _, s := range tt.wantErr {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not contain %q", err, s)
+					}
+				}
+			}
+			for _, r := range f.requests() {
+				if strings.Contains(r, "401") {
+					t.Errorf("unexpected tokenless or stale request: %s", r)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenRejectedIsRenewed(t *testing.T) {
+	f := newFakeIMDS(t, fullValues())
+	s := newSource(t, metadata.Options{Endpoint: f.URL})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	if _, err := s.LifecycleState(ctx); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	f.requests()
+	f.expireTokens()
+
+	got, err := s.LifecycleState(ctx)
+	if err != nil {
+		t.Fatalf("call after the token expired: %v", err)
+	}
+	if got != "InService" {
+		t.Errorf("LifecycleState = %q, want InService", got)
+	}
+	want := []string{
+		`GET /latest/meta-data/autoscaling/target-lifecycle-state 401 token="token-1"`,
+		"PUT /latest/api/token 200 token-2",
+		"GET /latest/meta-data/autoscaling/target-lifecycle-state 200",
+	}
+	if diff := cmp.Diff(want, f.requests()); diff != "" {
+		t.Errorf("requests after expiry (-want +got):\n%s", diff)
+	}
+}
+
+func TestUnavailableIsRetried(t *testing.T) {
+	tests := []struct {
+		name     string
+		fail503  int
+		attempts int
+		wantErr  bool
+	}{
+		{name: "three 503s then an answer", fail503: 3, attempts: 5},
+		{name: "503 on every attempt", fail503: 100, attempts: 3, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeIMDS(t, fullValues())
+			s := newSource(t, metadata.Options{Endpoint: f.URL, Attempts: tt.attempts})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			// Get a token first, so the 503s hit the metadata GET itself.
+			if _, err := s.LifecycleState(ctx); err != nil {
+				t.Fatalf("first call: %v", err)
+			}
+			f.requests()
+			f.set(func(f *fakeIMDS) { f.fail503 = tt.fail503 })
+
+			got, err := s.LifecycleState(ctx)
+			reqs, at := f.requestsAt()
+			n503 := 0
+			for i, r := range reqs {
+				if strings.HasSuffix(r, " 503") {
+					n503++
+				}
+				// The first retry waits at least half of 2×100ms.
+				if i > 0 && at[i].Sub(at[i-1]) < 90*time.Millisecond {
+					t.Errorf("request %d (%s) came %v after the previous one: no backoff", i, r, at[i].Sub(at[i-1]))
+				}
+			}
+			if tt.wantErr {
+				var me *metadata.Error
+				if !errors.As(err, &me) {
+					t.Fatalf("err = %v, want a *metadata.Error", err)
+				}
+				if me.StatusCode() != http.StatusServiceUnavailable || me.Path != metadata.PathLifecycleState {
+					t.Errorf("error status %d path %q, want 503 %q", me.StatusCode(), me.Path, metadata.PathLifecycleState)
+				}
+				if n503 != tt.attempts {
+					t.Errorf("%d attempts answered 503, want %d: %q", n503, tt.attempts, reqs)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("LifecycleState: %v (requests %q)", err, reqs)
+			}
+			if got != "InService" || n503 != tt.fail503 {
+				t.Errorf("got %q after %d 503s, want InService after %d: %q", got, n503, tt.fail503, reqs)
+			}
+		})
+	}
+}
+
+func TestTokenUnavailableIsRetried(t *testing.T) {
+	f := newFakeIMDS(t, fullValues())
+	f.set(func(f *fakeIMDS) { f.fail503 = 2 })
+	s := newSource(t, metadata.Options{Endpoint: f.URL, Attempts: 4})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.LifecycleState(ctx); err != nil {
+		t.Fatalf("LifecycleState: %v", err)
+	}
+	want := []string{
+		"PUT /latest/api/token 503",
+		"PUT /latest/api/token 503",
+		"PUT /latest/api/token 200 token-1",
+		"GET /latest/meta-data/autoscaling/target-lifecycle-state 200",
+	}
+	if diff := cmp.Diff(want, f.requests()); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}
+
+func TestNeverFallsBackToIMDSv1(t *testing.T) {
+	f := newFakeIMDS(t, fullValues())
+	f.set(func(f *fakeIMDS) { f.putsDown = true })
+	s := newSource(t, metadata.Options{Endpoint: f.URL, Attempts: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := s.Instance(ctx)
+	if err == nil {
+		t.Fatal("Instance succeeded although IMDS refuses tokens")
+	}
+	if !strings.Contains(err.Error(), "get instance-id") || !strings.Contains(err.Error(), "token") {
+		t.Errorf("error %q should name the path and the token", err)
+	}
+	for _, r := range f.requests() {
+		if strings.HasPrefix(r, "GET ") {
+			t.Errorf("tokenless IMDSv1 request sent: %s", r)
+		}
+	}
+}
+
+func TestUnansweredIMDSFailsInTime(t *testing.T) {
+	tests := []struct {
+		name        string
+		deadline    time.Duration // caller's; 0 = none
+		callTimeout time.Duration
+		attempts    int
+		within      time.Duration
+		wantIs      error
+	}{
+		{name: "caller deadline shorter than a call", deadline: 700 * time.Millisecond, callTimeout: 5 * time.Second, attempts: 5, within: 2 * time.Second, wantIs: context.DeadlineExceeded},
+		{name: "per-call timeout and attempts bound it without a deadline", callTimeout: 150 * time.Millisecond, attempts: 2, within: 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeIMDS(t, fullValues())
+			f.set(func(f *fakeIMDS) { f.hang = true })
+			s := newSource(t, metadata.Options{Endpoint: f.URL, CallTimeout: tt.callTimeout, Attempts: tt.attempts})
+			ctx := context.Background()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			start := time.Now()
+			_, err := s.Instance(ctx)
+			elapsed := time.Since(start)
+			if err == nil {
+				t.Fatal("Instance succeeded against an IMDS that never answers")
+			}
+			if elapsed > tt.within {
+				t.Errorf("failed after %v, want within %v", elapsed, tt.within)
+			}
+			for _, s := range []string{"get instance-id", f.URL, "IMDSv2", "hop limit", metadata.EndpointEnv} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not contain %q", err, s)
+				}
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("error %v is not %v", err, tt.wantIs)
+			}
+			puts := slices.DeleteFunc(f.requests(), func(r string) bool { return !strings.HasPrefix(r, "PUT ") })
+			if tt.deadline == 0 && len(puts) != tt.attempts {
+				t.Errorf("%d token attempts, want %d", len(puts), tt.attempts)
+			}
+		})
+	}
+}
+
+func TestEndpoint(t *testing.T) {
+	t.Run("from the environment", func(t *testing.T) {
+		f := newFakeIMDS(t, fullValues())
+		t.Setenv(metadata.EndpointEnv, f.URL)
+		s := newSource(t, metadata.Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		got, err := s.LifecycleState(ctx)
+		if err != nil || got != "InService" {
+			t.Fatalf("LifecycleState = %q, %v; want InService", got, err)
+		}
+	})
+	t.Run("malformed", func(t *testing.T) {
+		_, err := metadata.New(context.Background(), metadata.Options{Endpoint: "169.254.169.254"})
+		if err == nil || !strings.Contains(err.Error(), `"169.254.169.254"`) {
+			t.Fatalf("New error = %v, want one naming the endpoint", err)
+		}
+	})
+}
+
+func TestRegionFromAZ(t *testing.T) {
+	tests := []struct {
+		az, want string
+		ok       bool
+	}{
+		{"us-east-1a", "us-east-1", true},
+		{"eu-central-2c", "eu-central-2", true},
+		{"us-gov-west-1a", "us-gov-west-1", true},
+		{"us-west-2-lax-1a", "us-west-2", true},
+		{"us-east-1-wl1-bos-wlz-1", "us-east-1", true},
+		{"us-east-1", "us-east-1", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.az, func(t *testing.T) {
+			got, ok := metadata.RegionFromAZ(tt.az)
+			if ok != tt.ok || (ok && got != tt.want) {
+				t.Errorf("RegionFromAZ(%q) = %q, %v; want %q, %v", tt.az, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
