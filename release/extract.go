@@ -117,7 +117,7 @@ func (x *extractor) streamErr(entry string, err error) error {
 		return fmt.Errorf("download %s: %w", x.url, rerr)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return x.refuse(entry, RuleCorrupt, "unexpected end of data", err)
+		return x.refuse(entry, RuleCorrupt, "the data ends early", err)
 	}
 	return x.refuse(entry, RuleCorrupt, "", err)
 }
