@@ -1,0 +1,266 @@
+// Package readiness holds the node's readiness state and shows it three ways
+// that always agree (SPEC section 6): the HTTP endpoints (/ready, /live,
+// /status), the ELB health file that Apache's health location serves (present
+// only while ready), and systemd notifications (READY=1, STATUS=, and
+// WATCHDOG=1 pings).
+//
+// The node is ready when its last apply succeeded, its smoke checks passed
+// and it is not draining. Every change goes through State.Update, which puts
+// the health file in its new state before the endpoints answer differently
+// and before systemd hears about it. The endpoints only read the state: a
+// probe never runs a check.
+package readiness
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nodeagent/nodeagent/smoke"
+)
+
+// HealthFileContent is what the health file holds while the node is ready.
+const HealthFileContent = "ok\n"
+
+// Reasons the node is not ready, as /ready reports them. They say why without
+// leaking details; /status has the details.
+const (
+	ReasonDraining      = "draining"
+	ReasonNotApplied    = "not applied yet"
+	ReasonApplyFailed   = "last apply failed"
+	ReasonSmokeFailed   = "smoke checks failed" // followed by ": <check names>"
+	ReasonHealthFileErr = "cannot create the ELB health file"
+)
+
+// Status is the node's state as /status and `nodeagent status` show it.
+type Status struct {
+	Ready    bool      `json:"ready"`
+	Reason   string    `json:"reason"`
+	Since    time.Time `json:"since,omitzero"` // when Ready or Reason last changed
+	Draining bool      `json:"draining"`
+
+	LastApply   time.Time `json:"last_apply,omitzero"`
+	LastApplyOK bool      `json:"last_apply_ok"`
+	ApplyError  string    `json:"apply_error,omitempty"`
+	// Serial is the topology serial of the last successful apply; SeenSerial
+	// the newest serial seen, applied or not.
+	Serial     int64             `json:"serial"`
+	SeenSerial int64             `json:"seen_serial"`
+	Release    map[string]string `json:"release,omitempty"` // product -> active release id
+	Smoke      []smoke.Result    `json:"smoke,omitempty"`
+
+	// LastError is the latest failure that did not change readiness (a bad
+	// topology document refused while the node keeps its last good state).
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+
+	Instance string `json:"instance,omitempty"`
+	Role     string `json:"role,omitempty"`
+	Node     string `json:"node,omitempty"`
+}
+
+func (st Status) clone() Status {
+	st.Release = maps.Clone(st.Release)
+	st.Smoke = slices.Clone(st.Smoke)
+	return st
+}
+
+// evaluate computes readiness from the rest of the status. A node with no
+// smoke checks at all (a database node) passes them vacuously; the agent
+// records apply and smoke results in one Update.
+func evaluate(st *Status) (bool, string) {
+	switch {
+	case st.Draining:
+		return false, ReasonDraining
+	case !st.LastApplyOK && st.LastApply.IsZero():
+		return false, ReasonNotApplied
+	case !st.LastApplyOK:
+		return false, ReasonApplyFailed
+	}
+	var failed []string
+	for _, r := range st.Smoke {
+		if !r.OK {
+			failed = append(failed, r.Name)
+		}
+	}
+	if len(failed) > 0 {
+		return false, ReasonSmokeFailed + ": " + strings.Join(failed, ", ")
+	}
+	return true, fmt.Sprintf("serial %d applied, %d smoke checks passed", st.Serial, len(st.Smoke))
+}
+
+// Notifier sends a state string to the service manager (sd_notify).
+type Notifier interface {
+	Notify(state string) error
+}
+
+// Options configure a State.
+type Options struct {
+	// HealthFile is the host path of the ELB health file, including the
+	// agent's root (<root>/var/lib/nodeagent/health/ready). "" manages none.
+	HealthFile string
+	// StatusFile, when set, receives the status as JSON after every change
+	// (<root>/var/lib/nodeagent/status.json), for `nodeagent status`.
+	StatusFile string
+	// Notifier receives READY=1 and STATUS= notifications; nil sends none.
+	Notifier Notifier
+	// Logger receives transitions and file or notify failures; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// State is the node's readiness state. It is safe for concurrent use.
+type State struct {
+	o   Options
+	log *slog.Logger
+
+	// update serializes changes: file, publication and notification happen
+	// in that order for one change before the next change starts.
+	update   sync.Mutex
+	notified string // last STATUS= sent
+
+	mu sync.RWMutex
+	st Status
+}
+
+// New returns a State that is not ready. It removes a health file left by an
+// earlier process, so Apache does not report a node ready that this process
+// has not checked.
+func New(o Options) *State {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &State{o: o, log: o.Logger}
+	s.st.Ready, s.st.Reason = evaluate(&s.st)
+	s.st.Since = o.Now()
+	if err := s.removeHealthFile(); err != nil {
+		s.log.Error("readiness: stale ELB health file stays; the load balancer may see this node ready",
+			"path", o.HealthFile, "err", err)
+	}
+	return s
+}
+
+// Update changes the status with f and recomputes readiness. The health file
+// is created (ready) or removed (not ready) before the new state is visible
+// to the endpoints, and systemd is told after: READY=1 with STATUS= on
+// becoming ready, STATUS= on any other change of readiness or reason. If the
+// health file cannot be created the node stays not ready, so the three faces
+// still agree.
+func (s *State) Update(f func(*Status)) {
+	s.update.Lock()
+	defer s.update.Unlock()
+
+	s.mu.RLock()
+	prev := s.st.clone()
+	s.mu.RUnlock()
+	next := prev.clone()
+	f(&next)
+	next.Ready, next.Reason = evaluate(&next)
+
+	if next.Ready {
+		if err := s.createHealthFile(); err != nil {
+			s.log.Error("readiness: node stays not ready", "path", s.o.HealthFile, "err", err)
+			next.Ready, next.Reason = false, ReasonHealthFileErr
+		}
+	} else if err := s.removeHealthFile(); err != nil {
+		// The node is not ready but Apache may still say it is; say so
+		// loudly. The next Update tries again.
+		s.log.Error("readiness: cannot remove the ELB health file; the load balancer may still see this node ready",
+			"path", s.o.HealthFile, "err", err)
+	}
+	if next.Ready != prev.Ready || next.Reason != prev.Reason {
+		next.Since = s.o.Now()
+	}
+
+	s.mu.Lock()
+	s.st = next
+	s.mu.Unlock()
+
+	if next.Ready != prev.Ready {
+		s.log.Info("readiness changed", "ready", next.Ready, "reason", next.Reason)
+	}
+	if s.o.StatusFile != "" {
+		if err := WriteStatusFile(s.o.StatusFile, next); err != nil {
+			s.log.Error("readiness: status file not updated", "err", err)
+		}
+	}
+	s.notify(prev, next)
+}
+
+// notify tells systemd about a change; called with s.update held.
+func (s *State) notify(prev, next Status) {
+	if s.o.Notifier == nil {
+		return
+	}
+	var status string
+	switch {
+	case next.Ready:
+		status = "STATUS=ready: " + next.Reason
+	case next.Draining:
+		status = "STATUS=draining"
+	default:
+		status = "STATUS=not ready: " + next.Reason
+	}
+	msg := status
+	if next.Ready && !prev.Ready {
+		msg = "READY=1\n" + status
+	} else if status == s.notified {
+		return
+	}
+	if err := s.o.Notifier.Notify(msg); err != nil {
+		s.log.Warn("readiness: systemd notify failed", "state", msg, "err", err)
+		return
+	}
+	s.notified = status
+}
+
+// Snapshot returns a copy of the current status.
+func (s *State) Snapshot() Status {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.clone()
+}
+
+// Drain marks the node draining: not ready, health file removed, systemd told
+// STATUS=draining. An Update that sets Draining to false ends it.
+func (s *State) Drain() {
+	s.Update(func(st *Status) { st.Draining = true })
+}
+
+// createHealthFile puts HealthFileContent at HealthFile atomically.
+func (s *State) createHealthFile() error {
+	if s.o.HealthFile == "" {
+		return nil
+	}
+	if b, err := os.ReadFile(s.o.HealthFile); err == nil && string(b) == HealthFileContent {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(s.o.HealthFile), 0o755); err != nil {
+		return fmt.Errorf("readiness: create health file %s: %w", s.o.HealthFile, err)
+	}
+	if err := writeAtomic(s.o.HealthFile, []byte(HealthFileContent), 0o644); err != nil {
+		return fmt.Errorf("readiness: create health file: %w", err)
+	}
+	return nil
+}
+
+// removeHealthFile removes HealthFile; a missing file is fine.
+func (s *State) removeHealthFile() error {
+	if s.o.HealthFile == "" {
+		return nil
+	}
+	if err := os.Remove(s.o.HealthFile); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("readiness: remove health file: %w", err)
+	}
+	return nil
+}
