@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -149,7 +150,7 @@ type clock struct {
 
 func newClock(step time.Duration) *clock {
 	c := &clock{step: step}
-	c.now.Store(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixNano())
+	c.now.Store(time.Date(2020, 1, 1, 10, 0, 0, 0, time.UTC).UnixNano())
 	return c
 }
 
@@ -195,4 +196,22 @@ func owner(t testing.TB, path string) (uid, gid int) {
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	return int(st.Uid), int(st.Gid)
+}
+
+// lockedBuffer collects a child's output.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
