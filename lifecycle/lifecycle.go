@@ -1,0 +1,223 @@
+// Package lifecycle completes Auto Scaling lifecycle actions and sends their
+// heartbeats with the AWS SDK's autoscaling client. Client implements
+// nodeagent.LifecycleHooks: the agent completes the launch hook with CONTINUE
+// once the node is ready (ABANDON when it gives up), sends heartbeats while a
+// long apply runs, and completes the terminate hook after draining.
+//
+// The SDK's own retries are turned off; Client retries throttling, 5xx and
+// connection errors itself, a bounded number of times with backoff and jitter.
+// An action that no longer exists ("No active Lifecycle Action found": it
+// timed out or was completed already) is not retried and is reported as
+// ErrNoActiveAction.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/smithy-go"
+
+	"github.com/nodeagent/nodeagent"
+)
+
+// Defaults for a Client's retries.
+const (
+	DefaultAttempts   = 5
+	DefaultBackoff    = 200 * time.Millisecond
+	DefaultMaxBackoff = 5 * time.Second
+)
+
+// ErrNoActiveAction means the lifecycle action is gone: its heartbeat
+// timeout passed (the group then applied the hook's default result) or it
+// was completed already. Retrying cannot help.
+var ErrNoActiveAction = errors.New("no active lifecycle action: the hook already timed out or was completed")
+
+// API is the part of the Auto Scaling API the Client uses; *autoscaling.Client
+// implements it.
+type API interface {
+	CompleteLifecycleAction(ctx context.Context, params *autoscaling.CompleteLifecycleActionInput, optFns ...func(*autoscaling.Options)) (*autoscaling.CompleteLifecycleActionOutput, error)
+	RecordLifecycleActionHeartbeat(ctx context.Context, params *autoscaling.RecordLifecycleActionHeartbeatInput, optFns ...func(*autoscaling.Options)) (*autoscaling.RecordLifecycleActionHeartbeatOutput, error)
+}
+
+var _ API = (*autoscaling.Client)(nil)
+
+// Client sends lifecycle actions. Its retry fields may be changed before
+// first use.
+type Client struct {
+	api API
+	log *slog.Logger
+
+	// Attempts bounds the tries of one call (at least 1).
+	Attempts int
+	// Backoff is the first delay between tries; it doubles, with jitter, up
+	// to MaxBackoff.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+}
+
+var _ nodeagent.LifecycleHooks = (*Client)(nil)
+
+// New returns a Client for the Auto Scaling API configured the SDK's way:
+// AWS_REGION, the default credential chain, and AWS_ENDPOINT_URL_AUTO_SCALING
+// for a local endpoint.
+func New(ctx context.Context, log *slog.Logger) (*Client, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: load AWS config: %w", err)
+	}
+	api := autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) {
+		// Client retries, with its own bounds; the SDK tries once.
+		o.Retryer = aws.NopRetryer{}
+		o.RetryMaxAttempts = 0
+	})
+	return NewWith(api, log), nil
+}
+
+// NewWith returns a Client using api; a nil log discards.
+func NewWith(api API, log *slog.Logger) *Client {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{api: api, log: log, Attempts: DefaultAttempts, Backoff: DefaultBackoff, MaxBackoff: DefaultMaxBackoff}
+}
+
+// Heartbeat records a heartbeat for the action, extending its timeout.
+func (c *Client) Heartbeat(ctx context.Context, h nodeagent.LifecycleHook) error {
+	err := c.retry(ctx, "heartbeat", h, func(ctx context.Context) error {
+		_, err := c.api.RecordLifecycleActionHeartbeat(ctx, &autoscaling.RecordLifecycleActionHeartbeatInput{
+			AutoScalingGroupName: aws.String(h.Group),
+			LifecycleHookName:    aws.String(h.Hook),
+			InstanceId:           aws.String(h.InstanceID),
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("lifecycle: heartbeat %s: %w", describe(h), err)
+	}
+	return nil
+}
+
+// Complete completes the action with result (nodeagent.LifecycleContinue or
+// nodeagent.LifecycleAbandon).
+func (c *Client) Complete(ctx context.Context, h nodeagent.LifecycleHook, result string) error {
+	if result != nodeagent.LifecycleContinue && result != nodeagent.LifecycleAbandon {
+		return fmt.Errorf("lifecycle: complete %s: result %q is neither %s nor %s",
+			describe(h), result, nodeagent.LifecycleContinue, nodeagent.LifecycleAbandon)
+	}
+	err := c.retry(ctx, "complete", h, func(ctx context.Context) error {
+		_, err := c.api.CompleteLifecycleAction(ctx, &autoscaling.CompleteLifecycleActionInput{
+			AutoScalingGroupName:  aws.String(h.Group),
+			LifecycleHookName:     aws.String(h.Hook),
+			InstanceId:            aws.String(h.InstanceID),
+			LifecycleActionResult: aws.String(result),
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("lifecycle: complete %s with %s: %w", describe(h), result, err)
+	}
+	c.log.Info("lifecycle action completed", "group", h.Group, "hook", h.Hook, "instance", h.InstanceID, "result", result)
+	return nil
+}
+
+func describe(h nodeagent.LifecycleHook) string {
+	return fmt.Sprintf("hook %s of group %s for %s", h.Hook, h.Group, h.InstanceID)
+}
+
+// retryables are the errors worth another try: the SDK's own list (5xx,
+// throttling codes, connection errors) plus Auto Scaling's ResourceContention.
+var retryables = retry.IsErrorRetryables(append([]retry.IsErrorRetryable{
+	retry.RetryableErrorCode{Codes: map[string]struct{}{"ResourceContention": {}}},
+}, retry.DefaultRetryables...))
+
+// retry calls call until it succeeds, fails for good, runs out of attempts
+// or ctx ends.
+func (c *Client) retry(ctx context.Context, op string, h nodeagent.LifecycleHook, call func(context.Context) error) error {
+	attempts := max(c.Attempts, 1)
+	delay := c.Backoff
+	for attempt := 1; ; attempt++ {
+		err := call(ctx)
+		if err == nil {
+			return nil
+		}
+		if noActiveAction(err) {
+			return fmt.Errorf("%w: %w", ErrNoActiveAction, err)
+		}
+		if ctx.Err() != nil || retryables.IsErrorRetryable(err) != aws.TrueTernary {
+			return err
+		}
+		if attempt == attempts {
+			return fmt.Errorf("gave up after %d attempts: %w", attempts, err)
+		}
+		wait := jitter(delay)
+		c.log.Warn("lifecycle call failed, retrying", "op", op, "group", h.Group, "hook", h.Hook,
+			"instance", h.InstanceID, "attempt", attempt, "of", attempts, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+		delay = min(delay*2, max(c.MaxBackoff, c.Backoff))
+	}
+}
+
+// noActiveAction reports whether err is Auto Scaling's ValidationError for
+// an action that does not exist (any more).
+func noActiveAction(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationError" &&
+		strings.Contains(ae.ErrorMessage(), "No active Lifecycle Action found")
+}
+
+// jitter returns a delay between d/2 and d.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// Heartbeats records a heartbeat for h every interval until ctx ends, for
+// work that may outlast the hook's heartbeat timeout. Failures are logged,
+// not fatal; once the action is gone (ErrNoActiveAction) it stops.
+func Heartbeats(ctx context.Context, hooks nodeagent.LifecycleHooks, h nodeagent.LifecycleHook, interval time.Duration, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := hooks.Heartbeat(ctx, h)
+		switch {
+		case err == nil:
+			log.Debug("lifecycle heartbeat sent", "group", h.Group, "hook", h.Hook, "instance", h.InstanceID)
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrNoActiveAction):
+			log.Warn("lifecycle heartbeats stop: the action is gone", "err", err)
+			return
+		default:
+			log.Warn("lifecycle heartbeat failed", "err", err)
+		}
+	}
+}
