@@ -45,8 +45,9 @@ type Check interface {
 // HTTPCheck requests BaseURL+Path with the Host header set to Host and
 // asserts the status code (0 means DefaultStatus), that the body contains
 // Contains (when set), and that the answer took at most MaxLatency (when
-// set). A nil Client means http.DefaultClient; the caller's context bounds
-// the request.
+// set). A nil Client means one that does not follow redirects, so a check
+// sees exactly what Apache answers (a check may expect a 301); the caller's
+// context bounds the request.
 type HTTPCheck struct {
 	CheckName  string
 	BaseURL    string // http://127.0.0.1:80
@@ -82,7 +83,7 @@ func (c *HTTPCheck) Run(ctx context.Context) error {
 	}
 	client := c.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = noRedirects
 	}
 
 	start := time.Now()
@@ -125,6 +126,10 @@ func excerpt(b []byte) string {
 		return string(b)
 	}
 	return string(b[:bodyExcerpt]) + "…"
+}
+
+var noRedirects = &http.Client{
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
 // PHPProbe is the check that PHP executes for a product: the probe page,

@@ -51,6 +51,8 @@ func TestHTTPCheck(t *testing.T) {
 		case "/slow":
 			time.Sleep(60 * time.Millisecond)
 			fmt.Fprint(w, "Welcome, slowly")
+		case "/old":
+			http.Redirect(w, r, "/", http.StatusMovedPermanently)
 		case "/long":
 			fmt.Fprint(w, strings.Repeat("a", 200)+strings.Repeat("b", 100))
 		default:
@@ -103,6 +105,10 @@ func TestHTTPCheck(t *testing.T) {
 			notErr:  []string{"bbb"},
 		},
 		{
+			name:  "redirect is not followed",
+			check: smoke.HTTPCheck{Path: "/old", Status: 301, Client: nil},
+		},
+		{
 			name:    "no base URL",
 			check:   smoke.HTTPCheck{BaseURL: "-"},
 			wantErr: []string{"no base URL"},
@@ -119,7 +125,9 @@ func TestHTTPCheck(t *testing.T) {
 				c.BaseURL = ""
 			}
 			c.Host = "www.shop.example"
-			c.Client = srv.Client()
+			if c.Status != 301 {
+				c.Client = srv.Client()
+			}
 			err := c.Run(t.Context())
 			if tt.wantErr == nil {
 				if err != nil {
