@@ -1,0 +1,9 @@
+package source
+
+import "errors"
+
+var (
+	errNotRegular       = errors.New("not a regular file")
+	errHTTPStatus       = errors.New("unexpected HTTP status")
+	errTooManyRedirects = errors.New("more than 10 redirects")
+)

@@ -1,0 +1,119 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/nodeagent/nodeagent"
+)
+
+// newHTTPClient is a retrying client: o.Attempts tries in all, each with its
+// own deadline (whole: the deadline covers the body too), jittered backoff
+// that honours Retry-After, and redirects only to URLs this package accepts.
+func newHTTPClient(o Options, whole bool) *retryablehttp.Client {
+	base := &http.Client{}
+	if o.HTTPClient != nil {
+		c := *o.HTTPClient
+		base = &c
+	}
+	next := base.Transport
+	if next == nil {
+		next = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	base.Transport = timedTransport{next: next, d: o.Timeout, whole: whole}
+	base.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errTooManyRedirects
+		}
+		if _, err := parseLocation(req.URL.String()); err != nil {
+			return err
+		}
+		return nil
+	}
+	b := backoff{base: backoffBase, max: backoffMax}
+	return &retryablehttp.Client{
+		HTTPClient:   base,
+		Logger:       o.Logger.With("component", "source"),
+		RetryWaitMin: backoffBase,
+		RetryWaitMax: backoffMax,
+		RetryMax:     o.Attempts - 1,
+		CheckRetry:   retryablehttp.ErrorPropagatedRetryPolicy,
+		Backoff: func(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+			if resp != nil && resp.Header.Get("Retry-After") != "" {
+				return retryablehttp.DefaultBackoff(min, max, attempt, resp)
+			}
+			return b.delay(attempt + 1)
+		},
+		// Hand back the last answer, so the error can name its status.
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+	}
+}
+
+// httpGet sends one GET (with retries) and returns a 2xx or 304 response.
+func httpGet(ctx context.Context, c *retryablehttp.Client, loc location, etag string) (*http.Response, error) {
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, loc.url.String(), nil)
+	if err != nil {
+		return nil, &Error{URL: loc.raw, Err: err}
+	}
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		e := &Error{URL: loc.raw, Err: err}
+		if ctxAlive(err) {
+			e.Hint = fmt.Sprintf("no answer after %d attempts: check the network and proxy settings", c.RetryMax+1)
+		}
+		return nil, e
+	}
+	if resp.StatusCode == http.StatusNotModified || (resp.StatusCode >= 200 && resp.StatusCode < 300) {
+		return resp, nil
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	e := &Error{URL: loc.raw, Status: resp.StatusCode, Err: fmt.Errorf("%w: %s", errHTTPStatus, resp.Status)}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		e.Hint = "the server has no such document: check the URL"
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		e.Hint = "the server refused access: check the URL's credentials or signature (a presigned URL may have expired)"
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		e.Hint = fmt.Sprintf("still failing after %d attempts", c.RetryMax+1)
+	}
+	return nil, e
+}
+
+// httpSource is a topology document behind https://, fetched with
+// If-None-Match.
+type httpSource struct {
+	loc location
+	c   *retryablehttp.Client
+}
+
+var _ nodeagent.TopologySource = (*httpSource)(nil)
+
+func (s *httpSource) String() string { return s.loc.raw }
+
+func (s *httpSource) Fetch(ctx context.Context, etag string) (nodeagent.Fetched, error) {
+	resp, err := httpGet(ctx, s.c, s.loc, etag)
+	if err != nil {
+		return nodeagent.Fetched{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified {
+		return nodeagent.Fetched{ETag: etag, NotModified: true, Source: s.loc.raw}, nil
+	}
+	body, err := readDocument(resp.Body)
+	if err != nil {
+		return nodeagent.Fetched{}, &Error{URL: s.loc.raw, Err: err}
+	}
+	return nodeagent.Fetched{Body: body, ETag: resp.Header.Get("ETag"), Source: s.loc.raw}, nil
+}

@@ -1,0 +1,110 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// LastGood keeps the last good topology document at Path (for example
+// <root>/var/lib/nodeagent/topology.json) and its ETag beside it, at
+// Path+".etag". Both are written atomically (temporary file, fsync, rename,
+// fsync of the directory).
+//
+// Save drops the old ETag before it replaces the document and writes the
+// new ETag last, so a crash at any point never pairs a new ETag with an old
+// document: at worst the next fetch is unconditional.
+type LastGood struct {
+	Path string
+}
+
+// File modes of the saved copy.
+const (
+	lastGoodMode = 0o640
+	stateDirMode = 0o750
+)
+
+// Save stores body and its etag.
+func (l LastGood) Save(body []byte, etag string) error {
+	dir := filepath.Dir(l.Path)
+	if err := os.MkdirAll(dir, stateDirMode); err != nil {
+		return fmt.Errorf("source: save last-good copy: %w", err)
+	}
+	if err := os.Remove(l.etagPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("source: save last-good copy: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("source: save last-good copy %s: %w", l.Path, err)
+	}
+	if err := writeAtomic(l.Path, body); err != nil {
+		return fmt.Errorf("source: save last-good copy: %w", err)
+	}
+	if etag == "" {
+		return nil
+	}
+	if err := writeAtomic(l.etagPath(), []byte(etag)); err != nil {
+		return fmt.Errorf("source: save last-good copy: %w", err)
+	}
+	return nil
+}
+
+// Load returns the saved document and its etag ("" when none was saved).
+// Without a saved document the error wraps os.ErrNotExist.
+func (l LastGood) Load() (body []byte, etag string, err error) {
+	body, err = os.ReadFile(l.Path)
+	if err != nil {
+		return nil, "", fmt.Errorf("source: load last-good copy: %w", err)
+	}
+	tag, err := os.ReadFile(l.etagPath())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("source: load last-good copy: %w", err)
+	}
+	return body, string(tag), nil
+}
+
+func (l LastGood) etagPath() string { return l.Path + ".etag" }
+
+// writeAtomic replaces path with data: a temporary file in the same
+// directory, fsync, rename, fsync of the directory. The temporary file never
+// outlives a failure.
+func writeAtomic(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = f.Chmod(lastGoodMode); err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,139 @@
+package source_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/nodeagent/nodeagent/source"
+)
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+func TestLastGoodRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "var", "lib", "nodeagent")
+	lg := source.LastGood{Path: filepath.Join(dir, "topology.json")}
+
+	_, _, err := lg.Load()
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load of nothing = %v, want ErrNotExist", err)
+	}
+
+	steps := []struct {
+		body, etag string
+	}{
+		{docV1, `"etag-1"`},
+		{docV2, `"etag-2"`},
+		{docV1, ""}, // a source without ETags: the old ETag must not survive
+	}
+	for i, s := range steps {
+		if err := lg.Save([]byte(s.body), s.etag); err != nil {
+			t.Fatalf("step %d: Save: %v", i, err)
+		}
+		body, etag, err := lg.Load()
+		if err != nil {
+			t.Fatalf("step %d: Load: %v", i, err)
+		}
+		if string(body) != s.body || etag != s.etag {
+			t.Errorf("step %d: Load = %q, %q; want %q, %q", i, body, etag, s.body, s.etag)
+		}
+		want := []string{"topology.json"}
+		if s.etag != "" {
+			want = append(want, "topology.json.etag")
+		}
+		if got := dirNames(t, dir); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("step %d: state dir holds %q, want %q (no temporary files)", i, got, want)
+		}
+	}
+	fi, err := os.Stat(lg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
+	}
+}
+
+func TestLastGoodFailedSaveLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	// The target is a non-empty directory: the rename must fail.
+	target := filepath.Join(dir, "topology.json")
+	if err := os.MkdirAll(filepath.Join(target, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := source.LastGood{Path: target}.Save([]byte(docV1), `"e"`)
+	if err == nil {
+		t.Fatal("Save onto a directory succeeded")
+	}
+	wantErrContains(t, err, "topology.json")
+	if got := dirNames(t, dir); fmt.Sprint(got) != "[topology.json]" {
+		t.Errorf("dir holds %q after a failed save, want only the directory", got)
+	}
+}
+
+// TestLastGoodReadersNeverSeeATornWrite saves large documents while others
+// load: every load is one whole document.
+func TestLastGoodReadersNeverSeeATornWrite(t *testing.T) {
+	lg := source.LastGood{Path: filepath.Join(t.TempDir(), "topology.json")}
+	docs := [][]byte{bytes.Repeat([]byte("a"), 1<<20), bytes.Repeat([]byte("b"), 1<<20), bytes.Repeat([]byte("c"), 1<<19)}
+	if err := lg.Save(docs[0], ""); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for w := range 2 {
+		wg.Go(func() {
+			for i := range 10 {
+				if err := lg.Save(docs[(w+i)%len(docs)], ""); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for range 2 {
+		wg.Go(func() {
+			for range 30 {
+				body, _, err := lg.Load()
+				if err != nil {
+					errs <- err
+					return
+				}
+				whole := false
+				for _, d := range docs {
+					whole = whole || bytes.Equal(body, d)
+				}
+				if !whole {
+					errs <- fmt.Errorf("torn read: %d bytes", len(body))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := dirNames(t, filepath.Dir(lg.Path)); fmt.Sprint(got) != "[topology.json]" {
+		t.Errorf("dir holds %q, want no temporary files", got)
+	}
+}

@@ -1,0 +1,76 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/nodeagent/nodeagent"
+)
+
+// Opener opens release archives by URL, streaming: nothing is buffered
+// beyond what the caller reads.
+type Opener struct {
+	o    Options
+	http *retryablehttp.Client
+
+	mu sync.Mutex
+	s3 *s3Client // built on the first s3:// URL
+}
+
+var _ nodeagent.ReleaseStore = (*Opener)(nil)
+
+// NewOpener returns an Opener. The S3 client is built on first use, so a
+// node whose releases are not in S3 needs no AWS configuration.
+func NewOpener(ctx context.Context, o Options) (*Opener, error) {
+	_ = ctx // construction does no I/O
+	o = o.withDefaults()
+	return &Opener{o: o, http: newHTTPClient(o, false)}, nil
+}
+
+// Open returns the archive's body and its size (-1 when unknown). The
+// caller closes the body.
+func (op *Opener) Open(ctx context.Context, rawURL string) (io.ReadCloser, int64, error) {
+	loc, err := parseLocation(rawURL)
+	if err != nil {
+		return nil, 0, err
+	}
+	switch loc.scheme {
+	case schemeS3:
+		c, err := op.s3Client(ctx)
+		if err != nil {
+			return nil, 0, &Error{URL: loc.raw, Err: err}
+		}
+		return c.open(ctx, loc)
+	case schemeFile:
+		return openFile(loc)
+	default:
+		resp, err := httpGet(ctx, op.http, loc, "")
+		if err != nil {
+			return nil, 0, err
+		}
+		if resp.StatusCode == http.StatusNotModified {
+			resp.Body.Close()
+			return nil, 0, &Error{URL: loc.raw, Status: resp.StatusCode, Err: fmt.Errorf("%w: %s", errHTTPStatus, resp.Status)}
+		}
+		return resp.Body, resp.ContentLength, nil
+	}
+}
+
+func (op *Opener) s3Client(ctx context.Context) (*s3Client, error) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.s3 != nil {
+		return op.s3, nil
+	}
+	c, err := newS3Client(ctx, op.o)
+	if err != nil {
+		return nil, err
+	}
+	op.s3 = c
+	return c, nil
+}

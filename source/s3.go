@@ -1,0 +1,184 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/nodeagent/nodeagent"
+)
+
+// s3Client is an S3 client with our retry and per-attempt settings.
+type s3Client struct {
+	api      *s3.Client
+	retryer  aws.Retryer
+	timeout  time.Duration
+	endpoint string // custom endpoint, for messages; "" = AWS
+}
+
+// newS3Client uses o.S3, or builds a client from the default AWS config:
+// region, endpoint (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL) and credentials
+// from the SDK's chain; IMDS is used IMDSv2-only, for the instance profile
+// and, when nothing else sets it, the region. A custom endpoint means
+// path-style addressing (MinIO and other S3 servers).
+func newS3Client(ctx context.Context, o Options) (*s3Client, error) {
+	c := &s3Client{
+		timeout: o.Timeout,
+		retryer: retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = o.Attempts
+			so.MaxBackoff = backoffMax
+			so.Backoff = backoff{base: backoffBase, max: backoffMax}
+			so.RateLimiter = ratelimit.None
+		}),
+	}
+	api := o.S3
+	if api == nil {
+		imdsV2 := imds.New(imds.Options{EnableFallback: aws.FalseTernary})
+		cfg, err := config.LoadDefaultConfig(ctx,
+			config.WithEC2RoleCredentialOptions(func(ro *ec2rolecreds.Options) { ro.Client = imdsV2 }),
+			config.WithEC2IMDSRegion(func(ro *config.UseEC2IMDSRegion) { ro.Client = imdsV2 }),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("load AWS config: %w", err)
+		}
+		api = s3.NewFromConfig(cfg, func(so *s3.Options) {
+			if so.BaseEndpoint != nil {
+				so.UsePathStyle = true
+			}
+			if o.HTTPClient != nil {
+				so.HTTPClient = o.HTTPClient
+			} else {
+				so.HTTPClient = awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
+					d.Timeout = o.Timeout
+				})
+			}
+			so.DisableLogOutputChecksumValidationSkipped = true
+		})
+	}
+	c.api = api
+	if ep := api.Options().BaseEndpoint; ep != nil {
+		c.endpoint = *ep
+	}
+	return c, nil
+}
+
+// get runs GetObject with our retryer; whole says whether the per-attempt
+// deadline also covers reading the body.
+func (c *s3Client) get(ctx context.Context, in *s3.GetObjectInput, whole bool) (*s3.GetObjectOutput, error) {
+	return c.api.GetObject(ctx, in, func(so *s3.Options) {
+		so.Retryer = c.retryer
+		so.RetryMaxAttempts = 0
+		so.HTTPClient = timedDoer{next: so.HTTPClient, d: c.timeout, whole: whole}
+	})
+}
+
+// explain turns an S3 error into an *Error naming the URL and what to check.
+func (c *s3Client) explain(loc location, err error) error {
+	e := &Error{URL: loc.raw, Status: httpStatus(err), Err: err}
+	code := ""
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	where := "AWS S3"
+	if c.endpoint != "" {
+		where = c.endpoint
+	}
+	switch {
+	case code == "NoSuchBucket":
+		e.Hint = fmt.Sprintf("bucket %q does not exist at %s: check the bucket name, AWS_REGION and AWS_ENDPOINT_URL_S3", loc.bucket, where)
+	case e.Status == http.StatusNotFound:
+		e.Hint = fmt.Sprintf("no object %q in bucket %q: check the key, or upload the object", loc.key, loc.bucket)
+	case e.Status == http.StatusForbidden:
+		e.Hint = fmt.Sprintf("access denied: check that the instance profile allows s3:GetObject on arn:aws:s3:::%s/%s"+
+			" (and s3:ListBucket on the bucket, or S3 answers 403 for a missing key), the bucket policy, and kms:Decrypt for a KMS-encrypted object",
+			loc.bucket, loc.key)
+	case e.Status == http.StatusMovedPermanently || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed":
+		e.Hint = fmt.Sprintf("bucket %q is in another region: set AWS_REGION to the bucket's region", loc.bucket)
+	case e.Status == 0 && ctxAlive(err):
+		e.Hint = fmt.Sprintf("could not reach %s: check the network, proxy settings and AWS_ENDPOINT_URL_S3", where)
+	}
+	return e
+}
+
+func ctxAlive(err error) bool {
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+func httpStatus(err error) int {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+// s3Source is a topology document in S3, fetched with If-None-Match.
+type s3Source struct {
+	loc location
+	c   *s3Client
+}
+
+var _ nodeagent.TopologySource = (*s3Source)(nil)
+
+func (s *s3Source) String() string { return s.loc.raw }
+
+func (s *s3Source) Fetch(ctx context.Context, etag string) (nodeagent.Fetched, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(s.loc.bucket), Key: aws.String(s.loc.key)}
+	if etag != "" {
+		in.IfNoneMatch = aws.String(etag)
+	}
+	out, err := s.c.get(ctx, in, true)
+	if err != nil {
+		if httpStatus(err) == http.StatusNotModified {
+			return nodeagent.Fetched{ETag: etag, NotModified: true, Source: s.loc.raw}, nil
+		}
+		return nodeagent.Fetched{}, s.c.explain(s.loc, err)
+	}
+	defer out.Body.Close()
+	body, err := readDocument(out.Body)
+	if err != nil {
+		return nodeagent.Fetched{}, &Error{URL: s.loc.raw, Err: err}
+	}
+	return nodeagent.Fetched{Body: body, ETag: aws.ToString(out.ETag), Source: s.loc.raw}, nil
+}
+
+// open streams an object.
+func (c *s3Client) open(ctx context.Context, loc location) (io.ReadCloser, int64, error) {
+	out, err := c.get(ctx, &s3.GetObjectInput{Bucket: aws.String(loc.bucket), Key: aws.String(loc.key)}, false)
+	if err != nil {
+		return nil, 0, c.explain(loc, err)
+	}
+	size := int64(-1)
+	if out.ContentLength != nil {
+		size = *out.ContentLength
+	}
+	return out.Body, size, nil
+}
+
+var errTooLarge = fmt.Errorf("document larger than %d bytes", MaxDocument)
+
+func readDocument(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxDocument+1))
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if len(b) > MaxDocument {
+		return nil, errTooLarge
+	}
+	return b, nil
+}

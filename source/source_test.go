@@ -1,0 +1,442 @@
+package source_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/source"
+)
+
+const (
+	bucket = "topo"
+	key    = "fleet/topology.json"
+	docV1  = `{"schema":1,"serial":1}`
+	docV2  = `{"schema":1,"serial":2}`
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustNew(t *testing.T, url string, o source.Options) nodeagent.TopologySource {
+	t.Helper()
+	if o.Logger == nil {
+		o.Logger = testLogger(t)
+	}
+	src, err := source.New(context.Background(), url, o)
+	if err != nil {
+		t.Fatalf("New(%q): %v", url, err)
+	}
+	return src
+}
+
+func wantErrContains(t *testing.T, err error, subs ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one containing %q", subs)
+	}
+	for _, s := range subs {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not contain %q", err, s)
+		}
+	}
+}
+
+func TestS3Fetch(t *testing.T) {
+	f := newFakeS3(t, bucket)
+	f.put(t, bucket, key, docV1)
+	url := "s3://" + bucket + "/" + key
+	src := mustNew(t, url, source.Options{S3: s3ClientFor(f.URL)})
+	ctx := ctxFor(t, 20*time.Second)
+
+	first, err := src.Fetch(ctx, "")
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if string(first.Body) != docV1 || first.ETag == "" || first.NotModified || first.Source != url {
+		t.Fatalf("first fetch = %+v, want the document with an ETag", first)
+	}
+
+	again, err := src.Fetch(ctx, first.ETag)
+	if err != nil {
+		t.Fatalf("conditional Fetch: %v", err)
+	}
+	if !again.NotModified || again.Body != nil || again.ETag != first.ETag {
+		t.Errorf("conditional fetch = %+v, want NotModified with the same ETag", again)
+	}
+	if _, match := f.count(); match != first.ETag {
+		t.Errorf("If-None-Match sent = %q, want %q", match, first.ETag)
+	}
+
+	f.put(t, bucket, key, docV2)
+	changed, err := src.Fetch(ctx, first.ETag)
+	if err != nil {
+		t.Fatalf("Fetch after put: %v", err)
+	}
+	if changed.NotModified || string(changed.Body) != docV2 || changed.ETag == first.ETag || changed.ETag == "" {
+		t.Errorf("fetch after put = %+v, want the new document and a new ETag", changed)
+	}
+}
+
+// TestS3FromEnvironment proves the default config path: endpoint, region
+// and credentials from the environment, and path-style addressing for a
+// custom endpoint (virtual-host style would ask for topo.127.0.0.1).
+func TestS3FromEnvironment(t *testing.T) {
+	f := newFakeS3(t, bucket)
+	f.put(t, bucket, key, docV1)
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_S3":         f.URL,
+		"AWS_REGION":                  "eu-west-1",
+		"AWS_ACCESS_KEY_ID":           "AKIDTEST",
+		"AWS_SECRET_ACCESS_KEY":       "secret",
+		"AWS_CONFIG_FILE":             filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"AWS_PROFILE":                 "",
+	} {
+		t.Setenv(k, v)
+	}
+	src := mustNew(t, "s3://"+bucket+"/"+key, source.Options{})
+	got, err := src.Fetch(ctxFor(t, 20*time.Second), "")
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if string(got.Body) != docV1 {
+		t.Errorf("body = %q, want %q", got.Body, docV1)
+	}
+}
+
+func TestS3Errors(t *testing.T) {
+	tests := []struct {
+		name     string
+		url      string
+		gate     func(f *fakeS3)
+		attempts int
+		wantReqs int
+		want     []string
+		notFound bool
+	}{
+		{
+			name: "missing key", url: "s3://" + bucket + "/nope.json", attempts: 3, wantReqs: 1, notFound: true,
+			want: []string{"source: get s3://topo/nope.json", `no object "nope.json" in bucket "topo"`},
+		},
+		{
+			name: "missing bucket", url: "s3://other/" + key, attempts: 3, wantReqs: 1, notFound: true,
+			want: []string{"s3://other/" + key, `bucket "other" does not exist`, "AWS_ENDPOINT_URL_S3"},
+		},
+		{
+			name: "access denied is final", url: "s3://" + bucket + "/" + key, attempts: 3, wantReqs: 1,
+			gate: func(f *fakeS3) { f.failNext, f.failCode, f.failBody = 5, http.StatusForbidden, accessDenied },
+			want: []string{"s3://topo/" + key, "access denied", "s3:GetObject on arn:aws:s3:::topo/" + key},
+		},
+		{
+			name: "5xx on every attempt", url: "s3://" + bucket + "/" + key, attempts: 3, wantReqs: 3,
+			gate: func(f *fakeS3) { f.failNext, f.failCode, f.failBody = 10, http.StatusServiceUnavailable, slowDown },
+			want: []string{"s3://topo/" + key, "503", "SlowDown"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeS3(t, bucket)
+			f.put(t, bucket, key, docV1)
+			if tt.gate != nil {
+				f.set(tt.gate)
+			}
+			src := mustNew(t, tt.url, source.Options{S3: s3ClientFor(f.URL), Attempts: tt.attempts})
+			_, err := src.Fetch(ctxFor(t, 20*time.Second), "")
+			wantErrContains(t, err, tt.want...)
+			if got := source.IsNotFound(err); got != tt.notFound {
+				t.Errorf("IsNotFound = %v, want %v", got, tt.notFound)
+			}
+			if n, _ := f.count(); n != tt.wantReqs {
+				t.Errorf("%d requests, want %d", n, tt.wantReqs)
+			}
+		})
+	}
+}
+
+func TestS3RetriesServerErrors(t *testing.T) {
+	f := newFakeS3(t, bucket)
+	f.put(t, bucket, key, docV1)
+	f.set(func(f *fakeS3) { f.failNext, f.failCode, f.failBody = 2, http.StatusInternalServerError, "" })
+	src := mustNew(t, "s3://"+bucket+"/"+key, source.Options{S3: s3ClientFor(f.URL), Attempts: 4})
+	got, err := src.Fetch(ctxFor(t, 20*time.Second), "")
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if n, _ := f.count(); string(got.Body) != docV1 || n != 3 {
+		t.Errorf("body %q after %d requests, want %q after 3", got.Body, n, docV1)
+	}
+}
+
+func TestS3Unreachable(t *testing.T) {
+	closed := closedPort(t)
+	tests := []struct {
+		name     string
+		endpoint func(t *testing.T) string
+		deadline time.Duration
+		timeout  time.Duration
+		within   time.Duration
+		want     []string
+	}{
+		{
+			name:     "nothing listens",
+			endpoint: func(t *testing.T) string { return closed },
+			deadline: 10 * time.Second, within: 8 * time.Second,
+			want: []string{"s3://topo/" + key, "could not reach " + closed, "connection refused"},
+		},
+		{
+			name: "endpoint never answers, caller deadline first",
+			endpoint: func(t *testing.T) string {
+				f := newFakeS3(t, bucket)
+				f.set(func(f *fakeS3) { f.hang = true })
+				return f.URL
+			},
+			deadline: 800 * time.Millisecond, timeout: 10 * time.Second, within: 2 * time.Second,
+			want: []string{"s3://topo/" + key, "deadline exceeded"},
+		},
+		{
+			name: "endpoint never answers, attempt deadlines",
+			endpoint: func(t *testing.T) string {
+				f := newFakeS3(t, bucket)
+				f.set(func(f *fakeS3) { f.hang = true })
+				return f.URL
+			},
+			deadline: 10 * time.Second, timeout: 200 * time.Millisecond, within: 4 * time.Second,
+			want: []string{"s3://topo/" + key, "no answer within 200ms", "could not reach"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep := tt.endpoint(t)
+			src := mustNew(t, "s3://"+bucket+"/"+key, source.Options{S3: s3ClientFor(ep), Attempts: 3, Timeout: tt.timeout})
+			start := time.Now()
+			_, err := src.Fetch(ctxFor(t, tt.deadline), "")
+			if d := time.Since(start); d > tt.within {
+				t.Errorf("failed after %v, want within %v", d, tt.within)
+			}
+			wantErrContains(t, err, tt.want...)
+		})
+	}
+}
+
+// closedPort returns an http://127.0.0.1:port URL nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+func TestFileFetch(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "topology.json")
+	if err := os.WriteFile(path, []byte(docV1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := "file://" + path
+	src := mustNew(t, url, source.Options{})
+	ctx := ctxFor(t, 5*time.Second)
+
+	first, err := src.Fetch(ctx, "")
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	sum := sha256.Sum256([]byte(docV1))
+	if string(first.Body) != docV1 || first.ETag != hex.EncodeToString(sum[:]) || first.Source != url {
+		t.Fatalf("first = %+v", first)
+	}
+	same, err := src.Fetch(ctx, first.ETag)
+	if err != nil || !same.NotModified || same.Body != nil {
+		t.Errorf("unchanged fetch = %+v, %v; want NotModified", same, err)
+	}
+	if err := os.WriteFile(path, []byte(docV2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := src.Fetch(ctx, first.ETag)
+	if err != nil || changed.NotModified || string(changed.Body) != docV2 || changed.ETag == first.ETag {
+		t.Errorf("changed fetch = %+v, %v; want the new document", changed, err)
+	}
+
+	os.Remove(path)
+	_, err = src.Fetch(ctx, changed.ETag)
+	wantErrContains(t, err, url, "no such file")
+	if !source.IsNotFound(err) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file error %v: IsNotFound false", err)
+	}
+
+	dirSrc := mustNew(t, "file://"+dir, source.Options{})
+	_, err = dirSrc.Fetch(ctx, "")
+	wantErrContains(t, err, "file://"+dir, "not a regular file")
+}
+
+func TestNewRejectsBadURLs(t *testing.T) {
+	for _, url := range []string{
+		"ftp://host/topology.json",
+		"s3://bucket-only",
+		"s3:///key-only",
+		"s3://bucket/dir/",
+		"file://relative/path.json",
+		"file:relative.json",
+		"http://example.com/topology.json",
+		"http://10.0.0.1/topology.json",
+		"https:///no-host",
+		"/etc/nodeagent/topology.json",
+		"",
+	} {
+		t.Run(url, func(t *testing.T) {
+			_, err := source.New(context.Background(), url, source.Options{})
+			wantErrContains(t, err, fmt.Sprintf("%q", url), "s3://bucket/key", "file:///absolute/path", "https://")
+			if !errors.Is(err, source.ErrUnsupportedURL) {
+				t.Errorf("error %v is not ErrUnsupportedURL", err)
+			}
+		})
+	}
+	for _, url := range []string{"http://127.0.0.1:8080/t.json", "http://localhost/t.json", "http://127.3.4.5/t.json", "file://localhost/etc/t.json"} {
+		t.Run("accepts "+url, func(t *testing.T) {
+			if _, err := source.New(context.Background(), url, source.Options{}); err != nil {
+				t.Errorf("New(%q): %v", url, err)
+			}
+		})
+	}
+}
+
+// docServer serves one document with an ETag and honours If-None-Match.
+type docServer struct {
+	URL      string
+	requests atomic.Int32
+	fail     atomic.Int32 // answer this many requests with 500 first
+	status   atomic.Int32 // when non-zero, always answer with this status
+}
+
+func newDocServer(t *testing.T, body string) *docServer {
+	d := &docServer{}
+	const etag = `"v1"`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.requests.Add(1)
+		if s := d.status.Load(); s != 0 {
+			http.Error(w, "nope", int(s))
+			return
+		}
+		if d.fail.Load() > 0 {
+			d.fail.Add(-1)
+			http.Error(w, "try later", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	d.URL = srv.URL + "/topology.json"
+	return d
+}
+
+func TestHTTPFetch(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(d *docServer)
+		etag     string
+		want     nodeagent.Fetched
+		wantErr  []string
+		wantReqs int32
+	}{
+		{name: "fetch", want: nodeagent.Fetched{Body: []byte(docV1), ETag: `"v1"`}, wantReqs: 1},
+		{name: "not modified", etag: `"v1"`, want: nodeagent.Fetched{ETag: `"v1"`, NotModified: true}, wantReqs: 1},
+		{name: "stale etag", etag: `"v0"`, want: nodeagent.Fetched{Body: []byte(docV1), ETag: `"v1"`}, wantReqs: 1},
+		{
+			name: "500 then 200 is retried", setup: func(d *docServer) { d.fail.Store(2) },
+			want: nodeagent.Fetched{Body: []byte(docV1), ETag: `"v1"`}, wantReqs: 3,
+		},
+		{
+			name: "404 is final", setup: func(d *docServer) { d.status.Store(http.StatusNotFound) },
+			wantErr: []string{"/topology.json", "404 Not Found", "check the URL"}, wantReqs: 1,
+		},
+		{
+			name: "500 on every attempt", setup: func(d *docServer) { d.status.Store(http.StatusInternalServerError) },
+			wantErr: []string{"/topology.json", "500 Internal Server Error", "after 3 attempts"}, wantReqs: 3,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDocServer(t, docV1)
+			if tt.setup != nil {
+				tt.setup(d)
+			}
+			src := mustNew(t, d.URL, source.Options{Attempts: 3})
+			got, err := src.Fetch(ctxFor(t, 20*time.Second), tt.etag)
+			if n := d.requests.Load(); n != tt.wantReqs {
+				t.Errorf("%d requests, want %d", n, tt.wantReqs)
+			}
+			if tt.wantErr != nil {
+				wantErrContains(t, err, tt.wantErr...)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			tt.want.Source = d.URL
+			if string(got.Body) != string(tt.want.Body) || got.ETag != tt.want.ETag || got.NotModified != tt.want.NotModified || got.Source != tt.want.Source {
+				t.Errorf("Fetch = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHTTPFetchBodyStallTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Write([]byte(`{"schema":`))
+		w.(http.Flusher).Flush()
+		select { // the rest of the document never comes
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	src := mustNew(t, srv.URL+"/t.json", source.Options{Attempts: 2, Timeout: 200 * time.Millisecond})
+	start := time.Now()
+	_, err := src.Fetch(ctxFor(t, 10*time.Second), "")
+	wantErrContains(t, err, srv.URL+"/t.json", "no answer within 200ms")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
