@@ -104,7 +104,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		endpoint = DefaultEndpoint
 	}
 	if err := checkEndpoint(endpoint); err != nil {
-		return nil, fmt.Errorf("metadata: endpoint %q (from --imds-endpoint or %s): %w", endpoint, EndpointEnv, err)
+		return nil, fmt.Errorf("metadata: IMDS endpoint %q (from the agent config or %s): %w", endpoint, EndpointEnv, err)
 	}
 	log := o.Logger.With("component", "imds", "endpoint", endpoint)
 
