@@ -15,7 +15,7 @@ import (
 
 // Version changes whenever Generate's output changes (cached copies are
 // keyed by it).
-const Version = 1
+const Version = 2
 
 // counter counts bytes written through it.
 type counter struct {
@@ -35,6 +35,9 @@ func (c *counter) Write(p []byte) (int, error) {
 func Generate(w io.Writer, target int64) error {
 	rnd := rand.New(rand.NewPCG(2026, 11))
 	words := vocabulary(rnd)
+	// Directory names come from small pools, so that a directory holds a
+	// handful of files as in a real application.
+	modules, vendors := words[20:80], words[80:120]
 	cw := &counter{w: w}
 	gz := gzip.NewWriter(cw)
 	tw := tar.NewWriter(gz)
@@ -62,21 +65,22 @@ func Generate(w io.Writer, target int64) error {
 	for i := 0; cw.n < target; i++ {
 		var name string
 		var body []byte
-		switch k := rnd.IntN(20); {
+		switch k := rnd.IntN(40); {
 		case k == 0: // an image or font: incompressible
-			body = make([]byte, 20<<10+rnd.IntN(400<<10))
+			body = make([]byte, 10<<10+rnd.IntN(190<<10))
 			for j := range body {
 				body[j] = byte(rnd.Uint32())
 			}
-			name = fmt.Sprintf("public/images/%s/%s-%d.jpg", pick(rnd, words), pick(rnd, words), i)
+			name = fmt.Sprintf("public/images/%s/%s-%d.jpg", pick(rnd, modules[:10]), pick(rnd, words), i)
 		default:
 			dir := top[rnd.IntN(len(top)-1)]
 			if dir == "vendor" {
-				dir = fmt.Sprintf("vendor/%s/%s/src", pick(rnd, words), pick(rnd, words))
+				v := rnd.IntN(len(vendors))
+				dir = fmt.Sprintf("vendor/%s/%s/src", vendors[v], modules[(v*7+rnd.IntN(3))%len(modules)])
 			}
 			ext := []string{".php", ".php", ".php", ".js", ".css", ".json"}[rnd.IntN(6)]
-			name = fmt.Sprintf("%s/%s/%s%d%s", dir, pick(rnd, words), strings.ToUpper(pick(rnd, words)[:1])+pick(rnd, words), i, ext)
-			body = source(rnd, words, 1<<10+rnd.IntN(40<<10))
+			name = fmt.Sprintf("%s/%s/%s%d%s", dir, pick(rnd, modules), strings.ToUpper(pick(rnd, words)[:1])+pick(rnd, words), i, ext)
+			body = source(rnd, words, 512+rnd.IntN(16<<10))
 		}
 		if err := add(name, body, 0o644); err != nil {
 			return err
