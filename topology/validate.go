@@ -141,15 +141,16 @@ func (v *validator) aliases() {
 		if _, ok := v.t.Nodes[name]; ok {
 			v.add(p, "%s is both a node and an alias; rename one", name)
 		}
-		switch _, isAlias := v.t.Aliases[target]; {
+		_, isNode := v.t.Nodes[target]
+		_, isAlias := v.t.Aliases[target]
+		switch {
 		case target == "":
 			v.add(p, "must name a node")
+		case isNode:
 		case isAlias:
 			v.add(p, "points at alias %s; an alias must point at a node", show(target))
 		default:
-			if _, ok := v.t.Nodes[target]; !ok {
-				v.add(p, "points at unknown node %s (%s)", show(target), names(v.t.Nodes))
-			}
+			v.add(p, "points at unknown node %s (%s)", show(target), names(v.t.Nodes))
 		}
 	}
 }
@@ -232,17 +233,28 @@ func (v *validator) runs(role, service string) bool {
 	return slices.Contains(v.t.Roles[role].Services, service)
 }
 
+// ref is how a node-or-alias reference resolves.
+type ref int
+
+const (
+	refNode    ref = iota // a node, or an alias of one
+	refUnknown            // neither a node nor an alias
+	refBroken             // an alias that is itself wrong (reported at aliases.<name>)
+)
+
 // node resolves a node or alias name to a node name.
-func (v *validator) node(name string) (string, bool) {
+func (v *validator) node(name string) (string, ref) {
 	if _, ok := v.t.Nodes[name]; ok {
-		return name, true
+		return name, refNode
 	}
 	target, ok := v.t.Aliases[name]
 	if !ok {
-		return "", false
+		return "", refUnknown
 	}
-	_, ok = v.t.Nodes[target]
-	return target, ok
+	if _, ok := v.t.Nodes[target]; !ok {
+		return "", refBroken
+	}
+	return target, refNode
 }
 
 func (v *validator) products() {
@@ -362,21 +374,22 @@ func checkReleaseURL(raw string) string {
 
 func (v *validator) database(p string, d nodeagent.Database) {
 	mp := join(p, "master")
-	switch _, ok := v.node(d.Master); {
+	switch _, r := v.node(d.Master); {
 	case d.Master == "":
 		v.add(mp, "missing; every product needs a database master (a node or alias name)")
-	case !ok:
+	case r == refUnknown:
 		v.add(mp, "%s is neither a node nor an alias", show(d.Master))
 	}
 	seen := map[string]bool{}
-	for i, r := range d.Replicas {
+	for i, name := range d.Replicas {
 		rp := index(join(p, "replicas"), i)
-		if _, ok := v.node(r); !ok {
-			v.add(rp, "%s is neither a node nor an alias", show(r))
-		} else if seen[r] {
-			v.add(rp, "%s is listed twice", r)
+		switch _, r := v.node(name); {
+		case r == refUnknown:
+			v.add(rp, "%s is neither a node nor an alias", show(name))
+		case seen[name]:
+			v.add(rp, "%s is listed twice", name)
 		}
-		seen[r] = true
+		seen[name] = true
 	}
 	if !dbNameRe.MatchString(d.Name) {
 		if d.Name == "" {
@@ -396,10 +409,11 @@ func (v *validator) cache(p string, c *nodeagent.Cache) {
 	seen := map[string]bool{}
 	for i, n := range c.Nodes {
 		ip := index(np, i)
-		node, ok := v.node(n)
+		node, r := v.node(n)
 		switch {
-		case !ok:
+		case r == refUnknown:
 			v.add(ip, "%s is neither a node nor an alias", show(n))
+		case r == refBroken:
 		case seen[node]:
 			v.add(ip, "%s is listed twice (as itself or through an alias)", node)
 		case !v.runs(v.t.Nodes[node].Role, nodeagent.ServiceMemcached):

@@ -1,0 +1,107 @@
+package topology_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/topology"
+)
+
+// FuzzLoad checks that Load never panics, that whatever it accepts survives
+// a JSON round trip unchanged, and that no accepted string can break a line
+// of a rendered file.
+func FuzzLoad(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.*"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no seeds in testdata: %v", err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, strings.HasSuffix(file, ".yaml"))
+	}
+	f.Add([]byte(`{"schema":1,"serial":1,"nodes":{"a":{"ip":"::1","role":"r"}},"roles":{"r":{"services":[]}}}`), false)
+	f.Add([]byte(`{"schema":1,"serial":1,"nodes":{"a\n":{"ip":"10.0.0.1\u0000","role":"r"}},"roles":{"r":{}}}`), false)
+
+	f.Fuzz(func(t *testing.T, data []byte, isYAML bool) {
+		name := "fuzz.json"
+		if isYAML {
+			name = "fuzz.yaml"
+		}
+		top, err := topology.Load(data, name)
+		if err != nil {
+			return
+		}
+		if bad := badStrings(reflect.ValueOf(top), "topology"); len(bad) > 0 {
+			t.Fatalf("accepted document holds strings with newline, CR or NUL: %v", bad)
+		}
+		again, err := json.Marshal(top)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		top2, err := topology.Load(again, "again.json")
+		if err != nil {
+			t.Fatalf("accepted document re-encoded is refused: %v\n%s", err, again)
+		}
+		if diff := cmp.Diff(top, top2, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("round trip changed the document (-first +second):\n%s", diff)
+		}
+	})
+}
+
+// badStrings returns the paths of every string (values and map keys) that
+// holds a newline, carriage return or NUL.
+func badStrings(v reflect.Value, path string) []string {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return nil
+		}
+		return badStrings(v.Elem(), path)
+	case reflect.String:
+		if strings.ContainsAny(v.String(), "\n\r\x00") {
+			return []string{path}
+		}
+	case reflect.Struct:
+		var bad []string
+		for i := 0; i < v.NumField(); i++ {
+			bad = append(bad, badStrings(v.Field(i), path+"."+v.Type().Field(i).Name)...)
+		}
+		return bad
+	case reflect.Slice:
+		var bad []string
+		for i := 0; i < v.Len(); i++ {
+			bad = append(bad, badStrings(v.Index(i), path+"[]")...)
+		}
+		return bad
+	case reflect.Map:
+		var bad []string
+		it := v.MapRange()
+		for it.Next() {
+			bad = append(bad, badStrings(it.Key(), path+"{key}")...)
+			bad = append(bad, badStrings(it.Value(), path+"["+it.Key().String()+"]")...)
+		}
+		return bad
+	}
+	return nil
+}
+
+func TestBadStringsFindsThem(t *testing.T) {
+	top := &nodeagent.Topology{
+		Nodes:    map[string]nodeagent.Node{"a\n": {IP: "x"}},
+		Products: map[string]nodeagent.Product{"p": {PHP: nodeagent.PHPSettings{Env: map[string]string{"K": "v\x00"}}}},
+	}
+	if got := badStrings(reflect.ValueOf(top), "topology"); len(got) != 2 {
+		t.Errorf("badStrings = %v, want the node key and the env value", got)
+	}
+}
