@@ -1,5 +1,13 @@
 # nodeagent — build, test, demo, package.
 # `make demo` runs the main job on an embedded example; `make test` runs every test.
+#
+# `make test` phases, in order (each prints "== phase NAME: ok in Ns"):
+#   deps         Debian packages the tests run for real (tools/deps.sh)
+#   tools        pinned test tools built into TOOLS_DIR (tools/build.sh)
+#   vet          gofmt, go vet (with and without the integration tag)
+#   unit         go test -race ./...
+#   integration  go test -tags integration on every package that has such tests
+#   fuzz         every Fuzz target for FUZZTIME (tools/fuzz.sh)
 
 SHELL      := /bin/bash
 GO         ?= go
@@ -8,7 +16,23 @@ COMMIT     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS    := -s -w -X main.Version=$(VERSION) -X main.Commit=$(COMMIT) -X main.BuildDate=$(BUILD_DATE)
 
-.PHONY: all build test vet bench demo package clean
+# Built test tools live outside the checkout, so a fresh clone on the same
+# machine reuses them; tools/build.sh rebuilds one only when tools/go.mod or
+# tools/go.sum changed.
+TOOLS_DIR  ?= $(HOME)/.cache/nodeagent/tools/bin
+FUZZTIME   ?= 10s
+export NODEAGENT_TOOLS_DIR := $(TOOLS_DIR)
+
+# phase NAME, COMMAND: run COMMAND, print how long it took, fail loudly.
+define phase
+	@start=$$(date +%s); echo "== phase $(1)"; \
+	if $(2); then echo "== phase $(1): ok in $$(( $$(date +%s) - start ))s"; \
+	else echo "== phase $(1): FAILED after $$(( $$(date +%s) - start ))s"; exit 1; fi
+endef
+
+.PHONY: all build test vet bench demo package clean deps tools test-unit test-integration test-fuzz
+
+.NOTPARALLEL:
 
 all: build
 
@@ -16,12 +40,42 @@ build:
 	mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nodeagent ./cmd/nodeagent
 
+deps:
+	$(call phase,deps,bash tools/deps.sh)
+
+tools:
+	$(call phase,tools,GO=$(GO) bash tools/build.sh $(TOOLS_DIR))
+
 vet:
+	$(call phase,vet,$(MAKE) --no-print-directory vet-run)
+
+.PHONY: vet-run
+vet-run:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
 
-test: vet
-	$(GO) test -count=1 ./...
+test-unit:
+	$(call phase,unit,$(GO) test -race -count=1 ./...)
+
+# Only packages with integration-tagged files: the rest ran in test-unit.
+INTEGRATION_PKGS = $(shell grep -rlE --include='*.go' '^//go:build .*\bintegration\b' . 2>/dev/null | xargs -r -n1 dirname | sort -u)
+
+test-integration:
+	$(call phase,integration,$(if $(strip $(INTEGRATION_PKGS)),$(GO) test -tags integration -count=1 -timeout 15m $(INTEGRATION_PKGS),echo "no integration tests"))
+
+test-fuzz:
+	$(call phase,fuzz,GO=$(GO) bash tools/fuzz.sh $(FUZZTIME))
+
+# Phases run in this order (make without -j runs prerequisites left to right).
+test: deps tools vet test-unit test-integration test-fuzz
+	@echo "== make test: all phases passed"
+
+# ---- demo: `make demo` target goes here (owned by the demo's author) ----
+
+# ---- bench: `make bench` target goes here (writes BENCHMARKS.md) ----
+
+# ---- package: `make package` target goes here (nfpm from $(TOOLS_DIR)/nfpm) ----
 
 clean:
 	rm -rf bin dist

@@ -1,0 +1,118 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// MinIO is a running MinIO server on 127.0.0.1.
+type MinIO struct {
+	Endpoint  string // http://127.0.0.1:PORT
+	AccessKey string
+	SecretKey string
+	Region    string
+
+	proc *process
+}
+
+// StartMinIO starts `minio server` on a fresh data directory and a free
+// port of 127.0.0.1 (console off, no update checks) and waits for
+// /minio/health/live.
+func StartMinIO(t testing.TB) *MinIO {
+	t.Helper()
+	bin := Tool(t, ToolMinIO)
+	data := t.TempDir()
+	port := FreePort(t)
+	m := &MinIO{
+		Endpoint:  fmt.Sprintf("http://127.0.0.1:%d", port),
+		AccessKey: "nodeagent-test",
+		SecretKey: "nodeagent-test-secret",
+		Region:    "us-east-1",
+	}
+	m.proc = startProcess(t, "minio", []string{
+		"MINIO_ROOT_USER=" + m.AccessKey,
+		"MINIO_ROOT_PASSWORD=" + m.SecretKey,
+		"MINIO_REGION=" + m.Region,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+		"MINIO_CALLHOME_ENABLE=off",
+	}, bin, "server", data, "--address", fmt.Sprintf("127.0.0.1:%d", port), "--quiet")
+	m.proc.waitReady(t, 60*time.Second, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.Endpoint+"/minio/health/live", nil)
+		if err != nil {
+			return err
+		}
+		_, status, err := do(req)
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("health: status %d: %w", status, errNotReady)
+		}
+		return nil
+	})
+	return m
+}
+
+// Env points the AWS SDK (and so the agent) at this server.
+func (m *MinIO) Env() []string {
+	return s3Env(m.Endpoint, m)
+}
+
+func s3Env(endpoint string, m *MinIO) []string {
+	return []string{
+		"AWS_ENDPOINT_URL_S3=" + endpoint,
+		"AWS_ACCESS_KEY_ID=" + m.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + m.SecretKey,
+		"AWS_REGION=" + m.Region,
+	}
+}
+
+// Client returns an S3 client for this server (path-style addressing).
+func (m *MinIO) Client() *s3.Client {
+	return s3.New(s3.Options{
+		BaseEndpoint: aws.String(m.Endpoint),
+		Region:       m.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(m.AccessKey, m.SecretKey, ""),
+		UsePathStyle: true,
+	})
+}
+
+// Put stores body at bucket/key, creating the bucket if needed.
+func (m *MinIO) Put(t testing.TB, bucket, key string, body []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := m.Client()
+	if err := createBucket(ctx, c, bucket); err != nil {
+		t.Fatalf("harness: minio: %v", err)
+	}
+	_, err := c.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+	})
+	if err != nil {
+		t.Fatalf("harness: minio: put s3://%s/%s: %v", bucket, key, err)
+	}
+}
+
+func createBucket(ctx context.Context, c *s3.Client, bucket string) error {
+	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	var owned *types.BucketAlreadyOwnedByYou
+	if err != nil && !errors.As(err, &owned) {
+		return fmt.Errorf("create bucket %s: %w", bucket, err)
+	}
+	return nil
+}
