@@ -120,19 +120,21 @@ type current struct {
 
 // readCurrent reads path under the root: content, mode and owner.
 func readCurrent(fsys hostfs.FS, path string) (current, error) {
-	data, err := fsys.ReadFile(path)
+	// Lstat first: a dangling symlink must not read as "missing", and a
+	// link is never silently replaced by a file.
+	fi, err := fsys.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return current{}, nil
 	}
-	if err != nil {
-		return current{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	fi, err := fsys.Lstat(path)
 	if err != nil {
 		return current{}, fmt.Errorf("stat %s: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
 		return current{}, fmt.Errorf("%s: %w", path, &NotRegularError{Path: path, Mode: fi.Mode()})
+	}
+	data, err := fsys.ReadFile(path)
+	if err != nil {
+		return current{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	owner, group, err := fsys.Owner(path)
 	if err != nil {

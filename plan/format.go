@@ -77,7 +77,7 @@ func writeHeader(b *bytes.Buffer, p *nodeagent.Plan) {
 		fmt.Fprintf(b, ", group %s", id.Group)
 	}
 	if id.Why != "" {
-		fmt.Fprintf(b, " (%s)", id.Why)
+		fmt.Fprintf(b, " (from %s)", id.Why)
 	}
 	b.WriteString("\n")
 	if p.PreviousSerial == 0 {
