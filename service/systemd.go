@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 
@@ -56,6 +57,7 @@ func (s *Systemd) Close() {
 // Active reports whether the unit's ActiveState is "active" or "reloading",
 // the states `systemctl is-active` accepts.
 func (s *Systemd) Active(ctx context.Context, unit string) (bool, error) {
+	unit = UnitName(unit)
 	p, err := s.conn.GetUnitPropertyContext(ctx, unit, "ActiveState")
 	if err != nil {
 		return false, fmt.Errorf("systemd: ActiveState of %s: %w", unit, err)
@@ -84,6 +86,25 @@ func (s *Systemd) Restart(ctx context.Context, unit string) error {
 	return s.job(ctx, "restart", unit, s.conn.RestartUnitContext)
 }
 
+// unitTypes are the unit type suffixes systemd knows.
+var unitTypes = []string{
+	".service", ".socket", ".target", ".timer", ".mount", ".automount",
+	".path", ".swap", ".slice", ".scope", ".device",
+}
+
+// UnitName is the full unit name systemd's D-Bus API wants: "apache2"
+// becomes "apache2.service" (systemctl does the same mangling on the command
+// line; the D-Bus API does not). "php8.2-fpm" is a service too: a dot alone
+// is not a type suffix.
+func UnitName(unit string) string {
+	for _, t := range unitTypes {
+		if strings.HasSuffix(unit, t) {
+			return unit
+		}
+	}
+	return unit + ".service"
+}
+
 // JobError is a systemd job that finished with a result other than "done"
 // (failed, timeout, canceled, dependency, skipped).
 type JobError struct {
@@ -97,6 +118,7 @@ func (e *JobError) Error() string {
 func (s *Systemd) job(ctx context.Context, action, unit string, enqueue func(context.Context, string, string, chan<- string) (int, error)) error {
 	// Buffered: go-systemd sends the result while holding its job lock, and
 	// this side may have stopped listening (ctx done).
+	unit = UnitName(unit)
 	ch := make(chan string, 1)
 	if _, err := enqueue(ctx, unit, jobMode, ch); err != nil {
 		return actionError("systemd", action, unit, err)

@@ -83,18 +83,18 @@ func TestSystemdJobs(t *testing.T) {
 		want    call
 		wantErr []string // substrings; nil means success
 	}{
-		{name: "start done", do: start, result: "done", want: call{"StartUnit", "apache2", "replace"}},
-		{name: "reload done", do: reload, result: "done", want: call{"ReloadUnit", "php8.2-fpm", "replace"}},
-		{name: "restart done", do: restart, result: "done", want: call{"RestartUnit", "memcached", "replace"}},
-		{name: "reload failed", do: reload, result: "failed", want: call{"ReloadUnit", "apache2", "replace"},
-			wantErr: []string{"systemd: reload apache2", `result "failed"`, "journalctl -u apache2"}},
-		{name: "start dependency", do: start, result: "dependency", want: call{"StartUnit", "apache2", "replace"},
+		{name: "start done", do: start, result: "done", want: call{"StartUnit", "apache2.service", "replace"}},
+		{name: "reload done", do: reload, result: "done", want: call{"ReloadUnit", "php8.2-fpm.service", "replace"}},
+		{name: "restart done", do: restart, result: "done", want: call{"RestartUnit", "memcached.service", "replace"}},
+		{name: "reload failed", do: reload, result: "failed", want: call{"ReloadUnit", "apache2.service", "replace"},
+			wantErr: []string{"systemd: reload apache2.service", `result "failed"`, "journalctl -u apache2.service"}},
+		{name: "start dependency", do: start, result: "dependency", want: call{"StartUnit", "apache2.service", "replace"},
 			wantErr: []string{"systemd: start apache2", `result "dependency"`}},
-		{name: "restart timeout result", do: restart, result: "timeout", want: call{"RestartUnit", "memcached", "replace"},
+		{name: "restart timeout result", do: restart, result: "timeout", want: call{"RestartUnit", "memcached.service", "replace"},
 			wantErr: []string{"systemd: restart memcached", `result "timeout"`}},
-		{name: "job never finishes", do: reload, result: "", timeout: 50 * time.Millisecond, want: call{"ReloadUnit", "apache2", "replace"},
+		{name: "job never finishes", do: reload, result: "", timeout: 50 * time.Millisecond, want: call{"ReloadUnit", "apache2.service", "replace"},
 			wantErr: []string{"systemd: reload apache2", "waiting for the job", "deadline exceeded"}},
-		{name: "enqueue refused", do: start, jobErr: errors.New("Unit nope.service not found."), want: call{"StartUnit", "nope", "replace"},
+		{name: "enqueue refused", do: start, jobErr: errors.New("Unit nope.service not found."), want: call{"StartUnit", "nope.service", "replace"},
 			wantErr: []string{"systemd: start nope", "not found"}},
 	}
 	for _, tt := range tests {
@@ -106,7 +106,7 @@ func TestSystemdJobs(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
 				defer cancel()
 			}
-			err := tt.do(service.NewSystemdWith(f), ctx, tt.want.Unit)
+			err := tt.do(service.NewSystemdWith(f), ctx, strings.TrimSuffix(tt.want.Unit, ".service"))
 			if diff := cmp.Diff([]call{tt.want}, f.calls); diff != "" {
 				t.Errorf("calls (-want +got):\n%s", diff)
 			}
@@ -153,7 +153,7 @@ func TestSystemdActive(t *testing.T) {
 		t.Run(strings.TrimSpace(strings.ReplaceAll(sprint(tt.state, tt.propErr), " ", "_")), func(t *testing.T) {
 			f := &fakeConn{state: tt.state, propErr: tt.propErr}
 			got, err := service.NewSystemdWith(f).Active(context.Background(), "apache2")
-			if diff := cmp.Diff([]call{{"GetUnitProperty", "apache2", "ActiveState"}}, f.calls); diff != "" {
+			if diff := cmp.Diff([]call{{"GetUnitProperty", "apache2.service", "ActiveState"}}, f.calls); diff != "" {
 				t.Errorf("calls (-want +got):\n%s", diff)
 			}
 			if (err != nil) != tt.wantErr {
@@ -178,5 +178,19 @@ func sprint(state any, err error) string {
 		return s
 	default:
 		return "non-string"
+	}
+}
+
+func TestUnitName(t *testing.T) {
+	for in, want := range map[string]string{
+		"apache2":         "apache2.service",
+		"php8.2-fpm":      "php8.2-fpm.service",
+		"httpd.service":   "httpd.service",
+		"nodeagent.timer": "nodeagent.timer",
+		"memcached@1":     "memcached@1.service",
+	} {
+		if got := service.UnitName(in); got != want {
+			t.Errorf("UnitName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
