@@ -3,6 +3,7 @@ package plan_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/user"
@@ -82,7 +83,24 @@ func converged(t *testing.T, d *nodeagent.Desired) string {
 	}
 	hosts, _ := hostsfile.Merge([]byte(baseHosts), d.Hosts)
 	write(t, root, "/etc/hosts", string(hosts), 0o644)
+	writeUserDB(t, root)
 	return root
+}
+
+// writeUserDB gives the root its own passwd and group (hostfs names owners
+// from the root's user database): the test's own user and group, plus
+// nobody/nogroup.
+func writeUserDB(t *testing.T, root string) {
+	t.Helper()
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, group := me(t)
+	passwd := fmt.Sprintf("%s:x:%s:%s::/:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n", owner, u.Uid, u.Gid)
+	groups := fmt.Sprintf("%s:x:%s:\nnogroup:x:65534:\n", group, u.Gid)
+	write(t, root, "/etc/passwd", passwd, 0o644)
+	write(t, root, "/etc/group", groups, 0o644)
 }
 
 func write(t *testing.T, root, p, content string, mode fs.FileMode) {
