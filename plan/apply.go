@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -107,8 +109,9 @@ func Apply(ctx context.Context, in ApplyInput) (*Result, error) {
 	res := &Result{}
 	var saved []current
 	var savedPaths []string
+	var createdDirs []string // directories the writes created, parents first
 	restore := func() error {
-		err := restoreAll(in.FS, savedPaths, saved, log)
+		err := restoreAll(in.FS, savedPaths, saved, createdDirs, log)
 		if err == nil {
 			res.Written = nil
 		}
@@ -116,6 +119,11 @@ func Apply(ctx context.Context, in ApplyInput) (*Result, error) {
 	}
 	for _, fc := range in.Plan.Files {
 		cur, err := readCurrent(in.FS, fc.Path)
+		if err == nil && !cur.exists {
+			var missing []string
+			missing, err = missingDirs(in.FS, fc.Path)
+			createdDirs = append(createdDirs, missing...)
+		}
 		if err == nil {
 			err = in.FS.WriteFile(fc.Path, fc.Content, hostfs.WriteOptions{Mode: fc.Mode, Owner: fc.Owner, Group: fc.Group})
 		}
@@ -200,9 +208,27 @@ func checkOutput(err error) string {
 	return err.Error()
 }
 
+// missingDirs lists the ancestors of path that do not exist yet, outermost
+// first: the directories writing path will create.
+func missingDirs(fsys hostfs.FS, path string) ([]string, error) {
+	var missing []string
+	for dir := filepath.Dir(path); dir != "/" && dir != "."; dir = filepath.Dir(dir) {
+		_, err := fsys.Lstat(dir)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("stat %s: %w", dir, err)
+		}
+		missing = append([]string{dir}, missing...)
+	}
+	return missing, nil
+}
+
 // restoreAll puts saved files back, last written first: old content, mode
-// and owner, or removal of files that did not exist.
-func restoreAll(fsys hostfs.FS, paths []string, saved []current, log *slog.Logger) error {
+// and owner, or removal of files that did not exist; then it removes the
+// directories the writes created, innermost first.
+func restoreAll(fsys hostfs.FS, paths []string, saved []current, dirs []string, log *slog.Logger) error {
 	var errs []error
 	for i := len(saved) - 1; i >= 0; i-- {
 		p, c := paths[i], saved[i]
@@ -217,6 +243,14 @@ func restoreAll(fsys hostfs.FS, paths []string, saved []current, log *slog.Logge
 			continue
 		}
 		log.Info("restored file", logKeyPath, p, "existed", c.exists)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...) // keep the directories of files still there
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := fsys.Remove(dirs[i]); err != nil {
+			errs = append(errs, fmt.Errorf("restore: remove created directory %s: %w", dirs[i], err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -39,8 +39,13 @@ func snapshotDisk(t *testing.T, root string) map[string]diskFile {
 	t.Helper()
 	out := map[string]diskFile{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
 			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() {
+			out["/"+rel+"/"] = diskFile{Mode: fs.ModeDir}
+			return nil
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -50,7 +55,6 @@ func snapshotDisk(t *testing.T, root string) map[string]diskFile {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, p)
 		out["/"+rel] = diskFile{string(b), fi.Mode()}
 		return nil
 	})
@@ -120,8 +124,9 @@ func TestApplySuccess(t *testing.T) {
 
 func TestApplyCheckFailureRestores(t *testing.T) {
 	root, d, p, svc := applyCase(t)
-	// A second new file, in a directory that does not exist yet.
-	d.Files = append(d.Files, nodeagent.File{Path: "/etc/apache2/conf-enabled/nodeagent.conf", Content: []byte("ServerTokens Prod\n"), Mode: 0o644, Services: []string{"apache"}})
+	// A second new file, two directories deep into a tree that does not
+	// exist yet: a refused check leaves no empty directories behind.
+	d.Files = append(d.Files, nodeagent.File{Path: "/etc/apache2/conf-enabled/nodeagent/extra.conf", Content: []byte("ServerTokens Prod\n"), Mode: 0o644, Services: []string{"apache"}})
 	p, err := plan.Build(context.Background(), plan.Input{Desired: d, FS: hostfs.FS{Root: root}, Services: svc, Serial: 2, PreviousSerial: 1})
 	if err != nil {
 		t.Fatal(err)
