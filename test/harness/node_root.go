@@ -34,9 +34,11 @@ var (
 //
 // The root is a short path (unix socket paths must stay under 108 bytes)
 // readable by www-data, the services' user. Its cleanup stops every service
-// started under it (StopServices) and removes it.
+// started under it (StopServices) and removes it. It also makes the test
+// process the reaper of the daemons it starts (see startReaper).
 func NodeRoot(t testing.TB) string {
 	t.Helper()
+	startReaper()
 	root, err := os.MkdirTemp("", "nodeagent-root-")
 	if err != nil {
 		t.Fatalf("harness: node root: %v", err)
