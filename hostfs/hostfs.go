@@ -1,0 +1,220 @@
+// Package hostfs is the host's filesystem as the agent sees it: every host
+// path is joined onto a root (the agent's --root, "/" in production), so
+// tests and image builds can target any directory tree.
+//
+// Writes are never half-done. WriteFile puts a temporary file next to the
+// target and renames it over; where rename is impossible (a bind-mounted
+// /etc/hosts, as container runtimes make it), it journals the new content in
+// the state dir first and rewrites the file in place, and Recover finishes
+// any such rewrite a crash interrupted. Owners are names from the host's own
+// user database (<root>/etc/passwd and <root>/etc/group), never the agent's.
+// Lock serializes applies with flock on <state dir>/lock.
+//
+// Confinement: paths handed to FS methods are host paths, absolute and
+// clean; anything else is refused with ErrInvalidPath. When the root is not
+// "/", a path whose existing directories resolve (through symlinks) outside
+// the root is refused with ErrEscapesRoot, so an image build never writes to
+// the build machine through an absolute symlink in the image.
+package hostfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// DefaultStateDir is the state dir used when FS.StateDir is empty.
+const DefaultStateDir = "/var/lib/nodeagent"
+
+// Errors callers can branch on (with errors.Is).
+var (
+	// ErrInvalidPath: the path is not absolute and clean.
+	ErrInvalidPath = errors.New("path must be absolute and clean")
+	// ErrEscapesRoot: the path resolves outside the root.
+	ErrEscapesRoot = errors.New("path escapes the root")
+	// ErrNotRegular: the target exists and is not a regular file (a
+	// symlink, a directory, a device); WriteFile does not replace it.
+	ErrNotRegular = errors.New("not a regular file")
+	// ErrUnknownOwner: a user or group name is not in the host's user
+	// database.
+	ErrUnknownOwner = errors.New("unknown user or group")
+)
+
+// FS is the host filesystem under Root.
+type FS struct {
+	// Root is the host root, "/" in production; "" means "/".
+	Root string
+	// StateDir is the host path of the state dir ("/var/lib/nodeagent"),
+	// joined onto Root; "" means DefaultStateDir. The journal lives in
+	// <StateDir>/journal, the lock in <StateDir>/lock.
+	StateDir string
+	// Rename renames a file; nil means os.Rename. Tests inject failures
+	// here to exercise the in-place fallback.
+	Rename func(oldpath, newpath string) error
+}
+
+// Path returns p joined onto Root. p is cleaned as if it were rooted first,
+// so the result never lies outside Root lexically ("/../x" and "x" both
+// give <Root>/x); the I/O methods refuse such paths instead (see
+// ErrInvalidPath).
+func (f FS) Path(p string) string {
+	return filepath.Join(f.root(), filepath.Clean("/"+p))
+}
+
+// ReadFile reads the host file p. A missing file gives an error matching
+// os.ErrNotExist.
+func (f FS) ReadFile(p string) ([]byte, error) {
+	full, err := f.resolve(p)
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
+	}
+	if err := f.confineFile(full); err != nil {
+		return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
+	}
+	data, err := os.ReadFile(full)
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
+	}
+	return data, nil
+}
+
+// Lstat describes the host file p without following a final symlink.
+func (f FS) Lstat(p string) (fs.FileInfo, error) {
+	full, err := f.resolve(p)
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: lstat %s: %w", p, err)
+	}
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: lstat %s: %w", p, err)
+	}
+	return fi, nil
+}
+
+// Remove removes the host file p (or empty directory) and syncs its
+// directory. A missing file is not an error.
+func (f FS) Remove(p string) error {
+	full, err := f.resolve(p)
+	if err != nil {
+		return fmt.Errorf("hostfs: remove %s: %w", p, err)
+	}
+	if err := os.Remove(full); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("hostfs: remove %s: %w", p, err)
+	}
+	if err := syncDir(filepath.Dir(full)); err != nil {
+		return fmt.Errorf("hostfs: remove %s: %w", p, err)
+	}
+	return nil
+}
+
+func (f FS) root() string {
+	if f.Root == "" {
+		return "/"
+	}
+	return f.Root
+}
+
+func (f FS) stateDir() string {
+	if f.StateDir == "" {
+		return DefaultStateDir
+	}
+	return f.StateDir
+}
+
+func (f FS) rename(oldpath, newpath string) error {
+	if f.Rename != nil {
+		return f.Rename(oldpath, newpath)
+	}
+	return os.Rename(oldpath, newpath)
+}
+
+// validPath reports whether p is an absolute, clean host path.
+func validPath(p string) bool {
+	return filepath.IsAbs(p) && filepath.Clean(p) == p
+}
+
+// resolve checks p and returns the path under Root, after making sure the
+// deepest existing directory above it resolves inside Root.
+func (f FS) resolve(p string) (string, error) {
+	if !validPath(p) {
+		return "", fmt.Errorf("%q: %w", p, ErrInvalidPath)
+	}
+	full := f.Path(p)
+	if err := f.confineDir(filepath.Dir(full)); err != nil {
+		return "", err
+	}
+	return full, nil
+}
+
+// confineDir checks that dir, or its deepest existing ancestor, resolves
+// inside Root. Nothing to check when Root is "/".
+func (f FS) confineDir(dir string) error {
+	if filepath.Clean(f.root()) == "/" {
+		return nil
+	}
+	for {
+		if _, err := os.Lstat(dir); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil
+		}
+		dir = parent
+	}
+	return f.within(dir)
+}
+
+// confineFile checks that full, if it is a symlink, resolves inside Root.
+func (f FS) confineFile(full string) error {
+	if filepath.Clean(f.root()) == "/" {
+		return nil
+	}
+	fi, err := os.Lstat(full)
+	if err != nil || fi.Mode().Type() != fs.ModeSymlink {
+		return nil // a missing file fails in the caller with ErrNotExist
+	}
+	return f.within(full)
+}
+
+// within checks that the existing path p resolves inside Root.
+func (f FS) within(p string) error {
+	root, err := filepath.EvalSymlinks(f.root())
+	if err != nil {
+		return fmt.Errorf("resolve root: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // dangling: whatever opens it fails with ErrNotExist
+		}
+		return err
+	}
+	rel, err := filepath.Rel(root, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%s resolves to %s: %w", p, real, ErrEscapesRoot)
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory, making a rename or removal in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package hostfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrLocked: another process holds the apply lock. Lock's error matches it
+// (errors.Is) and is a *LockedError naming the holder.
+var ErrLocked = errors.New("apply lock held by another process")
+
+// LockedError says who holds the apply lock a Lock call gave up on.
+type LockedError struct {
+	Path string // host path of the lock file under Root
+	PID  int    // the holder's pid as it wrote it; 0 if unknown
+	Err  error  // why Lock stopped waiting: the context's error
+}
+
+func (e *LockedError) Error() string {
+	holder := "another process (pid unknown)"
+	if e.PID > 0 {
+		holder = "pid " + strconv.Itoa(e.PID)
+	}
+	return "hostfs: lock " + e.Path + ": held by " + holder + ": " + e.Err.Error()
+}
+
+// Unwrap makes the error match both ErrLocked and the context's error.
+func (e *LockedError) Unwrap() []error { return []error{ErrLocked, e.Err} }
+
+// lockPoll is how often Lock retries a held lock.
+const lockPoll = 50 * time.Millisecond
+
+// Lock takes the apply lock, an exclusive flock on <StateDir>/lock, waiting
+// for it until ctx is done; it then fails with a *LockedError naming the
+// pid of the holder. The holder's pid is written into the lock file. The
+// kernel drops the lock when the process exits, so a crash never leaves it
+// held. unlock releases it (calling it again does nothing).
+func (f FS) Lock(ctx context.Context) (unlock func() error, err error) {
+	path := f.Path(filepath.Join(f.stateDir(), "lock"))
+	if err := f.confineDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
+	}
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
+	}
+	if err := flockWait(ctx, file); err != nil {
+		file.Close()
+		if ctx.Err() != nil {
+			return nil, &LockedError{Path: path, PID: holderPID(path), Err: err}
+		}
+		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
+	}
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if err := file.Truncate(0); err == nil {
+		_, err = file.WriteAt(pid, 0)
+	}
+	if err != nil {
+		syscall.Flock(int(file.Fd()), syscall.LOCK_UN)
+		file.Close()
+		return nil, fmt.Errorf("hostfs: lock %s: record pid: %w", path, err)
+	}
+	return sync.OnceValue(func() error {
+		// Clear the pid first: once unlocked, it would name the wrong
+		// process.
+		terr := file.Truncate(0)
+		uerr := syscall.Flock(int(file.Fd()), syscall.LOCK_UN)
+		cerr := file.Close()
+		if err := errors.Join(terr, uerr, cerr); err != nil {
+			return fmt.Errorf("hostfs: unlock %s: %w", path, err)
+		}
+		return nil
+	}), nil
+}
+
+// flockWait tries a non-blocking exclusive flock until it succeeds or ctx
+// is done (a blocking flock could not be cancelled).
+func flockWait(ctx context.Context, file *os.File) error {
+	t := time.NewTicker(lockPoll)
+	defer t.Stop()
+	for {
+		err := syscall.Flock(int(file.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, syscall.EWOULDBLOCK), errors.Is(err, syscall.EINTR):
+		default:
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// holderPID reads the pid the lock's holder wrote; 0 when there is none.
+func holderPID(path string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
