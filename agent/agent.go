@@ -1,0 +1,592 @@
+// Package agent runs nodeagent's work end to end: one apply (discover,
+// fetch, validate, resolve, plan, apply, release, smoke, readiness, launch
+// hook) and the run loop that re-applies when the topology changes. It sees
+// the outside world only through the interfaces of the root package and the
+// host filesystem under --root; cmd/nodeagent wires the real adapters in.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/hostfs"
+	"github.com/nodeagent/nodeagent/plan"
+	"github.com/nodeagent/nodeagent/readiness"
+	"github.com/nodeagent/nodeagent/release"
+	"github.com/nodeagent/nodeagent/roles"
+	"github.com/nodeagent/nodeagent/smoke"
+	"github.com/nodeagent/nodeagent/source"
+	"github.com/nodeagent/nodeagent/topology"
+)
+
+// Log attribute keys.
+const (
+	LogKeyApply    = "apply_id"
+	LogKeyStep     = "step"
+	LogKeyDuration = "duration_ms"
+	LogKeySerial   = "serial"
+	LogKeySource   = "source"
+)
+
+// Agent holds everything one node's applies need.
+type Agent struct {
+	Config   Config
+	Metadata nodeagent.MetadataSource
+	Source   nodeagent.TopologySource
+	FS       hostfs.FS
+	Services nodeagent.ServiceManager
+	// Checker returns the config checker for the discovered instance (the
+	// commands depend on its OS family and PHP version).
+	Checker   func(nodeagent.Instance) nodeagent.ConfigChecker
+	Releases  *release.Manager
+	Hooks     nodeagent.LifecycleHooks // nil: no Auto Scaling API configured
+	Readiness *readiness.State
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// HTTPClient is used by smoke checks; nil means a client with a short
+	// timeout.
+	HTTPClient *http.Client
+}
+
+// Applied records the last successful apply in the state dir.
+type Applied struct {
+	Serial     int64              `json:"serial"`
+	ETag       string             `json:"etag,omitempty"`
+	InstanceID string             `json:"instance_id"`
+	Identity   nodeagent.Identity `json:"identity"`
+	Releases   map[string]string  `json:"releases,omitempty"`
+	At         time.Time          `json:"at"`
+}
+
+// Prepared is a planned apply: everything read, nothing changed.
+type Prepared struct {
+	Instance nodeagent.Instance
+	Topology *nodeagent.Topology
+	Body     []byte
+	ETag     string
+	From     string // where the document came from
+	Desired  *nodeagent.Desired
+	Plan     *nodeagent.Plan
+	Previous *nodeagent.Topology // last applied document, nil on first apply
+}
+
+// Document is a fetched topology document.
+type Document struct {
+	Body []byte
+	ETag string
+	From string
+	// Stale says the source was unreachable and this is the last-good copy.
+	Stale bool
+}
+
+func (a *Agent) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Agent) statePath(name string) string { return path.Join(a.Config.StateDir, name) }
+
+func (a *Agent) lastGood() source.LastGood {
+	return source.LastGood{Path: a.FS.Path(a.statePath("topology.json"))}
+}
+
+// Fetch gets the topology document from the source. When the source is
+// unreachable and a last-good copy exists, it returns that copy, marked
+// Stale, and says so loudly.
+func (a *Agent) Fetch(ctx context.Context) (Document, error) {
+	f, err := a.Source.Fetch(ctx, "")
+	if err == nil {
+		return Document{Body: f.Body, ETag: f.ETag, From: a.Source.String()}, nil
+	}
+	body, etag, lgErr := a.lastGood().Load()
+	if lgErr != nil {
+		if errors.Is(lgErr, os.ErrNotExist) {
+			return Document{}, fmt.Errorf("fetch topology: %w (and there is no last-good copy in %s to boot from)", err, a.statePath("topology.json"))
+		}
+		return Document{}, fmt.Errorf("fetch topology: %w (and the last-good copy is unreadable: %w)", err, lgErr)
+	}
+	a.Logger.Warn("topology source unreachable: using the last-good copy; the node converges to it and re-checks the source later",
+		LogKeySource, a.Source.String(), "error", err.Error(), "copy", a.statePath("topology.json"))
+	return Document{Body: body, ETag: etag, From: "last-good copy " + a.statePath("topology.json") + " (source unreachable)", Stale: true}, nil
+}
+
+// Prepare plans an apply of doc for inst. It reads the host and the state
+// dir and changes nothing.
+func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Document) (*Prepared, error) {
+	t, err := topology.Load(doc.Body, doc.From)
+	if err != nil {
+		return nil, fmt.Errorf("topology from %s is invalid, nothing was changed: %w", doc.From, err)
+	}
+	prev, err := a.previousTopology()
+	if err != nil {
+		return nil, err
+	}
+	guards := topology.Guards{AllowLowerSerial: a.Config.AllowLowerSerial, AllowNodeDrop: a.Config.AllowNodeDrop}
+	if err := topology.CheckSuccessor(prev, t, guards); err != nil {
+		return nil, fmt.Errorf("topology from %s refused, nothing was changed: %w", doc.From, err)
+	}
+	id, err := topology.Resolve(t, inst, a.overrides())
+	if err != nil {
+		return nil, fmt.Errorf("resolve identity: %w", err)
+	}
+	d, err := roles.Desire(roles.Input{
+		Instance:    inst,
+		Topology:    t,
+		Identity:    id,
+		ServiceRoot: a.Config.ServiceRoot,
+		StateDir:    a.Config.StateDir,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("derive desired state for role %s: %w", id.Role, err)
+	}
+	var prevSerial int64
+	if prev != nil {
+		prevSerial = prev.Serial
+	}
+	p, err := plan.Build(ctx, plan.Input{
+		Desired:        d,
+		Instance:       inst,
+		FS:             a.FS,
+		Services:       a.Services,
+		Changes:        topology.Changes(prev, t),
+		Serial:         t.Serial,
+		PreviousSerial: prevSerial,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	if err := a.planReleases(p, d, prev == nil); err != nil {
+		return nil, err
+	}
+	if h, ok := a.pendingLaunchHook(inst, id); ok {
+		p.Lifecycle = &nodeagent.LifecycleAction{Hook: h, Result: nodeagent.LifecycleContinue,
+			Reason: fmt.Sprintf("groups.%s.launch_hook %s has not been completed for %s", id.Group, h.Hook, inst.ID)}
+	}
+	return &Prepared{Instance: inst, Topology: t, Body: doc.Body, ETag: doc.ETag, From: doc.From, Desired: d, Plan: p, Previous: prev}, nil
+}
+
+func (a *Agent) planReleases(p *nodeagent.Plan, d *nodeagent.Desired, first bool) error {
+	for _, prod := range d.Products {
+		if prod.Release == nil {
+			continue
+		}
+		active, err := a.Releases.Active(prod.Name)
+		if err != nil {
+			return fmt.Errorf("read active release of %s: %w", prod.Name, err)
+		}
+		installed := a.Releases.Installed(prod.Name, *prod.Release)
+		if active == prod.Release.ID && installed {
+			continue
+		}
+		reason := fmt.Sprintf("products.%s.release.id is %s", prod.Name, prod.Release.ID)
+		if active == "" {
+			reason += ", nothing active yet"
+		} else if active != prod.Release.ID {
+			reason += fmt.Sprintf(", %s is active", active)
+		} else {
+			reason += ", active but not verified"
+		}
+		p.Releases = append(p.Releases, nodeagent.ReleaseAction{
+			Product: prod.Name, From: active, To: prod.Release.ID, Download: !installed, Reason: reason,
+		})
+	}
+	return nil
+}
+
+// previousTopology loads the last good document, which is the last one
+// applied; nil when there is none.
+func (a *Agent) previousTopology() (*nodeagent.Topology, error) {
+	body, _, err := a.lastGood().Load()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read last-good topology: %w", err)
+	}
+	t, err := topology.Load(body, a.statePath("topology.json"))
+	if err != nil {
+		// A last-good copy that no longer validates (an agent upgrade
+		// tightened a rule) must not block a good new document.
+		a.Logger.Warn("last-good topology no longer validates; treating this apply as the first", "error", err.Error())
+		return nil, nil
+	}
+	return t, nil
+}
+
+func (a *Agent) overrides() nodeagent.Overrides {
+	return nodeagent.Overrides{Role: a.Config.Role, Products: a.Config.Products, Group: a.Config.Group}
+}
+
+func (a *Agent) pendingLaunchHook(inst nodeagent.Instance, id nodeagent.Identity) (nodeagent.LifecycleHook, bool) {
+	if id.LaunchHook == "" || id.Group == "" {
+		return nodeagent.LifecycleHook{}, false
+	}
+	h := nodeagent.LifecycleHook{Group: id.Group, Hook: id.LaunchHook, InstanceID: inst.ID}
+	var rec lifecycleRecord
+	if err := a.readState("lifecycle.json", &rec); err == nil && rec.Hook == h {
+		return h, false
+	}
+	return h, true
+}
+
+type lifecycleRecord struct {
+	Hook   nodeagent.LifecycleHook `json:"hook"`
+	Result string                  `json:"result"`
+	At     time.Time               `json:"at"`
+}
+
+func (a *Agent) readState(name string, v any) error {
+	b, err := a.FS.ReadFile(a.statePath(name))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (a *Agent) writeState(name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return a.FS.WriteFile(a.statePath(name), append(b, '\n'), hostfs.WriteOptions{Mode: 0o600})
+}
+
+// Outcome is what an apply did.
+type Outcome struct {
+	Prepared *Prepared
+	Written  []string
+	Actions  []nodeagent.ServiceAction
+	Switched map[string]string // product -> release id activated
+	Smoke    []smoke.Result
+	Ready    bool
+}
+
+// ApplyOnce converges the node to p: files and services, releases, smoke
+// checks with rollback, then records the document as last good. The caller
+// holds the apply lock (see Converge); lifecycle hooks are Boot's.
+func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
+	applyID := newID()
+	log := a.Logger.With(LogKeyApply, applyID, LogKeySerial, p.Topology.Serial)
+	out := &Outcome{Prepared: p, Switched: map[string]string{}}
+
+	res, err := step(ctx, log, "files", func(ctx context.Context) (*plan.Result, error) {
+		return plan.Apply(ctx, plan.ApplyInput{Plan: p.Plan, Desired: p.Desired, FS: a.FS, Services: a.Services, Checker: a.Checker(p.Instance), Logger: log})
+	})
+	if res != nil {
+		out.Written, out.Actions = res.Written, res.Actions
+	}
+	if err != nil {
+		a.recordFailure(p, err)
+		return out, err
+	}
+
+	previous := map[string]string{}
+	for _, ra := range p.Plan.Releases {
+		rel := releaseOf(p.Desired, ra.Product)
+		if _, err := step(ctx, log, "release "+ra.Product, func(ctx context.Context) (struct{}, error) {
+			if err := a.Releases.Install(ctx, ra.Product, *rel); err != nil {
+				return struct{}{}, err
+			}
+			prev, err := a.Releases.Activate(ra.Product, rel.ID)
+			previous[ra.Product] = prev
+			return struct{}{}, err
+		}); err != nil {
+			a.recordFailure(p, err)
+			return out, fmt.Errorf("release %s of %s: %w", rel.ID, ra.Product, err)
+		}
+		out.Switched[ra.Product] = rel.ID
+	}
+	if len(out.Switched) > 0 {
+		if err := a.reloadPHP(ctx, p.Desired, "release switched"); err != nil {
+			a.recordFailure(p, err)
+			return out, err
+		}
+	}
+
+	results, _ := step(ctx, log, "smoke", func(ctx context.Context) ([]smoke.Result, error) {
+		return a.Smoke(ctx, p.Instance, p.Topology, p.Desired), nil
+	})
+	out.Smoke = results
+	if smoke.Failed(results) {
+		err := fmt.Errorf("smoke checks failed: %s", smokeSummary(results))
+		if rbErr := a.undo(ctx, log, p, previous); rbErr != nil {
+			err = fmt.Errorf("%w; undoing this apply failed too: %w", err, rbErr)
+		} else if p.Previous != nil || len(previous) > 0 {
+			err = fmt.Errorf("%w; %s", err, undoSummary(p, previous))
+			// Confirm the node serves again with what it had before.
+			results = a.Smoke(ctx, p.Instance, p.Topology, p.Desired)
+		}
+		a.recordFailure(p, err)
+		a.Readiness.Update(func(s *readiness.Status) { s.Smoke = results })
+			return out, err
+	}
+
+	if _, err := step(ctx, log, "record", func(context.Context) (struct{}, error) { return struct{}{}, a.recordSuccess(p) }); err != nil {
+		return out, fmt.Errorf("record the applied state: %w", err)
+	}
+	for prod := range out.Switched {
+		if removed, err := a.Releases.Prune(prod); err != nil {
+			log.Warn("prune old releases", "product", prod, "error", err.Error())
+		} else if len(removed) > 0 {
+			log.Info("pruned old releases", "product", prod, "removed", removed)
+		}
+	}
+	a.Readiness.Update(func(s *readiness.Status) {
+		s.LastApply = a.now()
+		s.LastApplyOK = true
+		s.ApplyError = ""
+		s.Serial = p.Topology.Serial
+		s.SeenSerial = max(s.SeenSerial, p.Topology.Serial)
+		s.Smoke = results
+		s.Release = a.activeReleases(p.Desired)
+		s.Instance, s.Role, s.Node = p.Instance.ID, p.Desired.Identity.Role, p.Desired.Identity.Node
+	})
+	out.Ready = a.Readiness.Snapshot().Ready
+	log.Info("apply done", "files", len(out.Written), "actions", len(out.Actions), "releases", len(out.Switched), "ready", out.Ready)
+	return out, nil
+}
+
+// undo takes back what a failed apply changed: the releases it switched go
+// back to the previous ones, and, when the node had a good state before,
+// the files it wrote get their previous content and the services that read
+// them are reloaded. A first apply has nothing to go back to and keeps its
+// files, so the operator can inspect them.
+func (a *Agent) undo(ctx context.Context, log *slog.Logger, p *Prepared, previous map[string]string) error {
+	var errs []error
+	reloadPHP := false
+	for prod, id := range previous {
+		if id == "" {
+			continue
+		}
+		if _, err := a.Releases.Activate(prod, id); err != nil {
+			errs = append(errs, fmt.Errorf("switch %s back to %s: %w", prod, id, err))
+			continue
+		}
+		reloadPHP = true
+		log.Warn("switched back to the previous release", "product", prod, "release", id)
+	}
+	if p.Previous != nil && len(p.Plan.Files) > 0 {
+		if err := a.restoreFiles(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("restore previous files: %w", err))
+		}
+	}
+	if reloadPHP {
+		errs = append(errs, a.reloadPHP(ctx, p.Desired, "release switched back"))
+	}
+	return errors.Join(errs...)
+}
+
+// restoreFiles puts back the content the plan's files had before this
+// apply, then reloads the services that read them.
+func (a *Agent) restoreFiles(ctx context.Context, p *Prepared) error {
+	var errs []error
+	touched := map[string]bool{}
+	for _, fc := range p.Plan.Files {
+		var err error
+		if fc.Existed {
+			err = a.FS.WriteFile(fc.Path, fc.Old, hostfs.WriteOptions{Mode: fc.Mode, Owner: fc.Owner, Group: fc.Group})
+		} else {
+			err = a.FS.Remove(fc.Path)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore %s: %w", fc.Path, err))
+		}
+		for _, s := range fc.Services {
+			touched[s] = true
+		}
+	}
+	for _, s := range p.Desired.Services {
+		if !touched[s.Name] {
+			continue
+		}
+		reload := a.Services.Reload
+		if s.Reload == nodeagent.ActionRestart {
+			reload = a.Services.Restart
+		}
+		if err := reload(ctx, s.Unit); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s after restoring its files: %w", s.Reload, s.Unit, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func undoSummary(p *Prepared, previous map[string]string) string {
+	var parts []string
+	if len(previous) > 0 {
+		parts = append(parts, "switched back to the previous release ("+describe(previous)+")")
+	}
+	if p.Previous != nil && len(p.Plan.Files) > 0 {
+		parts = append(parts, fmt.Sprintf("restored %d file(s) from serial %d", len(p.Plan.Files), p.Previous.Serial))
+	}
+	if len(parts) == 0 {
+		return "nothing to undo"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (a *Agent) reloadPHP(ctx context.Context, d *nodeagent.Desired, why string) error {
+	for _, s := range d.Services {
+		if s.Name != nodeagent.ServicePHPFPM {
+			continue
+		}
+		if err := a.Services.Reload(ctx, s.Unit); err != nil {
+			return fmt.Errorf("reload %s (%s): %w", s.Unit, why, err)
+		}
+	}
+	return nil
+}
+
+// Smoke runs the node's smoke checks against its real local services.
+func (a *Agent) Smoke(ctx context.Context, inst nodeagent.Instance, t *nodeagent.Topology, d *nodeagent.Desired) []smoke.Result {
+	checks := smoke.ForNode(d, apacheURL(inst, t), memcachedAddr(inst, t, d), a.httpClient())
+	if len(checks) == 0 {
+		return nil
+	}
+	return smoke.Run(ctx, checks, smoke.RunOptions{Deadline: a.Config.SmokeDeadline.D(), Backoff: 100 * time.Millisecond, Logger: a.Logger})
+}
+
+func (a *Agent) httpClient() *http.Client {
+	if a.HTTPClient != nil {
+		return a.HTTPClient
+	}
+	return &http.Client{Timeout: 10 * time.Second}
+}
+
+func apacheURL(inst nodeagent.Instance, t *nodeagent.Topology) string {
+	host := "127.0.0.1"
+	if t.Apache.Bind == nodeagent.BindPrivate && inst.PrivateIP != "" {
+		host = inst.PrivateIP
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(t.Apache.Port))
+}
+
+func memcachedAddr(inst nodeagent.Instance, t *nodeagent.Topology, d *nodeagent.Desired) string {
+	r, ok := t.Roles[d.Identity.Role]
+	if !ok || r.Memcached == nil {
+		return ""
+	}
+	port := r.Memcached.Port
+	if port == 0 {
+		port = 11211
+	}
+	return net.JoinHostPort(inst.PrivateIP, strconv.Itoa(port))
+}
+
+func releaseOf(d *nodeagent.Desired, product string) *nodeagent.Release {
+	for _, p := range d.Products {
+		if p.Name == product {
+			return p.Release
+		}
+	}
+	return nil
+}
+
+func (a *Agent) activeReleases(d *nodeagent.Desired) map[string]string {
+	m := map[string]string{}
+	for _, p := range d.Products {
+		if id, err := a.Releases.Active(p.Name); err == nil && id != "" {
+			m[p.Name] = id
+		}
+	}
+	return m
+}
+
+func (a *Agent) recordSuccess(p *Prepared) error {
+	if err := a.lastGood().Save(p.Body, p.ETag); err != nil {
+		return err
+	}
+	return a.writeState("applied.json", Applied{
+		Serial: p.Topology.Serial, ETag: p.ETag, InstanceID: p.Instance.ID, Identity: p.Desired.Identity,
+		Releases: a.activeReleases(p.Desired), At: a.now().UTC(),
+	})
+}
+
+func (a *Agent) recordFailure(p *Prepared, err error) {
+	a.Readiness.Update(func(s *readiness.Status) {
+		s.LastError = err.Error()
+		s.LastErrorAt = a.now()
+		if p != nil && p.Topology != nil {
+			s.SeenSerial = max(s.SeenSerial, p.Topology.Serial)
+		}
+		if !s.LastApplyOK || s.Serial == 0 {
+			// Nothing good was ever applied: the node is not ready.
+			s.LastApplyOK = false
+			s.ApplyError = err.Error()
+		}
+	})
+}
+
+// step runs one apply step and logs it with its duration.
+func step[T any](ctx context.Context, log *slog.Logger, name string, f func(context.Context) (T, error)) (T, error) {
+	start := time.Now()
+	v, err := f(ctx)
+	attrs := []any{LogKeyStep, name, LogKeyDuration, float64(time.Since(start).Microseconds()) / 1000}
+	if err != nil {
+		log.Error("step failed", append(attrs, "error", err.Error())...)
+	} else {
+		log.Info("step done", attrs...)
+	}
+	return v, err
+}
+
+func smokeSummary(rs []smoke.Result) string {
+	s := ""
+	for _, r := range rs {
+		if r.OK {
+			continue
+		}
+		if s != "" {
+			s += "; "
+		}
+		s += r.Name + ": " + r.Err
+	}
+	return s
+}
+
+func describe(m map[string]string) string {
+	s := ""
+	for k, v := range m {
+		if s != "" {
+			s += ", "
+		}
+		if v == "" {
+			v = "none"
+		}
+		s += k + " " + v
+	}
+	return s
+}
+
+func newID() string {
+	var b [6]byte
+	_, _ = io.ReadFull(rand.Reader, b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// LastApplied returns the last-good document from the state dir.
+func (a *Agent) LastApplied() (Document, error) {
+	body, etag, err := a.lastGood().Load()
+	if errors.Is(err, os.ErrNotExist) {
+		return Document{}, fmt.Errorf("no applied topology in %s: run nodeagent apply first", a.statePath("topology.json"))
+	}
+	if err != nil {
+		return Document{}, fmt.Errorf("read last-good topology: %w", err)
+	}
+	return Document{Body: body, ETag: etag, From: "last-good copy " + a.statePath("topology.json")}, nil
+}

@@ -1,0 +1,154 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/lifecycle"
+	"github.com/nodeagent/nodeagent/topology"
+)
+
+// Converge takes the apply lock, replays interrupted writes, plans the
+// document and applies it.
+func (a *Agent) Converge(ctx context.Context, inst nodeagent.Instance, doc Document) (*Outcome, error) {
+	unlock, err := a.FS.Lock(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("take the apply lock in %s: %w", a.Config.StateDir, err)
+	}
+	defer func() { _ = unlock() }()
+	if err := a.FS.Recover(); err != nil {
+		return nil, fmt.Errorf("recover interrupted writes: %w", err)
+	}
+	p, err := a.Prepare(ctx, inst, doc)
+	if err != nil {
+		a.recordFailure(nil, err)
+		return nil, err
+	}
+	return a.ApplyOnce(ctx, p)
+}
+
+// BootResult says how a boot apply ended.
+type BootResult struct {
+	Outcome  *Outcome
+	Attempts int
+	// Lifecycle is the launch hook result sent ("CONTINUE", "ABANDON"), or
+	// "" when no launch hook was pending.
+	Lifecycle string
+}
+
+// Boot converges the node and, when its group has a launch hook that has
+// not been completed yet, completes it: CONTINUE once the node is ready,
+// ABANDON after Config.LaunchAttempts failed applies so that the Auto
+// Scaling group replaces the instance. Heartbeats keep the hook alive while
+// the work runs. Boot returns only when the node is ready or has given up.
+func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
+	inst, err := a.Metadata.Instance(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("discover instance: %w", err)
+	}
+	a.Logger.Info("discovered instance", "instance_id", inst.ID, "private_ip", inst.PrivateIP, "az", inst.AZ,
+		"group", inst.Group, "os", inst.OSFamily, "memory_mb", inst.MemoryBytes>>20)
+
+	res := &BootResult{}
+	var hook *nodeagent.LifecycleHook
+	stopHeartbeats := func() {}
+	defer func() { stopHeartbeats() }()
+
+	attempts := 1
+	var lastErr error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		res.Attempts = attempt
+		doc, err := a.Fetch(ctx)
+		if err == nil {
+			if hook == nil {
+				if h, ok := a.hookFor(inst, doc); ok {
+					hook = &h
+					attempts = a.Config.LaunchAttempts
+					stopHeartbeats = a.startHeartbeats(ctx, h)
+				}
+			}
+			var out *Outcome
+			out, err = a.Converge(ctx, inst, doc)
+			res.Outcome = out
+			if err == nil && out.Ready {
+				lastErr = nil
+				break
+			}
+			if err == nil {
+				err = errors.New("apply succeeded but the node is not ready: " + a.Readiness.Snapshot().Reason)
+			}
+		}
+		lastErr = err
+		a.Logger.Error("boot apply failed", "attempt", attempt, "of", attempts, "error", err.Error())
+		if attempt < attempts {
+			wait := time.Duration(attempt) * 5 * time.Second
+			select {
+			case <-ctx.Done():
+				lastErr = fmt.Errorf("%w (gave up waiting to retry: %w)", lastErr, ctx.Err())
+				attempt = attempts
+			case <-time.After(wait):
+			}
+		}
+	}
+	stopHeartbeats()
+
+	if hook != nil {
+		result := nodeagent.LifecycleContinue
+		if lastErr != nil {
+			result = nodeagent.LifecycleAbandon
+		}
+		res.Lifecycle = result
+		if err := a.completeHook(*hook, result); err != nil {
+			return res, errors.Join(lastErr, err)
+		}
+	}
+	if lastErr != nil {
+		if hook != nil {
+			return res, fmt.Errorf("gave up after %d attempts, launch hook completed with ABANDON so the group replaces this instance: %w", res.Attempts, lastErr)
+		}
+		return res, lastErr
+	}
+	return res, nil
+}
+
+// hookFor finds the launch hook still pending for this instance, if any. An
+// invalid document has none here; Converge reports it in full.
+func (a *Agent) hookFor(inst nodeagent.Instance, doc Document) (nodeagent.LifecycleHook, bool) {
+	if a.Hooks == nil {
+		return nodeagent.LifecycleHook{}, false
+	}
+	t, err := topology.Load(doc.Body, doc.From)
+	if err != nil {
+		return nodeagent.LifecycleHook{}, false
+	}
+	id, err := topology.Resolve(t, inst, a.overrides())
+	if err != nil {
+		return nodeagent.LifecycleHook{}, false
+	}
+	return a.pendingLaunchHook(inst, id)
+}
+
+func (a *Agent) startHeartbeats(ctx context.Context, h nodeagent.LifecycleHook) func() {
+	hctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lifecycle.Heartbeats(hctx, a.Hooks, h, a.Config.HeartbeatInterval.D(), a.Logger)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// completeHook completes a lifecycle action with its own short deadline, so
+// that an apply that ran out of time can still tell Auto Scaling.
+func (a *Agent) completeHook(h nodeagent.LifecycleHook, result string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Hooks.Complete(ctx, h, result); err != nil {
+		return fmt.Errorf("complete lifecycle hook %s of group %s with %s: %w", h.Hook, h.Group, result, err)
+	}
+	a.Logger.Info("lifecycle hook completed", "group", h.Group, "hook", h.Hook, "instance_id", h.InstanceID, "result", result)
+	return a.writeState("lifecycle.json", lifecycleRecord{Hook: h, Result: result, At: a.now().UTC()})
+}

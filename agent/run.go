@@ -1,0 +1,459 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/readiness"
+)
+
+// RunOptions are the run loop's outside world.
+type RunOptions struct {
+	Metrics *Metrics
+	// Recheck asks for an immediate check of the source (SIGHUP).
+	Recheck <-chan struct{}
+	// Terminate asks the node to drain and exit (SIGTERM).
+	Terminate <-chan struct{}
+	// Notifier receives WATCHDOG=1 pings and STOPPING=1; nil for none.
+	Notifier readiness.Notifier
+	// Watchdog is the systemd watchdog ping interval; 0 disables pings.
+	Watchdog time.Duration
+	// LifecycleInterval spaces checks of the instance's target lifecycle
+	// state (default 5s).
+	LifecycleInterval time.Duration
+	// Listener serves the endpoints; nil means listen on Config.Listen.
+	Listener net.Listener
+}
+
+// Run applies at start, serves /ready, /live, /status and /metrics, and
+// re-applies whenever the topology changes, until the node is told to
+// terminate (SIGTERM or the lifecycle state Terminated): then it drains
+// and returns nil. A bad document is never applied; the node keeps the
+// last good state and reports the failure.
+func (a *Agent) Run(ctx context.Context, o RunOptions) error {
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	if o.LifecycleInterval <= 0 {
+		o.LifecycleInterval = 5 * time.Second
+	}
+	a.Readiness.Update(func(s *readiness.Status) {
+		if s.Reason == "" {
+			s.Reason = "booting"
+		}
+	})
+	srv, err := a.serve(o)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	w := &worker{a: a, m: o.Metrics}
+	// The first apply is the boot apply: launch hook included.
+	w.start(ctx, func(ctx context.Context) { w.boot(ctx) })
+
+	changes, stopWatch, err := a.watchSource(ctx, o)
+	if err != nil {
+		w.wait()
+		return err
+	}
+	defer stopWatch()
+	terminated := a.watchLifecycle(ctx, o.LifecycleInterval)
+
+	var settle, splay *time.Timer
+	var settleC, splayC <-chan time.Time
+	var ping <-chan time.Time
+	if o.Watchdog > 0 && o.Notifier != nil {
+		t := time.NewTicker(o.Watchdog)
+		defer t.Stop()
+		ping = t.C
+	}
+	pending := false
+	for {
+		select {
+		case <-ctx.Done():
+			return a.drain(w, o, "stop requested (SIGTERM)")
+		case <-o.Terminate:
+			return a.drain(w, o, "stop requested (SIGTERM)")
+		case <-terminated:
+			return a.drain(w, o, "instance lifecycle state is Terminated")
+		case <-ping:
+			if w.healthy(a.Config.Deadline.D()) {
+				_ = o.Notifier.Notify("WATCHDOG=1")
+			}
+		case why := <-changes:
+			a.Logger.Info("topology source event", "why", why)
+			if settle == nil {
+				settle = time.NewTimer(a.Config.Settle.D())
+			} else {
+				settle.Reset(a.Config.Settle.D())
+			}
+			settleC = settle.C
+		case <-o.Recheck:
+			a.Logger.Info("re-checking the topology source now (SIGHUP)")
+			w.start(ctx, func(ctx context.Context) { w.check(ctx, false) })
+		case <-settleC:
+			settleC = nil
+			if pending {
+				continue // a splayed apply is already coming
+			}
+			pending = true
+			d := a.splay()
+			a.Logger.Info("change settled; waiting the splay before checking", "splay", d.String())
+			splay = time.NewTimer(d)
+			splayC = splay.C
+		case <-splayC:
+			splayC, pending = nil, false
+			w.start(ctx, func(ctx context.Context) { w.check(ctx, true) })
+		}
+	}
+}
+
+func (a *Agent) splay() time.Duration {
+	max := a.Config.Splay.D()
+	if max <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(max)))
+}
+
+// serve starts the health, readiness, status and metrics endpoints.
+func (a *Agent) serve(o RunOptions) (*http.Server, error) {
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", a.Config.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("--listen %s: %w", a.Config.Listen, err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(o.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/", a.Readiness.Handler(!a.Config.StatusPublic))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Logger.Error("endpoint server stopped", "error", err.Error())
+		}
+	}()
+	a.Logger.Info("serving /ready /live /status /metrics", "listen", ln.Addr().String())
+	return srv, nil
+}
+
+// watchSource turns source changes into events: fsnotify on the file's
+// directory for file:// (so editors that replace the file are seen), a
+// jittered poll for everything else.
+func (a *Agent) watchSource(ctx context.Context, o RunOptions) (<-chan string, func(), error) {
+	out := make(chan string, 1)
+	send := func(why string) {
+		select {
+		case out <- why:
+		default: // one pending event is enough: the check reads the latest
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stop := func() { cancel(); wg.Wait() }
+
+	if p, ok := strings.CutPrefix(a.Config.Topology, "file://"); ok {
+		fw, err := fsnotify.NewWatcher()
+		if err != nil {
+			cancel()
+			return nil, nil, fmt.Errorf("watch %s: %w", p, err)
+		}
+		dir, name := filepath.Dir(p), filepath.Base(p)
+		if err := fw.Add(dir); err != nil {
+			fw.Close()
+			cancel()
+			return nil, nil, fmt.Errorf("watch directory %s of %s: %w", dir, a.Config.Topology, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer fw.Close()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev, ok := <-fw.Events:
+					if !ok {
+						return
+					}
+					if filepath.Base(ev.Name) == name && !ev.Has(fsnotify.Chmod) {
+						o.Metrics.Polls.WithLabelValues("changed").Inc()
+						send("file " + ev.Op.String())
+					}
+				case err, ok := <-fw.Errors:
+					if !ok {
+						return
+					}
+					a.Logger.Error("file watch error", "path", p, "error", err.Error())
+				}
+			}
+		}()
+		return out, stop, nil
+	}
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		interval := a.Config.PollInterval.D()
+		for {
+			// ±10% jitter keeps a fleet's polls from lining up.
+			jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(interval))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(interval + jitter):
+				send("poll")
+			}
+		}
+	}()
+	return out, stop, nil
+}
+
+// watchLifecycle polls the target lifecycle state and closes the returned
+// channel once it says Terminated.
+func (a *Agent) watchLifecycle(ctx context.Context, every time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				cctx, cancel := context.WithTimeout(ctx, every)
+				state, err := a.Metadata.LifecycleState(cctx)
+				cancel()
+				if err != nil {
+					a.Logger.Warn("read target lifecycle state", "error", err.Error())
+					continue
+				}
+				if state == "Terminated" {
+					close(done)
+					return
+				}
+			}
+		}
+	}()
+	return done
+}
+
+// drain takes the node out of service: readiness goes 503 first, then the
+// agent waits the drain time so the load balancer stops sending, then it
+// completes the terminate hook and tells systemd it is stopping.
+func (a *Agent) drain(w *worker, o RunOptions, why string) error {
+	a.Logger.Warn("draining", "why", why, "drain_time", a.Config.DrainTime.D().String())
+	a.Readiness.Drain()
+	o.Metrics.Ready.Set(0)
+	w.cancelAndWait()
+	time.Sleep(a.Config.DrainTime.D())
+	var err error
+	if id := w.identity(); id != nil && id.TerminateHook != "" && a.Hooks != nil {
+		h := nodeagent.LifecycleHook{Group: id.Group, Hook: id.TerminateHook, InstanceID: w.instanceID()}
+		err = a.completeHook(h, nodeagent.LifecycleContinue)
+	}
+	if o.Notifier != nil {
+		_ = o.Notifier.Notify("STOPPING=1")
+	}
+	a.Logger.Info("drained; exiting")
+	return err
+}
+
+// worker runs one apply at a time off the main loop, so that the loop keeps
+// answering signals and pinging the watchdog while an apply runs.
+type worker struct {
+	a *Agent
+	m *Metrics
+
+	mu      sync.Mutex
+	running bool
+	started time.Time
+	cancel  context.CancelFunc
+	done    chan struct{}
+	inst    *nodeagent.Instance
+	id      *nodeagent.Identity
+	etag    string
+	rerun   func(context.Context)
+	parent  context.Context
+}
+
+// start runs f unless an apply is running; then f runs right after it.
+func (w *worker) start(ctx context.Context, f func(context.Context)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running {
+		w.rerun, w.parent = f, ctx
+		return
+	}
+	w.launch(ctx, f)
+}
+
+func (w *worker) launch(ctx context.Context, f func(context.Context)) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.a.Config.Deadline.D())
+	w.running, w.started, w.cancel, w.done = true, time.Now(), cancel, make(chan struct{})
+	done := w.done
+	go func() {
+		defer close(done)
+		f(actx)
+		cancel()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.running = false
+		if next := w.rerun; next != nil {
+			w.rerun = nil
+			w.launch(w.parent, next)
+		}
+	}()
+}
+
+// healthy reports whether the loop should keep pinging the watchdog: no
+// apply is running past its deadline.
+func (w *worker) healthy(deadline time.Duration) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.running || time.Since(w.started) < deadline+30*time.Second
+}
+
+func (w *worker) wait() {
+	w.mu.Lock()
+	done := w.done
+	w.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+func (w *worker) cancelAndWait() {
+	w.mu.Lock()
+	w.rerun = nil
+	cancel, done := w.cancel, w.done
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if done != nil {
+		<-done
+	}
+}
+
+func (w *worker) identity() *nodeagent.Identity {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.id
+}
+
+func (w *worker) instanceID() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.inst == nil {
+		return ""
+	}
+	return w.inst.ID
+}
+
+func (w *worker) remember(out *Outcome, etag string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if out != nil && out.Prepared != nil {
+		inst, id := out.Prepared.Instance, out.Prepared.Desired.Identity
+		w.inst, w.id = &inst, &id
+	}
+	w.etag = etag
+}
+
+func (w *worker) boot(ctx context.Context) {
+	start := time.Now()
+	res, err := w.a.Boot(ctx)
+	var out *Outcome
+	if res != nil {
+		out = res.Outcome
+	}
+	etag := ""
+	if out != nil && out.Prepared != nil {
+		etag = out.Prepared.ETag
+	}
+	w.finish(out, etag, err, start)
+}
+
+// check fetches the document (conditionally) and applies it when it
+// changed. A document that cannot be applied leaves the last good state.
+func (w *worker) check(ctx context.Context, counted bool) {
+	a := w.a
+	w.mu.Lock()
+	etag, inst := w.etag, w.inst
+	w.mu.Unlock()
+	if inst == nil {
+		// The boot apply never got as far as discovery: boot again.
+		w.boot(ctx)
+		return
+	}
+	f, err := a.Source.Fetch(ctx, etag)
+	if err != nil {
+		w.m.Polls.WithLabelValues("error").Inc()
+		a.Logger.Error("topology source unreachable; keeping the last good state", "source", a.Source.String(), "error", err.Error())
+		a.Readiness.Update(func(s *readiness.Status) { s.LastError, s.LastErrorAt = err.Error(), a.now() })
+		return
+	}
+	if f.NotModified {
+		w.m.Polls.WithLabelValues("not_modified").Inc()
+		return
+	}
+	if counted {
+		w.m.Polls.WithLabelValues("changed").Inc()
+	}
+	start := time.Now()
+	doc := Document{Body: f.Body, ETag: f.ETag, From: a.Source.String()}
+	out, err := a.Converge(ctx, *inst, doc)
+	w.finish(out, f.ETag, err, start)
+}
+
+func (w *worker) finish(out *Outcome, etag string, err error, start time.Time) {
+	a, m := w.a, w.m
+	took := time.Since(start)
+	w.remember(out, etag)
+	st := a.Readiness.Snapshot()
+	m.SerialSeen.Set(float64(st.SeenSerial))
+	switch {
+	case err == nil:
+		m.observeApply("ok", took)
+		m.SerialApplied.Set(float64(st.Serial))
+		m.LastSuccess.Set(float64(a.now().Unix()))
+	case out == nil || out.Prepared == nil:
+		m.observeApply("refused", took)
+		a.Logger.Error("topology not applied; the node keeps its last good state", "error", err.Error(), "ready", st.Ready)
+	default:
+		m.observeApply("failed", took)
+		a.Logger.Error("apply failed; the node keeps its last good state", "error", err.Error(), "ready", st.Ready)
+	}
+	for _, r := range st.Smoke {
+		v := 0.0
+		if r.OK {
+			v = 1
+		}
+		m.Smoke.WithLabelValues(r.Name).Set(v)
+	}
+	if st.Ready {
+		m.Ready.Set(1)
+	} else {
+		m.Ready.Set(0)
+	}
+}

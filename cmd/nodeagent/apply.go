@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nodeagent/nodeagent/plan"
+)
+
+// applyCommand converges the node once: `nodeagent apply [--dry-run]`.
+type applyCommand struct {
+	*cli
+}
+
+func (c *applyCommand) Run(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("apply [--dry-run] [flags]",
+		"Converge this node once: discover it, fetch and validate the topology, write its configs,\n"+
+			"reload what changed, activate the code release, run the smoke checks, complete the launch\n"+
+			"hook. With --dry-run, print the plan (a unified diff of every file, every service action,\n"+
+			"the release switch and the lifecycle action, each with its reason) and change nothing.",
+		"nodeagent apply --dry-run --topology s3://fleet-config/topology.json")
+	dryRun := fs.Bool("dry-run", false, "print the plan and change nothing on the host, on S3 or in AWS")
+	common := registerCommon(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	cfg, err := common.load(c.getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	log := newLogger(c.stderr, cfg.LogFormat)
+	ctx, cancel := context.WithTimeout(ctx, cfg.Deadline.D())
+	defer cancel()
+	a, err := newAgent(ctx, cfg, log, wiring{needSource: true, mutate: !*dryRun})
+	if err != nil {
+		return err
+	}
+
+	if *dryRun {
+		inst, err := a.Metadata.Instance(ctx)
+		if err != nil {
+			return fmt.Errorf("discover instance: %w", err)
+		}
+		doc, err := a.Fetch(ctx)
+		if err != nil {
+			return err
+		}
+		p, err := a.Prepare(ctx, inst, doc)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "topology: %s\n", doc.From)
+		return plan.Format(c.stdout, p.Plan)
+	}
+
+	res, err := a.Boot(ctx)
+	if err != nil {
+		return err
+	}
+	st := a.Readiness.Snapshot()
+	fmt.Fprintf(c.stdout, "ready: %s is serving as %s (serial %d", st.Instance, st.Role, st.Serial)
+	if res.Lifecycle != "" {
+		fmt.Fprintf(c.stdout, ", launch hook completed with %s", res.Lifecycle)
+	}
+	fmt.Fprintln(c.stdout, ")")
+	return nil
+}

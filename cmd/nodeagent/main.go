@@ -1,0 +1,69 @@
+// Command nodeagent turns a freshly booted EC2 instance into a working member
+// of a PHP web fleet and keeps it correct.
+//
+// Usage:
+//
+//	nodeagent apply [--dry-run] [flags]   converge this node once, then exit
+//	nodeagent run [flags]                 apply, then serve health/metrics and watch for changes
+//	nodeagent validate FILE|URL           check a topology document; exit 0 valid, 1 invalid
+//	nodeagent status [--json] [flags]     what the node last applied, and whether it is ready
+//	nodeagent smoke [flags]               run this node's smoke checks now
+//	nodeagent version
+//
+// Exit codes: 0 success; 1 the work failed; 2 usage error.
+//
+// Every flag can also be set in the config file (--config, default
+// /etc/nodeagent/config.json, JSON with the flag names in snake_case) and by
+// an environment variable NODEAGENT_<FLAG_IN_UPPER_SNAKE>; a flag beats the
+// environment, which beats the file.
+//
+//	--config FILE              agent config file
+//	--topology URL             s3://bucket/key, file:///path or https://… (required somewhere)
+//	--root DIR                 prefix for every host path read or written (default /)
+//	--service-root DIR         prefix for paths inside rendered configs (default /)
+//	--state-dir DIR            state under --root (default /var/lib/nodeagent)
+//	--role NAME                override the role
+//	--products a,b             override the role's products
+//	--group NAME               override the Auto Scaling group
+//	--listen ADDR              health/readiness/status/metrics endpoint for run (default :9107)
+//	--services auto|systemd|exec|none   service driver (default auto)
+//	--log-format auto|json|text         log format (default auto)
+//	--deadline D               deadline of one apply (default 15m)
+//	--smoke-deadline D         deadline of the smoke checks (default 1m)
+//	--launch-attempts N        applies tried at boot before ABANDON (default 3)
+//	--heartbeat-interval D     lifecycle heartbeat interval (default 1m)
+//	--poll-interval D          topology poll interval in run (default 30s)
+//	--settle D                 settle delay for bursts of changes (default 2s)
+//	--splay D                  maximum random delay before a re-apply (default 5s)
+//	--drain-time D             wait between unready and the terminate hook (default 30s)
+//	--keep-releases N          releases kept per product (default 3)
+//	--allow-lower-serial       accept a lower topology serial (deliberate rollback)
+//	--allow-node-drop          accept a topology dropping more than half the nodes
+//	--status-public            serve /status to non-loopback clients
+//
+// AWS endpoints follow the SDK's conventions: AWS_EC2_METADATA_SERVICE_ENDPOINT,
+// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_AUTO_SCALING, AWS_REGION and the
+// default credential chain.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Set by the linker: -X main.Version=… -X main.Commit=… -X main.BuildDate=….
+var (
+	Version   = "dev"
+	Commit    = "unknown"
+	BuildDate = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := newCLI(os.Stdout, os.Stderr, os.Getenv).Run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}

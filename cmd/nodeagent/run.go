@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nodeagent/nodeagent/agent"
+	"github.com/nodeagent/nodeagent/readiness"
+)
+
+// runCommand is the long-running agent: `nodeagent run`.
+type runCommand struct {
+	*cli
+}
+
+func (c *runCommand) Run(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("run [flags]",
+		"Apply at start (completing the launch hook), then serve /ready, /live, /status and /metrics on\n"+
+			"--listen and re-apply whenever the topology changes: s3:// and https:// are polled with a\n"+
+			"conditional GET every --poll-interval, file:// is watched. SIGHUP re-checks at once. A bad\n"+
+			"document is never applied: the node keeps serving its last good state and reports it. On\n"+
+			"SIGTERM, or when the instance's lifecycle state becomes Terminated, the node drains:\n"+
+			"/ready and the ELB health path go 503, it waits --drain-time, completes the terminate hook\n"+
+			"and exits 0.",
+		"nodeagent run --topology s3://fleet-config/topology.json")
+	common := registerCommon(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	cfg, err := common.load(c.getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	log := newLogger(c.stderr, cfg.LogFormat)
+	log.Info("nodeagent starting", "version", Version, "commit", Commit)
+	a, err := newAgent(ctx, cfg, log, wiring{needSource: true, mutate: true})
+	if err != nil {
+		return err
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() { signal.Stop(hup); close(hup) }()
+	recheck := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case recheck <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	notifier := readiness.SystemdNotifier{}
+	interval, _ := readiness.WatchdogInterval()
+	return a.Run(ctx, agent.RunOptions{Recheck: recheck, Notifier: notifier, Watchdog: interval})
+}

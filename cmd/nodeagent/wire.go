@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+
+	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/agent"
+	"github.com/nodeagent/nodeagent/hostfs"
+	"github.com/nodeagent/nodeagent/lifecycle"
+	"github.com/nodeagent/nodeagent/metadata"
+	"github.com/nodeagent/nodeagent/readiness"
+	"github.com/nodeagent/nodeagent/release"
+	"github.com/nodeagent/nodeagent/service"
+	"github.com/nodeagent/nodeagent/source"
+)
+
+// newLogger configures the one log handler of the process.
+func newLogger(w io.Writer, format string) *slog.Logger {
+	json := format == "json"
+	if format == "auto" {
+		f, ok := w.(*os.File)
+		json = !ok || !isTerminal(f)
+	}
+	if json {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// wiring is what a command needs beyond the config.
+type wiring struct {
+	needSource bool // the command fetches the topology
+	// mutate says the command may change the host: only then does the
+	// agent manage the ELB health file and the status file.
+	mutate bool
+}
+
+// newAgent builds an Agent with the real adapters for cfg.
+func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring) (*agent.Agent, error) {
+	fsys := hostfs.FS{Root: cfg.Root, StateDir: cfg.StateDir}
+	md, err := metadata.New(ctx, metadata.Options{Root: cfg.Root, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("instance metadata: %w", err)
+	}
+	srcOpts := source.Options{Logger: log}
+	var src nodeagent.TopologySource
+	if w.needSource {
+		if err := cfg.RequireTopology(); err != nil {
+			return nil, usageError{err}
+		}
+		if src, err = source.New(ctx, cfg.Topology, srcOpts); err != nil {
+			return nil, err
+		}
+	}
+	opener, err := source.NewOpener(ctx, srcOpts)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := newServices(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	hooks, err := lifecycle.New(ctx, log)
+	if err != nil {
+		return nil, fmt.Errorf("auto scaling client: %w", err)
+	}
+	ropts := readiness.Options{Logger: log}
+	if w.mutate {
+		ropts.HealthFile = fsys.Path(path.Join(cfg.StateDir, "health", "ready"))
+		ropts.StatusFile = fsys.Path(path.Join(cfg.StateDir, "status.json"))
+		ropts.Notifier = readiness.SystemdNotifier{}
+	}
+	ready := readiness.New(ropts)
+	return &agent.Agent{
+		Config:   cfg,
+		Metadata: md,
+		Source:   src,
+		FS:       fsys,
+		Services: svc,
+		Checker: func(inst nodeagent.Instance) nodeagent.ConfigChecker {
+			return service.NewChecker(service.CheckerInput{Root: cfg.Root, Instance: inst, Run: service.ExecRunner})
+		},
+		Releases: &release.Manager{
+			Root:   cfg.Root,
+			Store:  opener,
+			Keep:   cfg.KeepReleases,
+			Logger: log,
+		},
+		Hooks:     hooks,
+		Readiness: ready,
+		Logger:    log,
+	}, nil
+}
+
+// newServices picks the service driver named by --services.
+func newServices(ctx context.Context, cfg agent.Config, log *slog.Logger) (nodeagent.ServiceManager, error) {
+	driver := cfg.Services
+	if driver == "auto" {
+		driver = service.Detect(cfg.Root)
+	}
+	switch driver {
+	case "systemd":
+		s, err := service.NewSystemd(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("--services systemd: connect to systemd over D-Bus: %w", err)
+		}
+		return s, nil
+	case "exec":
+		return service.NewExec(cfg.Exec, service.ExecRunner, log), nil
+	case "none":
+		return service.None{}, nil
+	}
+	return nil, usagef("--services: unknown driver %q", driver)
+}
