@@ -334,7 +334,7 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 		}
 		a.recordFailure(p, err)
 		a.Readiness.Update(func(s *readiness.Status) { s.Smoke = results })
-			return out, err
+		return out, err
 	}
 
 	if _, err := step(ctx, log, "record", func(context.Context) (struct{}, error) { return struct{}{}, a.recordSuccess(p) }); err != nil {
