@@ -62,10 +62,14 @@ func PHPQuote(s string) string {
 }
 
 // FPMValue checks a value written double-quoted in a PHP-FPM ini file:
-// valid UTF-8 and no control characters (a quoted ini value may span
+// not empty (php-fpm refuses an empty value), valid UTF-8 and no control
+// characters (a quoted ini value may span
 // lines), double quotes, backslashes (ini escapes) or ${ (ini variable
 // expansion).
 func FPMValue(s string) error {
+	if s == "" {
+		return fmt.Errorf("php-fpm value: empty (php-fpm refuses empty values): %w", ErrUnsafe)
+	}
 	if err := scan(s, func(r rune) bool { return r == '"' || r == '\\' }); err != nil {
 		return fmt.Errorf("php-fpm value: %w", err)
 	}

@@ -241,7 +241,7 @@ type PoolData struct {
 	// MinSpare <= StartServers <= MaxSpare <= MaxChildren.
 	MaxChildren, StartServers, MinSpare, MaxSpare, MaxRequests int
 	MemoryLimit                                                string
-	Env                                                        []EnvVar // in file order
+	Env                                                        []EnvVar // in file order; no empty values
 	// SessionSavePath, when set, stores sessions in memcached
 	// ("cache-1:11211,cache-2:11211"); empty keeps PHP's file sessions.
 	SessionSavePath string
@@ -254,7 +254,6 @@ func FPMPool(d PoolData) ([]byte, error) {
 	c.check("User", d.User, FPMKey)
 	c.check("Group", d.Group, FPMKey)
 	c.check("Listen", d.Listen, FPMValue)
-	c.require(d.Listen != "", "Listen", "empty: %w", ErrUnsafe)
 	c.require(d.MaxChildren >= 1, "MaxChildren", "%d must be at least 1: %w", d.MaxChildren, ErrUnsafe)
 	c.require(d.MinSpare >= 1 && d.MinSpare <= d.MaxSpare && d.MaxSpare <= d.MaxChildren, "MaxSpare",
 		"spare servers %d-%d must satisfy 1 <= min <= max <= max_children %d: %w", d.MinSpare, d.MaxSpare, d.MaxChildren, ErrUnsafe)
@@ -262,12 +261,13 @@ func FPMPool(d PoolData) ([]byte, error) {
 		"%d must be between the spare servers %d and %d: %w", d.StartServers, d.MinSpare, d.MaxSpare, ErrUnsafe)
 	c.require(d.MaxRequests >= 0, "MaxRequests", "%d must not be negative: %w", d.MaxRequests, ErrUnsafe)
 	c.check("MemoryLimit", d.MemoryLimit, FPMValue)
-	c.require(d.MemoryLimit != "", "MemoryLimit", "empty: %w", ErrUnsafe)
 	for i, e := range d.Env {
 		c.check(fmt.Sprintf("Env[%d].Name", i), e.Name, FPMKey)
 		c.check(fmt.Sprintf("Env[%s]", e.Name), e.Value, FPMValue)
 	}
-	c.check("SessionSavePath", d.SessionSavePath, FPMValue)
+	if d.SessionSavePath != "" {
+		c.check("SessionSavePath", d.SessionSavePath, FPMValue)
+	}
 	if c.err != nil {
 		return nil, c.err
 	}
