@@ -112,12 +112,29 @@ func ParseConfig(r io.Reader) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return c, err
+		return c, nameKey(data, err)
 	}
 	if dec.More() {
 		return c, errors.New("trailing data after the JSON object")
 	}
 	return c, nil
+}
+
+// nameKey finds the top-level key whose value failed to decode, so that the
+// message names the setting ("splay: time: invalid duration").
+func nameKey(data []byte, err error) error {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil {
+		return err
+	}
+	for k, v := range fields {
+		one, _ := json.Marshal(map[string]json.RawMessage{k: v})
+		var c Config
+		if json.Unmarshal(one, &c) != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return err
 }
 
 // Validate checks the config; each error names the setting as the operator
