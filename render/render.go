@@ -33,7 +33,7 @@ func execute(name string, data any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// checkPlatform refuses an unknown OS family.
+// platform refuses an unknown OS family.
 func (c *checker) platform(p string) {
 	c.require(p == nodeagent.OSDebian || p == nodeagent.OSRHEL, "Platform",
 		"unknown platform %q (want %s or %s): %w", p, nodeagent.OSDebian, nodeagent.OSRHEL, ErrUnsafe)
