@@ -14,6 +14,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"sigs.k8s.io/yaml"
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/readiness"
@@ -196,7 +197,8 @@ func (a *Agent) watchSource(ctx context.Context, o RunOptions) (<-chan string, f
 						return
 					}
 					if filepath.Base(ev.Name) == name && !ev.Has(fsnotify.Chmod) {
-						o.Metrics.Polls.WithLabelValues("changed").Inc()
+						// Counted by the check that follows, once per
+						// settled burst, not once per raw event.
 						send("file " + ev.Op.String())
 					}
 				case err, ok := <-fw.Errors:
@@ -420,10 +422,27 @@ func (w *worker) check(ctx context.Context, counted bool) {
 	if counted {
 		w.m.Polls.WithLabelValues("changed").Inc()
 	}
+	if n := documentSerial(f.Body); n > 0 {
+		// Seen even if it is refused: serial_seen above serial_applied
+		// is how a bad push shows on a dashboard.
+		a.Readiness.Update(func(s *readiness.Status) { s.SeenSerial = max(s.SeenSerial, n) })
+	}
 	start := time.Now()
 	doc := Document{Body: f.Body, ETag: f.ETag, From: a.Source.String()}
 	out, err := a.Converge(ctx, *inst, doc)
 	w.finish(out, f.ETag, err, start)
+}
+
+// documentSerial reads the serial of a fetched document, valid or not (JSON
+// or YAML); 0 when it has none.
+func documentSerial(body []byte) int64 {
+	var d struct {
+		Serial int64 `json:"serial"`
+	}
+	if err := yaml.Unmarshal(body, &d); err != nil {
+		return 0
+	}
+	return d.Serial
 }
 
 func (w *worker) finish(out *Outcome, etag string, err error, start time.Time) {
