@@ -297,6 +297,9 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	}
 
 	previous := map[string]string{}
+	// shared/ belongs to the web server's user, so the application can
+	// write sessions, uploads and caches there.
+	a.Releases.Owner, a.Releases.Group = webUser(p.Instance.OSFamily)
 	for _, ra := range p.Plan.Releases {
 		rel := releaseOf(p.Desired, ra.Product)
 		if _, err := step(ctx, log, "release "+ra.Product, func(ctx context.Context) (struct{}, error) {
@@ -486,6 +489,13 @@ func memcachedAddr(inst nodeagent.Instance, t *nodeagent.Topology, d *nodeagent.
 		port = 11211
 	}
 	return net.JoinHostPort(inst.PrivateIP, strconv.Itoa(port))
+}
+
+func webUser(osFamily string) (user, group string) {
+	if osFamily == nodeagent.OSRHEL {
+		return "apache", "apache"
+	}
+	return "www-data", "www-data"
 }
 
 func releaseOf(d *nodeagent.Desired, product string) *nodeagent.Release {
