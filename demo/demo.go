@@ -73,11 +73,19 @@ func runDemo(ctx context.Context, o options, stdin io.Reader, out io.Writer) (er
 	if err := d.showSite(ctx); err != nil {
 		return interrupted(ctx, err)
 	}
-	if err := d.waitForGo(ctx, stdin); err != nil {
+	// From here on the shop is up: a stop (Ctrl-C, -stop) is the normal
+	// end of an attended demo, and a failure only when unattended.
+	stopped := func(err error) error {
+		if ctx.Err() != nil && !o.unattended {
+			return nil
+		}
 		return interrupted(ctx, err)
 	}
+	if err := d.waitForGo(ctx, stdin); err != nil {
+		return stopped(err)
+	}
 	if err := d.moveMaster(ctx); err != nil {
-		return interrupted(ctx, err)
+		return stopped(err)
 	}
 	if o.unattended {
 		fmt.Fprintln(out, "\nunattended: the change was picked up; done.")
@@ -344,11 +352,38 @@ func (d *demo) moveMaster(ctx context.Context) error {
 		p, _ = v.get(ctx)
 	}
 	fmt.Fprintf(d.out, "picked up after %s; the shop now says:\n%s\n", time.Since(start).Round(100*time.Millisecond), indent(strings.TrimSpace(p.Body)))
-	// The agent keeps logging after the page turns (smoke, readiness):
-	// give it a moment so the lines shown tell the whole apply.
-	time.Sleep(2 * time.Second)
-	fmt.Fprintf(d.out, "\nwhat the %s agent logged (%s):\n%s\n", web.Name, a.log, indent(lastLines(readFrom(a.log, offset), 40)))
+	// The page turns before the apply ends (smoke checks, the record):
+	// show the log once the agent says the apply is done.
+	logged := applyLog(ctx, a.log, offset, 2)
+	fmt.Fprintf(d.out, "\nwhat the %s agent logged (%s):\n%s\n", web.Name, a.log, indent(lastLines(logged, 40)))
 	return nil
+}
+
+// applyLog waits (briefly) until the agent log from offset on reports the
+// apply of serial done, and returns those lines without the watcher's
+// chatter.
+func applyLog(ctx context.Context, path string, offset, serial int64) string {
+	const done = `msg="apply done"`
+	want := fmt.Sprintf("serial=%d ", serial)
+	var text string
+	for range 40 {
+		text = readFrom(path, offset)
+		if strings.Contains(text, done) && strings.Contains(text, want) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	var keep []string
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		if strings.Contains(line, `msg="topology source event"`) || strings.Contains(line, `msg="change settled`) {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, "\n")
 }
 
 // wait blocks until Ctrl-C or -stop (ctx ends) or an agent exits.
