@@ -107,3 +107,24 @@ func TestPlanConverges(t *testing.T) {
 		})
 	}
 }
+
+func TestSummarize(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want bench.Summary
+	}{
+		{"none", nil, bench.Summary{}},
+		{"one", []float64{7}, bench.Summary{Median: 7, Min: 7, Max: 7, P90: 7}},
+		{"odd count, unsorted", []float64{30, 10, 20}, bench.Summary{Median: 20, Min: 10, Max: 30, P90: 30}},
+		{"even count takes the middle mean", []float64{4, 1, 3, 2}, bench.Summary{Median: 2.5, Min: 1, Max: 4, P90: 4}},
+		{"ten values, p90 is the ninth", []float64{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, bench.Summary{Median: 5.5, Min: 1, Max: 10, P90: 9}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := bench.Summarize(tc.in); got != tc.want {
+				t.Errorf("Summarize(%v) = %+v, want %+v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
