@@ -131,7 +131,7 @@ func (a *Agent) Fetch(ctx context.Context) (Document, error) {
 func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Document) (*Prepared, error) {
 	t, err := topology.Load(doc.Body, doc.From)
 	if err != nil {
-		return nil, fmt.Errorf("topology from %s is invalid, nothing was changed: %w", doc.From, err)
+		return nil, &RefusedError{From: doc.From, Err: fmt.Errorf("invalid: %w", err)}
 	}
 	prev, err := a.previousTopology()
 	if err != nil {
@@ -139,22 +139,13 @@ func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Docume
 	}
 	guards := topology.Guards{AllowLowerSerial: a.Config.AllowLowerSerial, AllowNodeDrop: a.Config.AllowNodeDrop}
 	if err := topology.CheckSuccessor(prev, t, guards); err != nil {
-		return nil, fmt.Errorf("topology from %s refused, nothing was changed: %w", doc.From, err)
+		return nil, &RefusedError{From: doc.From, Err: err}
 	}
-	id, err := topology.Resolve(t, inst, a.overrides())
+	d, err := a.desire(inst, t)
 	if err != nil {
-		return nil, fmt.Errorf("resolve identity: %w", err)
+		return nil, &RefusedError{From: doc.From, Err: err}
 	}
-	d, err := roles.Desire(roles.Input{
-		Instance:    inst,
-		Topology:    t,
-		Identity:    id,
-		ServiceRoot: a.Config.ServiceRoot,
-		StateDir:    a.Config.StateDir,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("derive desired state for role %s: %w", id.Role, err)
-	}
+	id := d.Identity
 	var prevSerial int64
 	if prev != nil {
 		prevSerial = prev.Serial
@@ -171,7 +162,7 @@ func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Docume
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
-	if err := a.planReleases(p, d, prev == nil); err != nil {
+	if err := a.planReleases(p, d); err != nil {
 		return nil, err
 	}
 	if h, ok := a.pendingLaunchHook(inst, id); ok {
@@ -181,7 +172,39 @@ func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Docume
 	return &Prepared{Instance: inst, Topology: t, Body: doc.Body, ETag: doc.ETag, From: doc.From, Desired: d, Plan: p, Previous: prev}, nil
 }
 
-func (a *Agent) planReleases(p *nodeagent.Plan, d *nodeagent.Desired, first bool) error {
+// RefusedError is a topology document that was not applied because it is
+// invalid, stale, or does not fit this node; nothing was changed.
+type RefusedError struct {
+	From string
+	Err  error
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("topology from %s refused, nothing was changed: %v", e.From, e.Err)
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// desire resolves this node's identity in t and derives its desired state.
+func (a *Agent) desire(inst nodeagent.Instance, t *nodeagent.Topology) (*nodeagent.Desired, error) {
+	id, err := topology.Resolve(t, inst, a.overrides())
+	if err != nil {
+		return nil, fmt.Errorf("resolve identity: %w", err)
+	}
+	d, err := roles.Desire(roles.Input{
+		Instance:    inst,
+		Topology:    t,
+		Identity:    id,
+		ServiceRoot: a.Config.ServiceRoot,
+		StateDir:    a.Config.StateDir,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("derive desired state for role %s: %w", id.Role, err)
+	}
+	return d, nil
+}
+
+func (a *Agent) planReleases(p *nodeagent.Plan, d *nodeagent.Desired) error {
 	for _, prod := range d.Products {
 		if prod.Release == nil {
 			continue
@@ -285,6 +308,22 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	log := a.Logger.With(LogKeyApply, applyID, LogKeySerial, p.Topology.Serial)
 	out := &Outcome{Prepared: p, Switched: map[string]string{}}
 
+	// shared/ belongs to the web server's user, so the application can
+	// write sessions, uploads and caches there.
+	a.Releases.Owner, a.Releases.Group = webUser(p.Instance.OSFamily)
+	// Download and verify every release before anything on the node
+	// changes: a wrong checksum or URL fails the apply with nothing touched.
+	for _, ra := range p.Plan.Releases {
+		rel := releaseOf(p.Desired, ra.Product)
+		if _, err := step(ctx, log, "download "+ra.Product, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, a.Releases.Install(ctx, ra.Product, *rel)
+		}); err != nil {
+			err = fmt.Errorf("release %s of %s, nothing was changed: %w", rel.ID, ra.Product, err)
+			a.recordFailure(p, err, nil)
+			return out, err
+		}
+	}
+
 	res, err := step(ctx, log, "files", func(ctx context.Context) (*plan.Result, error) {
 		return plan.Apply(ctx, plan.ApplyInput{Plan: p.Plan, Desired: p.Desired, FS: a.FS, Services: a.Services, Checker: a.Checker(p.Instance), Logger: log})
 	})
@@ -292,33 +331,30 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 		out.Written, out.Actions = res.Written, res.Actions
 	}
 	if err != nil {
-		a.recordFailure(p, err)
+		// plan.Apply put the files back itself when a config check refused
+		// them; nothing else changed yet.
+		a.recordFailure(p, err, nil)
 		return out, err
 	}
 
 	previous := map[string]string{}
-	// shared/ belongs to the web server's user, so the application can
-	// write sessions, uploads and caches there.
-	a.Releases.Owner, a.Releases.Group = webUser(p.Instance.OSFamily)
 	for _, ra := range p.Plan.Releases {
 		rel := releaseOf(p.Desired, ra.Product)
-		if _, err := step(ctx, log, "release "+ra.Product, func(ctx context.Context) (struct{}, error) {
-			if err := a.Releases.Install(ctx, ra.Product, *rel); err != nil {
-				return struct{}{}, err
-			}
+		_, err := step(ctx, log, "activate "+ra.Product, func(context.Context) (struct{}, error) {
 			prev, err := a.Releases.Activate(ra.Product, rel.ID)
-			previous[ra.Product] = prev
+			if err == nil {
+				previous[ra.Product] = prev
+			}
 			return struct{}{}, err
-		}); err != nil {
-			a.recordFailure(p, err)
-			return out, fmt.Errorf("release %s of %s: %w", rel.ID, ra.Product, err)
+		})
+		if err != nil {
+			return out, a.fail(ctx, log, p, previous, nil, fmt.Errorf("activate release %s of %s: %w", rel.ID, ra.Product, err))
 		}
 		out.Switched[ra.Product] = rel.ID
 	}
 	if len(out.Switched) > 0 {
 		if err := a.reloadPHP(ctx, p.Desired, "release switched"); err != nil {
-			a.recordFailure(p, err)
-			return out, err
+			return out, a.fail(ctx, log, p, previous, nil, err)
 		}
 	}
 
@@ -327,17 +363,7 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	})
 	out.Smoke = results
 	if smoke.Failed(results) {
-		err := fmt.Errorf("smoke checks failed: %s", smokeSummary(results))
-		if rbErr := a.undo(ctx, log, p, previous); rbErr != nil {
-			err = fmt.Errorf("%w; undoing this apply failed too: %w", err, rbErr)
-		} else if p.Previous != nil || len(previous) > 0 {
-			err = fmt.Errorf("%w; %s", err, undoSummary(p, previous))
-			// Confirm the node serves again with what it had before.
-			results = a.Smoke(ctx, p.Instance, p.Topology, p.Desired)
-		}
-		a.recordFailure(p, err)
-		a.Readiness.Update(func(s *readiness.Status) { s.Smoke = results })
-		return out, err
+		return out, a.fail(ctx, log, p, previous, results, fmt.Errorf("smoke checks failed: %s", smokeSummary(results)))
 	}
 
 	if _, err := step(ctx, log, "record", func(context.Context) (struct{}, error) { return struct{}{}, a.recordSuccess(p) }); err != nil {
@@ -363,6 +389,33 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	out.Ready = a.Readiness.Snapshot().Ready
 	log.Info("apply done", "files", len(out.Written), "actions", len(out.Actions), "releases", len(out.Switched), "ready", out.Ready)
 	return out, nil
+}
+
+// fail undoes what this apply changed after its files were written, checks
+// that the node serves again with its previous state, and records the
+// failure. The undo runs on its own deadline, so an apply that ran out of
+// time (or was cancelled by a drain) still puts the node back.
+func (a *Agent) fail(ctx context.Context, log *slog.Logger, p *Prepared, previous map[string]string, failed []smoke.Result, err error) error {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if uErr := a.undo(uctx, log, p, previous); uErr != nil {
+		err = fmt.Errorf("%w; undoing this apply failed too: %w", err, uErr)
+	} else {
+		err = fmt.Errorf("%w; %s", err, undoSummary(p, previous))
+	}
+	var results []smoke.Result
+	smoked := false
+	if p.Previous != nil {
+		// Judge readiness by the state the node is back in.
+		if d, dErr := a.desire(p.Instance, p.Previous); dErr == nil {
+			results, smoked = a.Smoke(uctx, p.Instance, p.Previous, d), true
+		}
+	}
+	if !smoked {
+		results = failed
+	}
+	a.recordFailure(p, err, results)
+	return err
 }
 
 // undo takes back what a failed apply changed: the releases it switched go
@@ -527,14 +580,21 @@ func (a *Agent) recordSuccess(p *Prepared) error {
 	})
 }
 
-func (a *Agent) recordFailure(p *Prepared, err error) {
+// recordFailure reports a failed apply. A node that has applied a good
+// state before stays as ready as its smoke results say: the failure shows
+// in the log, /status and metrics, never as a 503 for a bad push. results,
+// when not nil, are the smoke results of the state the node is in now.
+func (a *Agent) recordFailure(p *Prepared, err error, results []smoke.Result) {
 	a.Readiness.Update(func(s *readiness.Status) {
+		if results != nil {
+			s.Smoke = results
+		}
 		s.LastError = err.Error()
 		s.LastErrorAt = a.now()
 		if p != nil && p.Topology != nil {
 			s.SeenSerial = max(s.SeenSerial, p.Topology.Serial)
 		}
-		if !s.LastApplyOK || s.Serial == 0 {
+		if !s.LastApplyOK {
 			// Nothing good was ever applied: the node is not ready.
 			s.LastApplyOK = false
 			s.ApplyError = err.Error()

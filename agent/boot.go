@@ -8,6 +8,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/lifecycle"
+	"github.com/nodeagent/nodeagent/readiness"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
@@ -24,7 +25,7 @@ func (a *Agent) Converge(ctx context.Context, inst nodeagent.Instance, doc Docum
 	}
 	p, err := a.Prepare(ctx, inst, doc)
 	if err != nil {
-		a.recordFailure(nil, err)
+		a.recordFailure(nil, err, nil)
 		return nil, err
 	}
 	return a.ApplyOnce(ctx, p)
@@ -72,6 +73,9 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 			}
 			var out *Outcome
 			out, err = a.Converge(ctx, inst, doc)
+			if refused := new(RefusedError); errors.As(err, &refused) && !doc.Stale {
+				out, err = a.convergeLastGood(ctx, inst, err)
+			}
 			res.Outcome = out
 			if err == nil && out.Ready {
 				lastErr = nil
@@ -114,6 +118,23 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 	return res, nil
 }
 
+// convergeLastGood is the answer to a refused document at boot: a node
+// that has a last-good copy converges to it and serves, and reports the
+// refused document, instead of staying out of service over one bad push.
+func (a *Agent) convergeLastGood(ctx context.Context, inst nodeagent.Instance, refused error) (*Outcome, error) {
+	doc, err := a.LastApplied()
+	if err != nil {
+		return nil, refused
+	}
+	a.Logger.Error("topology refused; converging to the last-good copy instead", "error", refused.Error(), "copy", a.statePath("topology.json"))
+	out, err := a.Converge(ctx, inst, doc)
+	if err != nil {
+		return out, fmt.Errorf("%w; the last-good copy failed too: %w", refused, err)
+	}
+	a.Readiness.Update(func(s *readiness.Status) { s.LastError, s.LastErrorAt = refused.Error(), a.now() })
+	return out, nil
+}
+
 // hookFor finds the launch hook still pending for this instance, if any. An
 // invalid document has none here; Converge reports it in full.
 func (a *Agent) hookFor(inst nodeagent.Instance, doc Document) (nodeagent.LifecycleHook, bool) {
@@ -146,7 +167,14 @@ func (a *Agent) startHeartbeats(ctx context.Context, h nodeagent.LifecycleHook) 
 func (a *Agent) completeHook(h nodeagent.LifecycleHook, result string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := a.Hooks.Complete(ctx, h, result); err != nil {
+	err := a.Hooks.Complete(ctx, h, result)
+	if errors.Is(err, lifecycle.ErrNoActiveAction) {
+		// The hook already timed out or was completed elsewhere: there is
+		// nothing left to tell Auto Scaling.
+		a.Logger.Warn("lifecycle hook has no active action; nothing to complete", "group", h.Group, "hook", h.Hook, "instance_id", h.InstanceID, "result", result)
+		return a.writeState("lifecycle.json", lifecycleRecord{Hook: h, Result: "none active", At: a.now().UTC()})
+	}
+	if err != nil {
 		return fmt.Errorf("complete lifecycle hook %s of group %s with %s: %w", h.Hook, h.Group, result, err)
 	}
 	a.Logger.Info("lifecycle hook completed", "group", h.Group, "hook", h.Hook, "instance_id", h.InstanceID, "result", result)
