@@ -57,6 +57,7 @@ var installed = []installedFile{
 	{configDir, modeDir | 0o755, ""},
 	{configPath, 0o644, "packaging/config.json"},
 	{stateDir, modeDir | 0o711, ""},
+	{docDir, modeDir | 0o755, ""},
 	{readmeDoc, 0o644, "packaging/README.md"},
 	{userDataDoc, 0o644, "packaging/cloud-init/user-data.yaml"},
 	{topologyDoc, 0o644, "topology/testdata/example.json"},
@@ -238,7 +239,7 @@ func onlyMatch(t *testing.T, pattern string) string {
 	t.Helper()
 	m, err := filepath.Glob(pattern)
 	if err != nil || len(m) != 1 {
-		t.Fatalf("%s: want exactly one file, got %v (err %v)", pattern, m, err)
+		t.Fatalf("%s: want exactly one file, got %v (err %v); does the Makefile include packaging/package.mk?", pattern, m, err)
 	}
 	return m[0]
 }
