@@ -20,10 +20,12 @@ type LastGood struct {
 	Path string
 }
 
-// File modes of the saved copy.
+// File modes of the saved copy. The state dir is 0711: the web server's
+// user must reach the ELB health file and the PHP probe inside it by name,
+// but cannot list it.
 const (
 	lastGoodMode = 0o640
-	stateDirMode = 0o750
+	stateDirMode = 0o711
 )
 
 // Save stores body and its etag.
