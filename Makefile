@@ -71,11 +71,13 @@ test-fuzz:
 test: deps tools vet test-unit test-integration test-fuzz
 	@echo "== make test: all phases passed"
 
-# ---- demo: `make demo` target goes here (owned by the demo's author) ----
+# ---- demo: `make demo`, `make demo-stop` ----
+include demo/demo.mk
 
 # ---- bench: `make bench` target goes here (writes BENCHMARKS.md) ----
 
-# ---- package: `make package` target goes here (nfpm from $(TOOLS_DIR)/nfpm) ----
+# ---- package: `make package`, `make package-test` ----
+include packaging/package.mk
 
 clean:
 	rm -rf bin dist
