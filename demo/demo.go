@@ -274,6 +274,7 @@ func (d *demo) showSite(ctx context.Context) error {
 	}
 	fmt.Fprintf(d.out, "memcached %s answers on %s:11211\n", version, cache.IP)
 
+	// Files as the user named the directory; --root wants it absolute.
 	root := d.opt.root
 	fmt.Fprintf(d.out, `
 == where to look
@@ -282,13 +283,14 @@ func (d *demo) showSite(ctx context.Context) error {
   readiness  curl http://%[4]s/ready     (cache-1: curl http://%[5]s/ready)
   status     curl http://%[4]s/status
   metrics    curl http://%[4]s/metrics
-  agent      %[6]s status --root %[7]s/web-1      (and --root %[7]s/cache-1)
+  agent      %[6]s status --root %[8]s/web-1
+             %[6]s status --root %[8]s/cache-1
   dry run    env $(cat %[7]s/agents/web-1.env) %[6]s apply --dry-run --config %[7]s/agents/web-1.json
   files      %[7]s/web-1/etc/apache2/sites-enabled/nodeagent-shop.conf
              %[7]s/web-1/etc/nodeagent/products/shop.php
              %[7]s/cache-1/etc/memcached.conf
   logs       %[7]s/logs/web-1.log, %[7]s/logs/cache-1.log
-`, siteHost, web.IP, sitePort, web.listen(), cache.listen(), d.opt.nodeagent, root)
+`, siteHost, web.IP, sitePort, web.listen(), cache.listen(), d.opt.nodeagent, root, d.dir)
 	return nil
 }
 

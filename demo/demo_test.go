@@ -332,6 +332,20 @@ func TestDemoUnattended(t *testing.T) {
 		}
 	})
 
+	t.Run("status", func(t *testing.T) {
+		bin, err := binaries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(filepath.Join(bin, "nodeagent"), "status", "--root", filepath.Join(root, "web-1")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nodeagent status: %v\n%s", err, out)
+		}
+		if !strings.HasPrefix(string(out), "READY\n") || !strings.Contains(string(out), "shop demo-1") {
+			t.Errorf("nodeagent status says:\n%s", out)
+		}
+	})
+
 	nodeRoots := r.nodeRoots(t)
 	if _, err := io.WriteString(r.stdin, "\n"); err != nil {
 		t.Fatalf("write demo stdin: %v", err)
