@@ -1,0 +1,109 @@
+//go:build integration
+
+package e2e_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// nodeagentBin is the binary under test, built once by TestMain.
+var nodeagentBin string
+
+// selfBin is this test binary; it doubles as the exec driver's recording
+// wrapper (see wrapMain).
+var selfBin string
+
+// wrapEnv switches this test binary into wrapper mode.
+const wrapEnv = "NODEAGENT_E2E_WRAP"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(wrapEnv) == "1" {
+		os.Exit(wrapMain(os.Args[1:]))
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "nodeagent-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: find the test binary:", err)
+		return 1
+	}
+	selfBin = self
+	nodeagentBin = filepath.Join(dir, "nodeagent")
+	build := exec.Command("go", "build", "-o", nodeagentBin, "./cmd/nodeagent")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/nodeagent: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// wrapMain is the exec driver's recording wrapper: it appends
+// "UNIT ACTION" to LOG, then does what the real command does.
+//
+//	wrap LOG UNIT ACTION exec ARGV...          (replaces itself with ARGV)
+//	wrap LOG UNIT ACTION signal NAME PIDFILE   (signals the pid in PIDFILE)
+func wrapMain(args []string) int {
+	if len(args) < 5 {
+		fmt.Fprintln(os.Stderr, "wrap: usage: LOG UNIT ACTION exec ARGV... | signal NAME PIDFILE")
+		return 2
+	}
+	log, unit, action, mode, rest := args[0], args[1], args[2], args[3], args[4:]
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wrap:", err)
+		return 1
+	}
+	fmt.Fprintf(f, "%s %s\n", unit, action)
+	f.Close()
+	switch mode {
+	case "exec":
+		if err := syscall.Exec(rest[0], rest, os.Environ()); err != nil {
+			fmt.Fprintf(os.Stderr, "wrap: exec %s: %v\n", rest[0], err)
+			return 1
+		}
+	case "signal":
+		if len(rest) != 2 {
+			fmt.Fprintln(os.Stderr, "wrap: signal NAME PIDFILE")
+			return 2
+		}
+		sig, ok := map[string]syscall.Signal{"HUP": syscall.SIGHUP, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "TERM": syscall.SIGTERM}[strings.TrimPrefix(rest[0], "SIG")]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "wrap: unknown signal %s\n", rest[0])
+			return 2
+		}
+		b, err := os.ReadFile(rest[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wrap:", err)
+			return 1
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 {
+			fmt.Fprintf(os.Stderr, "wrap: bad pid in %s: %q\n", rest[1], b)
+			return 1
+		}
+		if err := syscall.Kill(pid, sig); err != nil {
+			fmt.Fprintf(os.Stderr, "wrap: kill %d: %v\n", pid, err)
+			return 1
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "wrap: unknown mode %q\n", mode)
+		return 2
+	}
+	return 0
+}
