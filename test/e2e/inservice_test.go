@@ -193,6 +193,21 @@ func TestLaunchToInService(t *testing.T) {
 	})
 }
 
+// checkStaysInService asserts SPEC section 7: one bad push must never take
+// a node out of the load balancer. After a failed apply that put the
+// previous state back, the node is still ready and its ELB health path
+// answers 200.
+func checkStaysInService(t *testing.T, n *node) {
+	t.Helper()
+	if st, r := n.status(t); !st.Ready {
+		t.Errorf("node not ready after a failed apply that restored its previous state: %+v\n%s", st, r)
+	}
+	code, _, _, err := httpGet(n.apacheURL(healthPath), serverName)
+	if err != nil || code != 200 {
+		t.Errorf("ELB health path after a failed apply that restored the previous state: %d, %v; want 200", code, err)
+	}
+}
+
 func TestBrokenRelease(t *testing.T) {
 	good := buildRelease(t, "shop", "2026.03.01-1")
 	broken := buildRelease(t, "shop-broken", "2026.03.02-1")
@@ -213,11 +228,10 @@ func TestBrokenRelease(t *testing.T) {
 			t.Errorf("current -> %s, want %s (switched back)", got, want)
 		}
 		checkServes(t, web, cache)
-		// One bad push must not take the node out of the load balancer.
-		if st, r := web.status(t); !st.Ready {
-			t.Errorf("node not ready after a rolled-back release: %+v\n%s", st, r)
-		}
-		eventually(t, 5*time.Second, web.apacheURL(healthPath), serverName, 200, "")
+	})
+
+	t.Run("stays in service after the rollback", func(t *testing.T) {
+		checkStaysInService(t, web)
 	})
 
 	t.Run("fresh node with only a broken release abandons its launch", func(t *testing.T) {
