@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"path"
 	"slices"
 	"strconv"
@@ -222,12 +223,18 @@ func (b *builder) phpFPM() error {
 				return fmt.Errorf("roles: %s.php.env.%s: reserved, nodeagent sets it from the document", pp, k)
 			}
 		}
-		var cacheHosts []string
-		cachePort := 0
+		// Cache servers are written as IP:port, resolved here from the
+		// document: PHP then needs no name lookup per request, and the pool
+		// does not depend on /etc/hosts being current in the workers.
+		var cacheHosts, cacheSources []string
 		if pr.Cache != nil {
-			cachePort = pr.Cache.Port
-			for _, n := range pr.Cache.Nodes {
-				cacheHosts = append(cacheHosts, n+":"+strconv.Itoa(cachePort))
+			for i, n := range pr.Cache.Nodes {
+				srv, srcs, err := b.resolve(fmt.Sprintf("%s.cache.nodes[%d]", pp, i), n, pr.Cache.Port)
+				if err != nil {
+					return err
+				}
+				cacheHosts = append(cacheHosts, net.JoinHostPort(srv.IP, strconv.Itoa(srv.Port)))
+				cacheSources = append(cacheSources, srcs...)
 			}
 		}
 		appEnv := make([]render.EnvVar, 0, len(pr.PHP.Env))
@@ -251,7 +258,7 @@ func (b *builder) phpFPM() error {
 			}
 		}
 
-		poolSources := []string{pp + ".cache", pp + ".database", pp + ".php", pp + ".sessions"}
+		poolSources := append([]string{pp + ".cache", pp + ".database", pp + ".php", pp + ".sessions"}, cacheSources...)
 		maxChildren := pr.PHP.MaxChildren
 		if maxChildren == 0 {
 			maxChildren = PHPMaxChildren(webMem, len(b.in.Identity.Products))
