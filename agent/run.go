@@ -372,14 +372,22 @@ func (w *worker) instanceID() string {
 	return w.inst.ID
 }
 
-func (w *worker) remember(out *Outcome, etag string) {
+// remember keeps the identity of the last apply, and the ETag of a document
+// that needs no second look: one applied, or one refused as invalid. A
+// document whose apply failed (a release download, a service, a smoke
+// check) keeps no ETag, so the next poll tries it again.
+func (w *worker) remember(out *Outcome, etag string, settled bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if out != nil && out.Prepared != nil {
 		inst, id := out.Prepared.Instance, out.Prepared.Desired.Identity
 		w.inst, w.id = &inst, &id
 	}
-	w.etag = etag
+	if settled {
+		w.etag = etag
+	} else {
+		w.etag = ""
+	}
 }
 
 func (w *worker) boot(ctx context.Context) {
@@ -448,7 +456,8 @@ func documentSerial(body []byte) int64 {
 func (w *worker) finish(out *Outcome, etag string, err error, start time.Time) {
 	a, m := w.a, w.m
 	took := time.Since(start)
-	w.remember(out, etag)
+	refused := errors.As(err, new(*RefusedError))
+	w.remember(out, etag, err == nil || refused)
 	st := a.Readiness.Snapshot()
 	m.SerialSeen.Set(float64(st.SeenSerial))
 	switch {
@@ -456,7 +465,7 @@ func (w *worker) finish(out *Outcome, etag string, err error, start time.Time) {
 		m.observeApply("ok", took)
 		m.SerialApplied.Set(float64(st.Serial))
 		m.LastSuccess.Set(float64(a.now().Unix()))
-	case out == nil || out.Prepared == nil:
+	case refused:
 		m.observeApply("refused", took)
 		a.Logger.Error("topology not applied; the node keeps its last good state", "error", err.Error(), "ready", st.Ready)
 	default:

@@ -854,11 +854,19 @@ func TestRunKeepsLastGoodState(t *testing.T) {
 				t.Error("no ERROR record saying the node keeps its last good state")
 			}
 
-			// The same bad document is not tried again on the next check.
+			// A refused document is not tried again on the next check; an
+			// apply that failed is retried, since its cause may be passing.
 			e.recheck <- struct{}{}
-			eventually(t, 5*time.Second, "a not-modified check", func() bool { return e.polls("not_modified") >= 1 })
-			if got := e.applies(tt.result); got != 1 {
-				t.Errorf("applies %s = %d after a recheck of the same document, want 1", tt.result, got)
+			if tt.result == "refused" {
+				eventually(t, 5*time.Second, "a not-modified check", func() bool { return e.polls("not_modified") >= 1 })
+				if got := e.applies(tt.result); got != 1 {
+					t.Errorf("applies %s = %d after a recheck of the same document, want 1", tt.result, got)
+				}
+			} else {
+				eventually(t, 10*time.Second, "the failed apply retried", func() bool { return e.applies(tt.result) == 2 })
+				if got := e.read("etc/hosts"); got != hosts {
+					t.Errorf("/etc/hosts changed by the retry:\n%s\nwant:\n%s", got, hosts)
+				}
 			}
 
 			// A good document afterwards converges.
