@@ -99,7 +99,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 				_ = o.Notifier.Notify("WATCHDOG=1")
 			}
 		case why := <-changes:
-			a.Logger.Info("topology source event", "why", why)
+			a.Logger.Debug("topology source event", "why", why)
 			if settle == nil {
 				settle = time.NewTimer(a.Config.Settle.D())
 			} else {
@@ -116,7 +116,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			}
 			pending = true
 			d := a.splay()
-			a.Logger.Info("change settled; waiting the splay before checking", "splay", d.String())
+			a.Logger.Debug("settled; waiting the splay before checking the source", "splay", d.String())
 			splay = time.NewTimer(d)
 			splayC = splay.C
 		case <-splayC:
