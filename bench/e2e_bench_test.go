@@ -459,31 +459,33 @@ func tail(s string, n int) string {
 
 // phases splits a run by the agent's log: discover (start to "discovered
 // instance"), fetch+plan (to the start of the first step), each "step
-// done" duration, and exit (last step to process exit).
-func (r applyRun) phases() map[string]float64 {
-	p := map[string]float64{}
+// done" duration in the order logged, and exit (last step to process
+// exit). A --dry-run logs no steps and gets none.
+func (r applyRun) phases() []bench.Phase {
+	var steps []bench.Phase
 	var discovered, firstStep, lastStep time.Time
 	for _, rec := range r.records {
 		switch rec.Msg {
 		case "discovered instance":
 			discovered = rec.Time
 		case "step done":
-			p[rec.Step] += rec.Duration
-			began := rec.Time.Add(-time.Duration(rec.Duration * float64(time.Millisecond)))
+			steps = append(steps, bench.Phase{Name: rec.Step, MS: rec.Duration})
 			if firstStep.IsZero() {
-				firstStep = began
+				firstStep = rec.Time.Add(-time.Duration(rec.Duration * float64(time.Millisecond)))
 			}
 			lastStep = rec.Time
 		}
 	}
+	var p []bench.Phase
 	if !discovered.IsZero() {
-		p["discover"] = ms(discovered.Sub(r.start))
+		p = append(p, bench.Phase{Name: "discover", MS: ms(discovered.Sub(r.start))})
 		if !firstStep.IsZero() {
-			p["fetch+plan"] = ms(firstStep.Sub(discovered))
+			p = append(p, bench.Phase{Name: "fetch+plan", MS: ms(firstStep.Sub(discovered))})
 		}
 	}
+	p = append(p, steps...)
 	if !lastStep.IsZero() {
-		p["exit"] = ms(r.end.Sub(lastStep))
+		p = append(p, bench.Phase{Name: "exit", MS: ms(r.end.Sub(lastStep))})
 	}
 	return p
 }
@@ -573,23 +575,18 @@ func (n *node) noChange(t *testing.T, name string, runs int, dry bool) bench.NoC
 	}
 	before, countedBefore := snapshot(t, n.root), len(n.counted(t))
 	var walls, cpus []float64
-	steps := map[string][]float64{}
+	var phases [][]bench.Phase
 	for range runs {
 		r := n.apply(t, args...)
 		walls, cpus = append(walls, r.wallMS()), append(cpus, ms(r.cpu))
-		for k, v := range r.phases() {
-			steps[k] = append(steps[k], v)
-		}
+		phases = append(phases, r.phases())
 	}
 	after, all := snapshot(t, n.root), n.counted(t)
 	nc := bench.NoChange{
 		Node: name, Source: strings.SplitAfter(n.source, "://")[0], Runs: runs,
 		Wall: bench.Summarize(walls), CPU: bench.Summarize(cpus),
 		Command: "nodeagent " + strings.Join(n.command(args...), " "),
-		Steps:   map[string]float64{},
-	}
-	for k, v := range steps {
-		nc.Steps[k] = bench.Median(v)
+		Steps:   bench.MedianPhases(phases),
 	}
 	for _, c := range all[countedBefore:] {
 		if c.action == "check" {

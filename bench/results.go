@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -33,8 +34,9 @@ type NoChange struct {
 	Wall    Summary `json:"wall_ms"`
 	// CPU is the agent process's user+system time (its children included).
 	CPU Summary `json:"cpu_ms"`
-	// Steps are the medians of the agent's own "step done" durations.
-	Steps map[string]float64 `json:"steps_ms,omitempty"`
+	// Steps are the medians of the phases of each run (see Boot.Phases), in
+	// the order the agent logged them.
+	Steps []Phase `json:"steps_ms,omitempty"`
 	// ServiceCommands and ConfigChecks count the start, stop, reload and
 	// restart commands and the apache2ctl -t / php-fpm -t runs during the
 	// series (each one is a line its wrapper appended).
@@ -60,10 +62,11 @@ type Boot struct {
 	CPUMS  float64 `json:"cpu_ms"` // the agent's user+system time, children included
 	// Phases are measured from the agent's JSON log: "discover" (process
 	// start to "discovered instance"), "fetch+plan" (to the start of the
-	// files step), then the "step done" durations ("files", "release
-	// shop", "smoke", "record") and "exit" (after record to process exit,
-	// the launch hook included).
-	Phases map[string]float64 `json:"phases_ms"`
+	// first step), then every "step done" duration in the order logged
+	// ("files", "download shop", "activate shop", "smoke", "record"), and
+	// "exit" (after the last step to process exit, the launch hook
+	// included).
+	Phases []Phase `json:"phases_ms"`
 	// ServiceMS is the time spent in service start/reload commands,
 	// ChecksMS in apache2ctl -t / php-fpm -t.
 	ServiceMS float64 `json:"service_ms"`
@@ -76,10 +79,48 @@ type Boot struct {
 	Hook string `json:"hook"`
 }
 
+// Phase is one named part of an apply and its duration.
+type Phase struct {
+	Name string  `json:"name"`
+	MS   float64 `json:"ms"`
+}
+
 // AgentMS is the agent's own share of a boot: the wall time less service
 // commands, config checks and the archive transfer.
 func (b Boot) AgentMS(transferMS float64) float64 {
 	return b.WallMS - b.ServiceMS - b.ChecksMS - transferMS
+}
+
+// ReleaseMS is the time of the release steps ("download <product>",
+// "release <product>"): transfer, sha256 and extraction together.
+func (b Boot) ReleaseMS() float64 {
+	var ms float64
+	for _, p := range b.Phases {
+		if strings.HasPrefix(p.Name, "download ") || strings.HasPrefix(p.Name, "release ") {
+			ms += p.MS
+		}
+	}
+	return ms
+}
+
+// MedianPhases returns, per phase name, the median duration over runs, in
+// the order the names first appear.
+func MedianPhases(runs [][]Phase) []Phase {
+	var order []string
+	byName := map[string][]float64{}
+	for _, run := range runs {
+		for _, p := range run {
+			if _, ok := byName[p.Name]; !ok {
+				order = append(order, p.Name)
+			}
+			byName[p.Name] = append(byName[p.Name], p.MS)
+		}
+	}
+	out := make([]Phase, 0, len(order))
+	for _, n := range order {
+		out = append(out, Phase{Name: n, MS: Median(byName[n])})
+	}
+	return out
 }
 
 // Summary is the distribution of a series of timings, in milliseconds.
