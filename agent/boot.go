@@ -38,6 +38,9 @@ type BootResult struct {
 	// Lifecycle is the launch hook result sent ("CONTINUE", "ABANDON"), or
 	// "" when no launch hook was pending.
 	Lifecycle string
+	// Refused is the fetched document's refusal when the node converged to
+	// its last-good copy instead: the node serves, but the push was bad.
+	Refused error
 }
 
 // Boot converges the node and, when its group has a launch hook that has
@@ -74,6 +77,7 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 			var out *Outcome
 			out, err = a.Converge(ctx, inst, doc)
 			if refused := new(RefusedError); errors.As(err, &refused) && !doc.Stale {
+				res.Refused = err
 				out, err = a.convergeLastGood(ctx, inst, err)
 			}
 			res.Outcome = out
@@ -116,6 +120,22 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 		return res, lastErr
 	}
 	return res, nil
+}
+
+// Resume takes over the readiness recorded by the previous process (the
+// status file), so that a one-shot apply or a restarted agent on a serving
+// node does not report it unready before it has learned otherwise.
+func (a *Agent) Resume() {
+	st, err := readiness.ReadStatusFile(a.FS.Path(a.statePath("status.json")))
+	if err != nil || !st.LastApplyOK {
+		return
+	}
+	a.Readiness.Update(func(s *readiness.Status) {
+		s.LastApply, s.LastApplyOK, s.Serial, s.SeenSerial = st.LastApply, true, st.Serial, st.SeenSerial
+		s.Smoke, s.Release = st.Smoke, st.Release
+		s.Instance, s.Role, s.Node = st.Instance, st.Role, st.Node
+		s.LastError, s.LastErrorAt = st.LastError, st.LastErrorAt
+	})
 }
 
 // convergeLastGood is the answer to a refused document at boot: a node

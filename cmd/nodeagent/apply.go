@@ -56,9 +56,13 @@ func (c *applyCommand) Run(ctx context.Context, args []string) error {
 		return plan.Format(c.stdout, p.Plan)
 	}
 
+	a.Resume()
 	res, err := a.Boot(ctx)
 	if err != nil {
 		return err
+	}
+	if res.Refused != nil {
+		return fmt.Errorf("the node serves its last good state (serial %d), but %w", a.Readiness.Snapshot().Serial, res.Refused)
 	}
 	st := a.Readiness.Snapshot()
 	fmt.Fprintf(c.stdout, "ready: %s is serving as %s (serial %d", st.Instance, st.Role, st.Serial)
