@@ -134,6 +134,7 @@ func TestEndToEnd(t *testing.T) {
 			res.NoChange = append(res.NoChange, nc)
 		}
 	}
+	res.Floor, res.FloorCPU = floor(t, bin, runs)
 	res.LoadBefore, res.LoadAfter = loadBefore, loadavg(t)
 	if err := bench.WriteJSON(out, res); err != nil {
 		t.Fatal(err)
@@ -150,6 +151,23 @@ func intEnv(t *testing.T, name string, def int) int {
 		t.Fatalf("%s=%q: want a positive whole number", name, v)
 	}
 	return n
+}
+
+// floor runs `nodeagent version` runs times: wall and CPU of a process
+// that starts, initializes every package and exits.
+func floor(t *testing.T, bin string, runs int) (bench.Summary, bench.Summary) {
+	t.Helper()
+	var walls, cpus []float64
+	for range runs {
+		cmd := exec.Command(bin, "version")
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s version: %v: %s", bin, err, out)
+		}
+		walls = append(walls, ms(time.Since(start)))
+		cpus = append(cpus, ms(cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()))
+	}
+	return bench.Summarize(walls), bench.Summarize(cpus)
 }
 
 func loadavg(t *testing.T) string {

@@ -19,6 +19,10 @@ type EndToEnd struct {
 	// with the S3 SDK and discard it: the transfer share of a boot.
 	TransferMS float64 `json:"transfer_ms"`
 	ReleaseMB  float64 `json:"release_mb"`
+	// Floor is `nodeagent version` run as many times as a no-change
+	// series: the cost of starting the process at all.
+	Floor    Summary `json:"floor_wall_ms"`
+	FloorCPU Summary `json:"floor_cpu_ms"`
 	// LoadBefore and LoadAfter are /proc/loadavg around the runs: the
 	// machine is shared, and its load is part of every figure.
 	LoadBefore string `json:"load_before"`
