@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nodeagent/nodeagent"
@@ -49,7 +50,9 @@ type BootResult struct {
 // Scaling group replaces the instance. Heartbeats keep the hook alive while
 // the work runs. Boot returns only when the node is ready or has given up.
 func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
-	inst, err := a.Metadata.Instance(ctx)
+	dctx, cancel := context.WithTimeout(ctx, a.Config.Deadline.D())
+	inst, err := a.Metadata.Instance(dctx)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("discover instance: %w", err)
 	}
@@ -65,7 +68,8 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 	var lastErr error
 	for attempt := 1; attempt <= attempts; attempt++ {
 		res.Attempts = attempt
-		doc, err := a.Fetch(ctx)
+		actx, cancel := context.WithTimeout(ctx, a.Config.Deadline.D())
+		doc, err := a.Fetch(actx)
 		if err == nil {
 			if hook == nil {
 				if h, ok := a.hookFor(inst, doc); ok {
@@ -75,13 +79,14 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 				}
 			}
 			var out *Outcome
-			out, err = a.Converge(ctx, inst, doc)
+			out, err = a.Converge(actx, inst, doc)
 			if refused := new(RefusedError); errors.As(err, &refused) && !doc.Stale {
 				res.Refused = err
-				out, err = a.convergeLastGood(ctx, inst, err)
+				out, err = a.convergeLastGood(actx, inst, err)
 			}
 			res.Outcome = out
 			if err == nil && out.Ready {
+				cancel()
 				lastErr = nil
 				break
 			}
@@ -89,10 +94,13 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 				err = errors.New("apply succeeded but the node is not ready: " + a.Readiness.Snapshot().Reason)
 			}
 		}
+		cancel()
 		lastErr = err
 		a.Logger.Error("boot apply failed", "attempt", attempt, "of", attempts, "error", err.Error())
 		if attempt < attempts {
-			wait := time.Duration(attempt) * 5 * time.Second
+			// Back off 5s, 10s, … with up to 50% jitter.
+			base := time.Duration(attempt) * 5 * time.Second
+			wait := base + time.Duration(rand.Int64N(int64(base/2)))
 			select {
 			case <-ctx.Done():
 				lastErr = fmt.Errorf("%w (gave up waiting to retry: %w)", lastErr, ctx.Err())

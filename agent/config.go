@@ -192,6 +192,13 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// BootDeadline bounds a whole boot: every attempt with its own Deadline,
+// plus the waits between attempts. cloud-init never waits longer.
+func (c Config) BootDeadline() time.Duration {
+	n := time.Duration(max(c.LaunchAttempts, 1))
+	return n*c.Deadline.D() + n*15*time.Second
+}
+
 // RequireTopology reports the missing topology URL the way an operator can
 // fix it.
 func (c Config) RequireTopology() error {

@@ -95,7 +95,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		case <-terminated:
 			return a.drain(w, o, "instance lifecycle state is Terminated")
 		case <-ping:
-			if w.healthy(a.Config.Deadline.D()) {
+			if w.healthy(a.Config.BootDeadline()) {
 				_ = o.Notifier.Notify("WATCHDOG=1")
 			}
 		case why := <-changes:
@@ -267,7 +267,23 @@ func (a *Agent) drain(w *worker, o RunOptions, why string) error {
 	a.Readiness.Drain()
 	o.Metrics.Ready.Set(0)
 	w.cancelAndWait()
-	time.Sleep(a.Config.DrainTime.D())
+	// Keep the watchdog fed while the load balancer drains: the unit is
+	// still running, and a watchdog kill now would lose the terminate hook.
+	wait := time.NewTimer(a.Config.DrainTime.D())
+	var ping <-chan time.Time
+	if o.Watchdog > 0 && o.Notifier != nil {
+		t := time.NewTicker(o.Watchdog)
+		defer t.Stop()
+		ping = t.C
+	}
+	for waiting := true; waiting; {
+		select {
+		case <-wait.C:
+			waiting = false
+		case <-ping:
+			_ = o.Notifier.Notify("WATCHDOG=1")
+		}
+	}
 	var err error
 	if id := w.identity(); id != nil && id.TerminateHook != "" && a.Hooks != nil {
 		h := nodeagent.LifecycleHook{Group: id.Group, Hook: id.TerminateHook, InstanceID: w.instanceID()}
@@ -310,7 +326,7 @@ func (w *worker) start(ctx context.Context, f func(context.Context)) {
 }
 
 func (w *worker) launch(ctx context.Context, f func(context.Context)) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.a.Config.Deadline.D())
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.a.Config.BootDeadline())
 	w.running, w.started, w.cancel, w.done = true, time.Now(), cancel, make(chan struct{})
 	done := w.done
 	go func() {

@@ -32,7 +32,13 @@ func (c *applyCommand) Run(ctx context.Context, args []string) error {
 		return usageError{err}
 	}
 	log := newLogger(c.stderr, cfg.LogFormat)
-	ctx, cancel := context.WithTimeout(ctx, cfg.Deadline.D())
+	// A dry run is one plan; a real apply may take several attempts, each
+	// bounded by --deadline.
+	bound := cfg.Deadline.D()
+	if !*dryRun {
+		bound = cfg.BootDeadline()
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	a, err := newAgent(ctx, cfg, log, wiring{needSource: true, mutate: !*dryRun})
 	if err != nil {
