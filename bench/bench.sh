@@ -42,14 +42,18 @@ eval "$GO${c#go}" | tee "$work/plan-bench.txt" >&2
 
 say "2. plan and render: peak RSS, $rss_runs runs per case"
 "$work/benchplan" gen -o "$work/fleet.json"
-mkdir "$work/fresh" "$work/converged"
-"$work/benchplan" converge -topology "$work/fleet.json" -root "$work/converged"
-record plan-rss "benchplan gen -o fleet.json; benchplan converge -topology fleet.json -root converged"
+record plan-rss "benchplan gen -o fleet.json"
+mkdir "$work/fresh"
 for role in web-all web-g00; do
+	mkdir "$work/converged-$role"
+	"$work/benchplan" converge -topology "$work/fleet.json" -root "$work/converged-$role" -role "$role"
+	record plan-rss "benchplan converge -topology fleet.json -root converged-$role -role $role"
 	for state in fresh converged; do
-		record plan-rss "benchplan plan -topology fleet.json -root $state -state $state -role $role   # x$rss_runs"
+		dir=$state
+		[ "$state" = converged ] && dir=converged-$role
+		record plan-rss "benchplan plan -topology fleet.json -root $dir -state $state -role $role   # x$rss_runs"
 		for _ in $(seq "$rss_runs"); do
-			"$work/benchplan" plan -topology "$work/fleet.json" -root "$work/$state" -state "$state" -role "$role" | tee -a "$work/plan-rss.jsonl" >&2
+			"$work/benchplan" plan -topology "$work/fleet.json" -root "$work/$dir" -state "$state" -role "$role" | tee -a "$work/plan-rss.jsonl" >&2
 		done
 	done
 done

@@ -175,6 +175,10 @@ func noChange(w *bytes.Buffer, r *report, e bench.EndToEnd) {
 		r.row(fmt.Sprintf("1. reloads: %s node (%s)", n.Node, n.Source), fmt.Sprintf("%d service commands, %d config checks", n.ServiceCommands, n.ConfigChecks), "0", n.ServiceCommands+n.ConfigChecks == 0)
 		r.row(fmt.Sprintf("1. writes: %s node (%s)", n.Node, n.Source), fmt.Sprintf("%d host files, %d state-dir paths", len(n.HostWrites), len(n.StateWrites)), "0", len(n.HostWrites)+len(n.StateWrites) == 0)
 	}
+	if len(e.NoChange) == 0 {
+		r.row("1. apply, nothing to change", "not measured", fmt.Sprintf("< %d ms", noChangeMS), false)
+		return
+	}
 	rows = append(rows, []string{"(floor)", "", "`nodeagent version`", strconv.Itoa(e.NoChange[0].Runs),
 		fmt.Sprintf("%.1f (%.1f–%.1f)", e.Floor.Median, e.Floor.Min, e.Floor.P90), fmt.Sprintf("%.1f", e.FloorCPU.Median), "", "", "", verdict(e.Floor.Median < noChangeMS)})
 	table(w, []string{"node", "topology", "command", "runs", "wall ms median (min–p90)", "CPU ms median", "reloads + checks", "host files written", "state-dir paths written", "< 50 ms"}, rows)
