@@ -100,6 +100,12 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			}
 		case why := <-changes:
 			a.Logger.Debug("topology source event", "why", why)
+			if why == "poll" && settleC != nil {
+				// A poll is not a change: it must not push a pending
+				// check back, or a settle delay longer than the poll
+				// interval would stop the node from ever checking.
+				continue
+			}
 			if settle == nil {
 				settle = time.NewTimer(a.Config.Settle.D())
 			} else {

@@ -1096,3 +1096,20 @@ func TestRunBootsFromLastGoodCopy(t *testing.T) {
 	e.recheck <- struct{}{}
 	e.waitApplied(4, 10*time.Second)
 }
+
+// TestRunPollsWhenSettleExceedsInterval: polls are not changes, so a
+// settle delay longer than the poll interval must not keep pushing the
+// check back for ever.
+func TestRunPollsWhenSettleExceedsInterval(t *testing.T) {
+	store := &objectStore{}
+	e := newRunEnv(t, runSettings{
+		Source:       func(*runEnv) nodeagent.TopologySource { return store.source() },
+		PollInterval: 50 * time.Millisecond,
+		Settle:       300 * time.Millisecond,
+	})
+	store.put(document{Serial: 1, Port: e.port}.bytes())
+	e.start()
+	e.waitApplied(1, 10*time.Second)
+	store.put(document{Serial: 2, Master: "db-b", Port: e.port}.bytes())
+	e.waitApplied(2, 5*time.Second)
+}
