@@ -22,10 +22,7 @@ import (
 // rooted tree), the exec driver running the real daemons, and short
 // intervals so the demo's change is picked up within seconds.
 func agentConfig(n node, root string) (map[string]any, error) {
-	units, err := serviceCommands(root)
-	if err != nil {
-		return nil, err
-	}
+	units := harness.ServiceCommands(root)
 	return map[string]any{
 		"topology":       "s3://" + topologyBucket + "/" + topologyKey,
 		"root":           root,
@@ -42,42 +39,6 @@ func agentConfig(n node, root string) (map[string]any, error) {
 		"drain_time":     "1s",
 		"exec":           units,
 	}, nil
-}
-
-// serviceCommands is harness.ServiceCommands (the real Apache, PHP-FPM and
-// memcached against the node root) with every PHP-FPM start wrapped so the
-// pool sees the node's own /etc/hosts: PHP resolves the names the agent
-// renders (session.save_path = "cache-1:11211") through /etc/hosts, and
-// the node's hosts file is <root>/etc/hosts, not this machine's. The
-// wrapper starts PHP-FPM in a private mount namespace with <root>/etc/hosts
-// bind-mounted over /etc/hosts (root only, as the demo is). The bind
-// follows the file the agent wrote before the first start; a later
-// rewrite replaces that file, so names whose address changes afterwards
-// are not seen by the pool (the demo's cache node keeps its address).
-func serviceCommands(root string) (map[string]any, error) {
-	units := harness.ServiceCommands(root)
-	hosts := filepath.Join(root, "etc/hosts")
-	for name, u := range units {
-		if !strings.HasPrefix(name, "php") || !strings.HasSuffix(name, "-fpm") {
-			continue
-		}
-		unit, ok := u.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("exec config: unit %s: unexpected shape %T", name, u)
-		}
-		start, ok := unit["start"].(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("exec config: unit %s start: unexpected shape %T", name, unit["start"])
-		}
-		argv, ok := start["argv"].([]string)
-		if !ok || len(argv) == 0 {
-			return nil, fmt.Errorf("exec config: unit %s start argv: unexpected shape %T", name, start["argv"])
-		}
-		wrapped := []string{"unshare", "--mount", "--propagation", "private", "--",
-			"/bin/sh", "-c", `mount --bind "$1" /etc/hosts && shift && exec "$@"`, "sh", hosts}
-		start["argv"] = append(wrapped, argv...)
-	}
-	return units, nil
 }
 
 // agent is a running `nodeagent run`.

@@ -306,7 +306,7 @@ func TestDemoUnattended(t *testing.T) {
 			if !strings.HasPrefix(server, "Apache/") {
 				t.Errorf("Server header %q, want Apache", server)
 			}
-			for _, want := range []string{"Welcome to the shop", "(fpm-fcgi)", "master db-a (127.77.0.31:3306)", "save handler memcached at cache-1:11211"} {
+			for _, want := range []string{"Welcome to the shop", "(fpm-fcgi)", "master db-a (127.77.0.31:3306)", "save handler memcached at 127.77.0.21:11211"} {
 				if !strings.Contains(body, want) {
 					t.Errorf("page lacks %q:\n%s", want, body)
 				}
