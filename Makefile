@@ -74,7 +74,9 @@ test: deps tools vet test-unit test-integration test-fuzz
 # ---- demo: `make demo`, `make demo-stop` ----
 include demo/demo.mk
 
-# ---- bench: `make bench` target goes here (writes BENCHMARKS.md) ----
+# ---- bench: `make bench` (rewrites BENCHMARKS.md) ----
+bench: deps tools
+	GO=$(GO) bash bench/bench.sh
 
 # ---- package: `make package`, `make package-test` ----
 include packaging/package.mk

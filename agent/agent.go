@@ -6,6 +6,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -570,7 +571,14 @@ func (a *Agent) activeReleases(d *nodeagent.Desired) map[string]string {
 	return m
 }
 
+// recordSuccess keeps the applied document as the last good copy and notes
+// what was applied. Re-applying the same document with nothing to do
+// rewrites neither.
 func (a *Agent) recordSuccess(p *Prepared) error {
+	body, etag, err := a.lastGood().Load()
+	if err == nil && etag == p.ETag && bytes.Equal(body, p.Body) && p.Plan.Empty() {
+		return nil
+	}
 	if err := a.lastGood().Save(p.Body, p.ETag); err != nil {
 		return err
 	}

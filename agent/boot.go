@@ -130,22 +130,6 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 	return res, nil
 }
 
-// Resume takes over the readiness recorded by the previous process (the
-// status file), so that a one-shot apply or a restarted agent on a serving
-// node does not report it unready before it has learned otherwise.
-func (a *Agent) Resume() {
-	st, err := readiness.ReadStatusFile(a.FS.Path(a.statePath("status.json")))
-	if err != nil || !st.LastApplyOK {
-		return
-	}
-	a.Readiness.Update(func(s *readiness.Status) {
-		s.LastApply, s.LastApplyOK, s.Serial, s.SeenSerial = st.LastApply, true, st.Serial, st.SeenSerial
-		s.Smoke, s.Release = st.Smoke, st.Release
-		s.Instance, s.Role, s.Node = st.Instance, st.Role, st.Node
-		s.LastError, s.LastErrorAt = st.LastError, st.LastErrorAt
-	})
-}
-
 // convergeLastGood is the answer to a refused document at boot: a node
 // that has a last-good copy converges to it and serves, and reports the
 // refused document, instead of staying out of service over one bad push.

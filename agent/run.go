@@ -86,6 +86,15 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		ping = t.C
 	}
 	pending := false
+	seen := make(chan struct{}, 1) // a poll found a changed document
+	startSettle := func() {
+		if settle == nil {
+			settle = time.NewTimer(a.Config.Settle.D())
+		} else {
+			settle.Reset(a.Config.Settle.D())
+		}
+		settleC = settle.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -100,18 +109,19 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			}
 		case why := <-changes:
 			a.Logger.Debug("topology source event", "why", why)
-			if why == "poll" && settleC != nil {
-				// A poll is not a change: it must not push a pending
-				// check back, or a settle delay longer than the poll
-				// interval would stop the node from ever checking.
+			if why == "poll" {
+				// A poll is one conditional GET, at once; only a changed
+				// document goes through settle and splay. While a change
+				// is on its way the poll is skipped: its check is coming.
+				if settleC == nil && !pending && !w.busy() {
+					w.start(ctx, func(ctx context.Context) { w.poll(ctx, seen) })
+				}
 				continue
 			}
-			if settle == nil {
-				settle = time.NewTimer(a.Config.Settle.D())
-			} else {
-				settle.Reset(a.Config.Settle.D())
-			}
-			settleC = settle.C
+			startSettle()
+		case <-seen:
+			a.Logger.Debug("topology source event", "why", "poll found a change")
+			startSettle()
 		case <-o.Recheck:
 			a.Logger.Info("re-checking the topology source now (SIGHUP)")
 			w.start(ctx, func(ctx context.Context) { w.check(ctx, false) })
@@ -357,6 +367,14 @@ func (w *worker) healthy(deadline time.Duration) bool {
 	return !w.running || time.Since(w.started) < deadline+30*time.Second
 }
 
+// busy reports whether an apply or check is running or queued; a poll
+// then has nothing to add.
+func (w *worker) busy() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.running || w.rerun != nil
+}
+
 func (w *worker) wait() {
 	w.mu.Lock()
 	done := w.done
@@ -424,6 +442,34 @@ func (w *worker) boot(ctx context.Context) {
 		etag = out.Prepared.ETag
 	}
 	w.finish(out, etag, err, start)
+}
+
+// poll does one conditional GET of the document and tells seen when it
+// changed; the check after settle and splay fetches and applies it.
+func (w *worker) poll(ctx context.Context, seen chan<- struct{}) {
+	a := w.a
+	w.mu.Lock()
+	etag, inst := w.etag, w.inst
+	w.mu.Unlock()
+	if inst != nil && etag != "" {
+		f, err := a.Source.Fetch(ctx, etag)
+		if err != nil {
+			w.m.Polls.WithLabelValues("error").Inc()
+			a.Logger.Error("topology source unreachable; keeping the last good state", "source", a.Source.String(), "error", err.Error())
+			a.Readiness.Update(func(s *readiness.Status) { s.LastError, s.LastErrorAt = err.Error(), a.now() })
+			return
+		}
+		if f.NotModified {
+			w.m.Polls.WithLabelValues("not_modified").Inc()
+			return
+		}
+	}
+	// Changed, or nothing settled to compare with (no boot yet, or the
+	// last apply failed and is to be retried).
+	select {
+	case seen <- struct{}{}:
+	default:
+	}
 }
 
 // check fetches the document (conditionally) and applies it when it

@@ -1113,3 +1113,34 @@ func TestRunPollsWhenSettleExceedsInterval(t *testing.T) {
 	store.put(document{Serial: 2, Master: "db-b", Port: e.port}.bytes())
 	e.waitApplied(2, 5*time.Second)
 }
+
+// TestRunPollsEveryIntervalDespiteSplay: the splay delays applies, not
+// polls: an idle node does one conditional GET per interval even when
+// settle and splay are longer than the interval.
+func TestRunPollsEveryIntervalDespiteSplay(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	store := &objectStore{}
+	e := newRunEnv(t, runSettings{
+		Source:       func(*runEnv) nodeagent.TopologySource { return store.source() },
+		PollInterval: interval,
+		Settle:       4 * interval,
+		Splay:        20 * interval,
+	})
+	store.put(document{Serial: 1, Port: e.port}.bytes())
+	e.start()
+	e.waitApplied(1, 10*time.Second)
+	_, before, _ := store.counts()
+	const window = 40 * interval
+	time.Sleep(window)
+	_, after, notModified := store.counts()
+	// ±10% jitter; allow a few missed ticks on a loaded machine.
+	if got := after - before; got < int(window/interval)/2 || got > int(window/interval)+4 {
+		t.Errorf("%d conditional GETs in %s at a %s interval, want about %d", got, window, interval, window/interval)
+	}
+	if notModified != after {
+		t.Errorf("%d of %d conditional GETs not modified, want all", notModified, after)
+	}
+	if got := e.applies("ok"); got != 1 {
+		t.Errorf("applies ok = %d while idle, want 1", got)
+	}
+}

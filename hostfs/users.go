@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -28,8 +29,53 @@ var (
 // entries reads the database under f's root. A missing file reads as
 // empty: a bare tree (a test root, an image without /etc yet) still knows
 // root as 0 through the fallbacks below.
+//
+// A parsed database is kept until the file changes (inode, size or mtime),
+// so a plan of hundreds of files reads /etc/passwd once, not per file.
 func (db userDB) entries(f FS) (map[string]uint32, map[uint32]string, error) {
-	data, err := os.ReadFile(f.Path(db.path))
+	full := f.Path(db.path)
+	var key parsedKey
+	if fi, err := os.Stat(full); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			key = parsedKey{path: full, ino: st.Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+			parsedMu.Lock()
+			p, hit := parsed[full]
+			parsedMu.Unlock()
+			if hit && p.key == key {
+				return p.byName, p.byID, nil
+			}
+		}
+	}
+	byName, byID, err := db.parse(full)
+	if err == nil && key.path != "" {
+		parsedMu.Lock()
+		parsed[full] = parsedDB{key: key, byName: byName, byID: byID}
+		parsedMu.Unlock()
+	}
+	return byName, byID, err
+}
+
+// parsedKey identifies one version of a user database file.
+type parsedKey struct {
+	path  string
+	ino   uint64
+	size  int64
+	mtime int64
+}
+
+type parsedDB struct {
+	key    parsedKey
+	byName map[string]uint32
+	byID   map[uint32]string
+}
+
+var (
+	parsedMu sync.Mutex
+	parsed   = map[string]parsedDB{}
+)
+
+func (db userDB) parse(full string) (map[string]uint32, map[uint32]string, error) {
+	data, err := os.ReadFile(full)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("read %s: %w", db.path, err)
 	}

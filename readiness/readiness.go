@@ -114,6 +114,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Initial, when set, is the status recorded by an earlier process
+	// (ReadStatusFile): the State starts from it instead of from nothing.
+	Initial *Status
 }
 
 // State is the node's readiness state. It is safe for concurrent use.
@@ -130,9 +133,11 @@ type State struct {
 	st Status
 }
 
-// New returns a State that is not ready. It removes a health file left by an
-// earlier process, so Apache does not report a node ready that this process
-// has not checked.
+// New returns a State that is not ready, or, with Options.Initial, the
+// state an earlier process recorded. A node that is not ready gets any
+// health file left by an earlier process removed, so Apache does not report
+// a node ready that no process has checked; a resumed ready node keeps its
+// file, so restarting the agent never flaps the load balancer.
 func New(o Options) *State {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -141,8 +146,19 @@ func New(o Options) *State {
 		o.Now = time.Now
 	}
 	s := &State{o: o, log: o.Logger}
+	if o.Initial != nil {
+		s.st = *o.Initial
+		s.st.Draining = false
+	}
 	s.st.Ready, s.st.Reason = evaluate(&s.st)
 	s.st.Since = o.Now()
+	if s.st.Ready {
+		if err := s.createHealthFile(); err != nil {
+			s.log.Error("readiness: node stays not ready", "path", o.HealthFile, "err", err)
+			s.st.Ready, s.st.Reason = false, ReasonHealthFileErr
+		}
+		return s
+	}
 	if err := s.removeHealthFile(); err != nil {
 		s.log.Error("readiness: stale ELB health file stays; the load balancer may see this node ready",
 			"path", o.HealthFile, "err", err)

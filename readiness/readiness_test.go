@@ -508,3 +508,48 @@ func TestStatusFile(t *testing.T) {
 		t.Errorf("corrupt file: err = %v, want an error naming %s", err, bad)
 	}
 }
+
+// TestInitial checks that a State resumed from an earlier process's status
+// keeps a ready node's health file (no flap on an agent restart) and
+// removes a stale one when the recorded state was not ready.
+func TestInitial(t *testing.T) {
+	tests := []struct {
+		name      string
+		initial   readiness.Status
+		wantReady bool
+	}{
+		{"ready before", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeOK}, true},
+		{"smoke failing before", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeBad}, false},
+		{"never applied", readiness.Status{}, false},
+		{"draining is not resumed", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeOK, Draining: true}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "health", "ready")
+			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, []byte(readiness.HealthFileContent), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before, err := os.Stat(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			initial := tt.initial
+			s := readiness.New(readiness.Options{HealthFile: file, Initial: &initial})
+			if got := s.Snapshot().Ready; got != tt.wantReady {
+				t.Fatalf("ready = %v, want %v (reason %q)", got, tt.wantReady, s.Snapshot().Reason)
+			}
+			after, err := os.Stat(file)
+			switch {
+			case tt.wantReady && err != nil:
+				t.Fatalf("health file gone for a resumed ready node: %v", err)
+			case tt.wantReady && !os.SameFile(before, after):
+				t.Error("health file was replaced: the load balancer could have seen a gap")
+			case !tt.wantReady && !errors.Is(err, os.ErrNotExist):
+				t.Errorf("health file kept for a node that is not ready (err %v)", err)
+			}
+		})
+	}
+}

@@ -58,8 +58,10 @@ func PHPString(s string) error {
 // PHPQuote returns s as a single-quoted PHP string literal, with \ and '
 // escaped. Only values that passed PHPString may be quoted.
 func PHPQuote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+	return "'" + phpEscaper.Replace(s) + "'"
 }
+
+var phpEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
 
 // FPMValue checks a value written double-quoted in a PHP-FPM ini file:
 // not empty (php-fpm refuses an empty value), valid UTF-8 and no control

@@ -62,7 +62,6 @@ func (c *applyCommand) Run(ctx context.Context, args []string) error {
 		return plan.Format(c.stdout, p.Plan)
 	}
 
-	a.Resume()
 	res, err := a.Boot(ctx)
 	if err != nil {
 		return err

@@ -43,7 +43,6 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	a.Resume()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer func() { signal.Stop(hup); close(hup) }()

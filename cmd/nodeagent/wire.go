@@ -74,6 +74,12 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 		ropts.HealthFile = fsys.Path(path.Join(cfg.StateDir, "health", "ready"))
 		ropts.StatusFile = fsys.Path(path.Join(cfg.StateDir, "status.json"))
 		ropts.Notifier = readiness.SystemdNotifier{}
+		// Resume what the previous process recorded: a one-shot apply or a
+		// restarted agent on a serving node keeps it in service until an
+		// apply of its own says otherwise.
+		if st, err := readiness.ReadStatusFile(ropts.StatusFile); err == nil {
+			ropts.Initial = &st
+		}
 	}
 	ready := readiness.New(ropts)
 	return &agent.Agent{
