@@ -213,6 +213,12 @@ func (f *fleet) topology(serial int64, master string) []byte {
 		Health: nodeagent.Health{Path: healthPath},
 		Apache: nodeagent.ApacheSettings{Port: f.apachePort, MaxRequestWorkers: 32, Bind: nodeagent.BindPrivate},
 	}
+	if len(caches) == 0 {
+		// A fleet without cache nodes keeps sessions in files.
+		shop := t.Products["shop"]
+		shop.Cache, shop.Sessions = nil, nodeagent.SessionsFiles
+		t.Products["shop"] = shop
+	}
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
 		f.t.Fatal(err)
@@ -421,15 +427,15 @@ func (n *node) actions() map[string]int {
 	return m
 }
 
-// reloads counts the reloads and restarts in actions.
-func reloads(m map[string]int) int {
-	c := 0
-	for k, v := range m {
-		if strings.HasSuffix(k, " reload") || strings.HasSuffix(k, " restart") {
-			c += v
-		}
+// phpUnit is the node's PHP-FPM unit ("php8.2-fpm"), from the one PHP
+// version in its root.
+func (n *node) phpUnit() string {
+	n.f.t.Helper()
+	confs, _ := filepath.Glob(filepath.Join(n.root, "etc/php/*/fpm/php-fpm.conf"))
+	if len(confs) != 1 {
+		n.f.t.Fatalf("%s: want one PHP-FPM version in the root, found %q", n.name, confs)
 	}
-	return c
+	return "php" + filepath.Base(filepath.Dir(filepath.Dir(confs[0]))) + "-fpm"
 }
 
 var client = &http.Client{Timeout: 5 * time.Second}

@@ -90,7 +90,7 @@ func TestFleet(t *testing.T) {
 			case "web":
 				// Only the app config changes: php-fpm reloads once,
 				// Apache not at all.
-				if want := map[string]int{"php8.2-fpm reload": 1}; !maps.Equal(diff, want) {
+				if want := map[string]int{n.phpUnit() + " reload": 1}; !maps.Equal(diff, want) {
 					t.Errorf("%s: service actions %v, want exactly one php-fpm reload", n.name, diff)
 				}
 			default:

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Fleet benchmarks of `nodeagent run` against real components (see
+# test/fleet/doc.go): propagation of a topology change to fleets of 10 and
+# 50 agents (20 trials each), and the idle cost of one agent (RSS, CPU,
+# conditional GETs per interval counted at a proxy in front of MinIO).
+# Writes the figures as Markdown to OUT (default test/fleet/BENCHMARKS.md)
+# and prints them. Takes about 10 minutes on 2 cores.
+#
+# Usage: test/fleet/bench.sh [OUT]
+#   NODEAGENT_FLEET_TRIALS=N       trials per fleet size (default 20)
+#   NODEAGENT_FLEET_IDLE_WINDOW=D  idle measuring window (default 60s/150s)
+#   NODEAGENT_TOOLS_DIR            tool binaries (default ~/.cache/nodeagent/tools/bin)
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+out=${1:-test/fleet/BENCHMARKS.md}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+NODEAGENT_FLEET_BENCH_DIR=$dir go test -tags integration -count=1 -timeout 60m \
+	-run '^$' -bench '^Benchmark(Propagation|Idle)$' -benchtime 1x ./test/fleet/ | tee "$dir/go-bench.txt"
+
+shopt -s nullglob
+prop=("$dir"/propagation-*.md)
+idle=("$dir"/idle-*.md)
+if [ "${#prop[@]}" -eq 0 ] || [ "${#idle[@]}" -eq 0 ]; then
+	echo "bench.sh: the benchmarks wrote no figures" >&2
+	exit 1
+fi
+
+{
+	echo "## Fleet: propagation and idle cost of \`nodeagent run\`"
+	echo
+	echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)),"
+	echo "\`test/fleet/bench.sh\`: every agent a separate \`nodeagent run\` process with its own"
+	echo "amazon-ec2-metadata-mock, 127.0.x.y address and node root, sharing one MinIO; web nodes run"
+	echo "real Apache + PHP-FPM, cache nodes real memcached."
+	echo
+	echo "### Propagation"
+	echo
+	echo "Time from publishing a database failover (PutObject returned) to every agent converged:"
+	echo "\`/etc/hosts\`, the app config and, on web nodes, the page served through Apache show the new"
+	echo "master. --poll-interval 1s (±10% jitter), --settle 200ms, --splay 1s. Target: p99 within"
+	echo "interval + splay + 2 s."
+	echo
+	echo "| agents | trials | interval + splay | fleet p50 | fleet p99 | fleet max | per-node p50 | per-node p99 | p99 ≤ budget + 2 s |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	cat "${prop[@]}"
+	echo
+	echo "### Idle"
+	echo
+	echo "One web node's agent with nothing to change. Targets: RSS under 20 MB, CPU under 0.1% of a core,"
+	echo "one conditional GET of the topology per poll interval (counted at a proxy in front of MinIO)."
+	echo
+	echo "| settings | window | peak RSS | RSS at end | CPU | topology GETs |"
+	echo "|---|---|---|---|---|---|"
+	cat "${idle[@]}"
+} >"$out"
+cat "$out"
