@@ -16,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -186,29 +187,42 @@ func (s *Source) Instance(ctx context.Context) (nodeagent.Instance, error) {
 		OSID:        facts.OSID,
 		PHPVersion:  facts.PHPVersion,
 	}
+	// The first read takes the session token; the rest share it and run
+	// concurrently, so discovery costs about two round trips, not seven.
 	if inst.ID, err = s.get(ctx, PathInstanceID); err != nil {
 		return nodeagent.Instance{}, err
 	}
-	if inst.PrivateIP, err = s.get(ctx, PathLocalIPv4); err != nil {
+	var az string
+	reads := []struct {
+		dst  *string
+		read func(context.Context) (string, error)
+	}{
+		{&inst.PrivateIP, func(ctx context.Context) (string, error) { return s.get(ctx, PathLocalIPv4) }},
+		{&az, func(ctx context.Context) (string, error) { return s.get(ctx, PathAZ) }},
+		{&inst.Region, func(ctx context.Context) (string, error) { return s.region(ctx) }},
+		{&inst.Type, func(ctx context.Context) (string, error) { return s.get(ctx, PathInstanceType) }},
+		{&inst.Group, s.group},
+		{&inst.LifecycleState, s.LifecycleState},
+	}
+	errs := make([]error, len(reads))
+	var wg sync.WaitGroup
+	for i, r := range reads {
+		wg.Go(func() { *r.dst, errs[i] = r.read(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return nodeagent.Instance{}, err
 	}
 	if _, perr := netip.ParseAddr(inst.PrivateIP); perr != nil {
 		return nodeagent.Instance{}, s.wrap(PathLocalIPv4, perr)
 	}
-	if inst.AZ, err = s.get(ctx, PathAZ); err != nil {
-		return nodeagent.Instance{}, err
-	}
-	if inst.Region, err = s.region(ctx, inst.AZ); err != nil {
-		return nodeagent.Instance{}, err
-	}
-	if inst.Type, err = s.get(ctx, PathInstanceType); err != nil {
-		return nodeagent.Instance{}, err
-	}
-	if inst.Group, err = s.group(ctx); err != nil {
-		return nodeagent.Instance{}, err
-	}
-	if inst.LifecycleState, err = s.LifecycleState(ctx); err != nil {
-		return nodeagent.Instance{}, err
+	inst.AZ = az
+	if inst.Region == "" {
+		r, ok := RegionFromAZ(az)
+		if !ok {
+			return nodeagent.Instance{}, s.wrap(PathRegion, fmt.Errorf("not served, and availability zone %q: %w", az, errNoRegion))
+		}
+		inst.Region = r
 	}
 	return inst, nil
 }
@@ -223,16 +237,14 @@ func (s *Source) LifecycleState(ctx context.Context) (string, error) {
 	return v, err
 }
 
-func (s *Source) region(ctx context.Context, az string) (string, error) {
+// region reads placement/region; "" when IMDS does not serve it (the
+// caller derives it from the availability zone).
+func (s *Source) region(ctx context.Context) (string, error) {
 	v, err := s.get(ctx, PathRegion)
-	if !IsNotFound(err) {
-		return v, err
+	if IsNotFound(err) {
+		return "", nil
 	}
-	r, ok := RegionFromAZ(az)
-	if !ok {
-		return "", s.wrap(PathRegion, fmt.Errorf("not served, and availability zone %q: %w", az, errNoRegion))
-	}
-	return r, nil
+	return v, err
 }
 
 func (s *Source) group(ctx context.Context) (string, error) {
