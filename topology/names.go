@@ -12,14 +12,14 @@ import (
 var (
 	instanceIDRe  = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
 	azRe          = regexp.MustCompile(`^[a-z]{2}-[a-z]+-[0-9][a-z]$`)
-	awsNameRe     = regexp.MustCompile(`^[A-Za-z0-9._-]{1,255}$`)
-	releaseIDRe   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-	sha256Re      = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	dbNameRe      = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+	awsNameRe     = boundedRe{regexp.MustCompile(`^[A-Za-z0-9._-]+$`), 1, 255}
+	releaseIDRe   = boundedRe{regexp.MustCompile(`^[A-Za-z0-9._-]+$`), 1, 128}
+	sha256Re      = boundedRe{regexp.MustCompile(`^[0-9a-f]+$`), 64, 64}
+	dbNameRe      = boundedRe{regexp.MustCompile(`^[A-Za-z0-9_]+$`), 1, 64}
 	memoryLimitRe = regexp.MustCompile(`^(-1|[0-9]+[KMG]?)$`)
 	envKeyRe      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	pathCharsRe   = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
-	s3BucketRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	s3BucketRe    = boundedRe{regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`), 3, 63}
 )
 
 // Reasons shared by several rules.
@@ -68,4 +68,16 @@ func controlFree(s string) bool {
 		}
 	}
 	return true
+}
+
+// boundedRe is a character-class pattern with its length bounds checked
+// apart: a regexp such as [a-z]{1,255} compiles into 255 copies of the
+// class, which cost milliseconds at every process start.
+type boundedRe struct {
+	re       *regexp.Regexp
+	min, max int
+}
+
+func (b boundedRe) MatchString(s string) bool {
+	return len(s) >= b.min && len(s) <= b.max && b.re.MatchString(s)
 }
