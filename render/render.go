@@ -327,6 +327,12 @@ func AppConfig(d AppConfigData) ([]byte, error) {
 // ProbeOutput is what the PHP probe prints first; the smoke check expects it.
 const ProbeOutput = "nodeagent-php-ok"
 
+// FPMGlobal renders the global PHP-FPM settings nodeagent relies on (a
+// graceful reload), as a file included from the pool directory.
+func FPMGlobal() ([]byte, error) {
+	return execute("php_fpm_global.tmpl", struct{ ProcessControlTimeout string }{"10s"})
+}
+
 // PHPProbe renders the PHP probe file: it prints ProbeOutput and the PHP
 // version.
 func PHPProbe() ([]byte, error) {

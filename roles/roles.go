@@ -211,6 +211,14 @@ func (b *builder) socket(product string) string {
 }
 
 func (b *builder) phpFPM() error {
+	global, err := render.FPMGlobal()
+	if err != nil {
+		return fmt.Errorf("roles: php-fpm global settings: %w", err)
+	}
+	b.add(nodeagent.File{
+		Path: path.Join(b.lay.poolDir, "00-nodeagent-global.conf"), Content: global, Mode: ModeConfig,
+		Services: []string{nodeagent.ServicePHPFPM},
+	})
 	webMem := b.in.Instance.MemoryBytes - int64(b.memcachedMB())*MiB
 	for _, p := range b.in.Identity.Products {
 		pr, ok := b.t.Products[p]
