@@ -75,8 +75,12 @@ test: deps tools vet test-unit test-integration test-fuzz
 include demo/demo.mk
 
 # ---- bench: `make bench` (rewrites BENCHMARKS.md) ----
+# bench/bench.sh rewrites BENCHMARKS.md (apply, plan, boot, release); the
+# fleet benchmark (propagation, idle cost of run) adds its section.
 bench: deps tools
 	GO=$(GO) bash bench/bench.sh
+	bash test/fleet/bench.sh test/fleet/BENCHMARKS.md
+	{ echo; cat test/fleet/BENCHMARKS.md; } >> BENCHMARKS.md
 
 # ---- package: `make package`, `make package-test` ----
 include packaging/package.mk
