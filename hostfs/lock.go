@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,20 +45,58 @@ const lockPoll = 50 * time.Millisecond
 // kernel drops the lock when the process exits, so a crash never leaves it
 // held. unlock releases it (calling it again does nothing).
 func (f FS) Lock(ctx context.Context) (unlock func() error, err error) {
-	path := f.Path(filepath.Join(f.stateDir(), "lock"))
+	return f.lock(ctx, "lock", true)
+}
+
+// LockRun takes the run lock, <StateDir>/run.lock, the way Lock takes the
+// apply lock. `nodeagent run` holds it for its whole life: the daemon keeps
+// the node's readiness, status file and health file in step with what it
+// applied, and an apply by hand beside it would change the node under it.
+func (f FS) LockRun(ctx context.Context) (unlock func() error, err error) {
+	return f.lock(ctx, "run.lock", true)
+}
+
+// TryLockRun takes the run lock without waiting: a one-shot apply holds it
+// for its duration, and fails at once with a *LockedError (matching
+// ErrLocked) while `nodeagent run` manages the node. Where no run lock file
+// exists, no daemon has ever run with this state dir: TryLockRun then
+// creates nothing (a failed apply leaves the host as it was) and its
+// unlock does nothing; a daemon starting meanwhile still waits for the
+// apply lock.
+func (f FS) TryLockRun() (unlock func() error, err error) {
+	return f.lock(context.Background(), "run.lock", false)
+}
+
+// lock takes the exclusive flock on <StateDir>/name. With wait it creates
+// the file and retries a held lock until ctx is done; without, it gives up
+// at once and takes no lock where the file does not exist.
+func (f FS) lock(ctx context.Context, name string, wait bool) (unlock func() error, err error) {
+	path := f.Path(filepath.Join(f.stateDir(), name))
 	if err := f.confineDir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
+	flags := os.O_RDWR
+	if wait {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
+		}
+		flags |= os.O_CREATE
 	}
-	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	file, err := os.OpenFile(path, flags, 0o644)
+	if !wait && errors.Is(err, fs.ErrNotExist) {
+		return func() error { return nil }, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
 	}
-	if err := flockWait(ctx, file); err != nil {
+	if wait {
+		err = flockWait(ctx, file)
+	} else if err = syscall.Flock(int(file.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+		err = errHeld
+	}
+	if err != nil {
 		file.Close()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || err == errHeld {
 			return nil, &LockedError{Path: path, PID: holderPID(path), Err: err}
 		}
 		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
@@ -83,6 +122,9 @@ func (f FS) Lock(ctx context.Context) (unlock func() error, err error) {
 		return nil
 	}), nil
 }
+
+// errHeld is why a lock taken without waiting failed.
+var errHeld = errors.New("the lock is held")
 
 // flockWait tries a non-blocking exclusive flock until it succeeds or ctx
 // is done (a blocking flock could not be cancelled).

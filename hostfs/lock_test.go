@@ -84,3 +84,57 @@ func TestLockCanceledBeforeStart(t *testing.T) {
 		t.Errorf("Lock with a canceled context = %v, want ErrLocked and Canceled", err)
 	}
 }
+
+// The run lock is apart from the apply lock: `run` holds it for its life
+// while its own applies take the apply lock, and a one-shot apply beside it
+// is refused at once, naming the daemon.
+func TestTryLockRun(t *testing.T) {
+	f := newFS(t)
+	// No daemon has ever run here: nothing to take, nothing created.
+	unlock, err := f.TryLockRun()
+	if err != nil {
+		t.Fatalf("TryLockRun with no run lock file: %v", err)
+	}
+	unlock()
+	if _, err := os.Stat(f.Path("/var/lib/nodeagent/run.lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("TryLockRun created the run lock file (stat: %v)", err)
+	}
+
+	daemon, err := f.LockRun(context.Background())
+	if err != nil {
+		t.Fatalf("LockRun: %v", err)
+	}
+	unlockApply, err := f.Lock(context.Background())
+	if err != nil {
+		t.Fatalf("Lock while the run lock is held: %v, want the apply lock to be separate", err)
+	}
+	unlockApply()
+
+	start := time.Now()
+	unlock, err = f.TryLockRun()
+	if err == nil {
+		unlock()
+		t.Fatal("TryLockRun succeeded while LockRun holds the run lock")
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Errorf("TryLockRun took %v, want it to give up at once", waited)
+	}
+	var locked *hostfs.LockedError
+	if !errors.Is(err, hostfs.ErrLocked) || !errors.As(err, &locked) || locked.PID != os.Getpid() {
+		t.Errorf("TryLockRun error = %v, want a *LockedError (ErrLocked) naming pid %d", err, os.Getpid())
+	}
+	if !strings.HasSuffix(locked.Path, "/var/lib/nodeagent/run.lock") {
+		t.Errorf("LockedError.Path = %q, want the run lock", locked.Path)
+	}
+
+	if err := daemon(); err != nil {
+		t.Fatalf("unlock run: %v", err)
+	}
+	unlock, err = f.TryLockRun()
+	if err != nil {
+		t.Fatalf("TryLockRun after the daemon released it: %v", err)
+	}
+	if err := unlock(); err != nil {
+		t.Errorf("unlock: %v", err)
+	}
+}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/nodeagent/nodeagent/hostfs"
 	"github.com/nodeagent/nodeagent/plan"
 )
 
@@ -62,6 +64,11 @@ func (c *applyCommand) Run(ctx context.Context, args []string) error {
 		return plan.Format(c.stdout, p.Plan)
 	}
 
+	unlockRun, err := a.FS.TryLockRun()
+	if err != nil {
+		return runningDaemon(err)
+	}
+	defer func() { _ = unlockRun() }()
 	res, err := a.Boot(ctx)
 	if err != nil {
 		return err
@@ -76,4 +83,23 @@ func (c *applyCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(c.stdout, ")")
 	return nil
+}
+
+// runningDaemon explains a run lock that a one-shot apply could not take:
+// `nodeagent run` manages the node, and an apply beside it would change the
+// node under the daemon's readiness and status.
+func runningDaemon(err error) error {
+	var held *hostfs.LockedError
+	if !errors.As(err, &held) {
+		return err
+	}
+	who := "nodeagent run"
+	hup := "systemctl reload nodeagent"
+	if held.PID > 0 {
+		who = fmt.Sprintf("nodeagent run (pid %d)", held.PID)
+		hup += fmt.Sprintf(" or kill -HUP %d", held.PID)
+	}
+	return fmt.Errorf("%s manages this node (it holds %s) and applies topology changes itself; "+
+		"to re-check the topology now: %s; to apply by hand, stop it first (systemctl stop nodeagent); "+
+		"to see what would change: nodeagent apply --dry-run", who, held.Path, hup)
 }

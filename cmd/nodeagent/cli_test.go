@@ -7,9 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodeagent/nodeagent/hostfs"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -130,5 +133,49 @@ func TestConfigFileErrors(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A one-shot apply on a node that `nodeagent run` manages is refused before
+// it touches anything, and says how to get what the operator wanted.
+func TestApplyRefusedWhileRunManagesTheNode(t *testing.T) {
+	root := t.TempDir()
+	doc, err := os.ReadFile("../../topology/testdata/example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := filepath.Join(t.TempDir(), "topology.json")
+	if err := os.WriteFile(topo, doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	daemon, err := hostfs.FS{Root: root}.LockRun(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer daemon()
+
+	var out, errb bytes.Buffer
+	args := []string{"apply", "--root", root, "--services", "none", "--topology", "file://" + topo, "--deadline", "20s"}
+	got := newCLI(&out, &errb, func(string) string { return "" }).Run(context.Background(), args)
+	if got != ExitFailed {
+		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", got, ExitFailed, out.String(), errb.String())
+	}
+	for _, want := range []string{"nodeagent run (pid " + strconv.Itoa(os.Getpid()) + ") manages this node", "systemctl reload nodeagent", "systemctl stop nodeagent"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr %q does not contain %q", errb.String(), want)
+		}
+	}
+	// Nothing was written: the state dir holds only the run lock.
+	entries, err := os.ReadDir(filepath.Join(root, "var/lib/nodeagent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "run.lock" {
+			t.Errorf("apply wrote %s beside a running daemon", e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/hosts")); !os.IsNotExist(err) {
+		t.Errorf("apply touched etc/hosts beside a running daemon (stat: %v)", err)
 	}
 }

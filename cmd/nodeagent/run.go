@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,6 +43,14 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+
+	// The run lock tells a one-shot apply that this process manages the
+	// node; one already running is waited for.
+	unlockRun, err := a.FS.LockRun(ctx)
+	if err != nil {
+		return fmt.Errorf("take the run lock: %w", err)
+	}
+	defer func() { _ = unlockRun() }()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -534,7 +534,7 @@ func volatile(rel string) bool {
 		}
 	}
 	switch rel {
-	case stateDir + "/status.json", stateDir + "/lock":
+	case stateDir + "/status.json", stateDir + "/lock", stateDir + "/run.lock":
 		return true
 	}
 	return false
