@@ -152,6 +152,18 @@ func TestSymlinkEscapeRefused(t *testing.T) {
 		{"read through a dir symlink", func() error { _, err := f.ReadFile("/escape/secret"); return err }},
 		{"read through a file symlink", func() error { _, err := f.ReadFile("/etc/link"); return err }},
 		{"remove through a dir symlink", func() error { return f.Remove("/escape/secret") }},
+		// A Reader checks each directory once; asking twice must still
+		// refuse twice.
+		{"reader: read through a dir symlink, twice", func() error {
+			r := f.Reader()
+			if _, err := r.ReadFile("/escape/secret"); !errors.Is(err, hostfs.ErrEscapesRoot) {
+				return err
+			}
+			_, err := r.Lstat("/escape/secret")
+			return err
+		}},
+		{"reader: read through a file symlink", func() error { _, err := f.Reader().ReadFile("/etc/link"); return err }},
+		{"reader: owner through a dir symlink", func() error { _, _, err := f.Reader().Owner("/escape/secret"); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
