@@ -130,6 +130,39 @@ func TestInvalidPathRefused(t *testing.T) {
 	}
 }
 
+// A symlink that stays inside the root is followed, under a root and with
+// the root "/".
+func TestReadFollowsSymlinkInsideRoot(t *testing.T) {
+	f := newFS(t)
+	writeHostFile(t, f.Root, "/etc/real.conf", "content\n", 0o644)
+	if err := os.Symlink("real.conf", f.Path("/etc/link.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("etc", f.Path("/linked-etc")); err != nil {
+		t.Fatal(err)
+	}
+	whole := hostfs.FS{Root: "/"}
+	for _, c := range []struct {
+		fsys hostfs.FS
+		p    string
+	}{
+		{f, "/etc/link.conf"},
+		{f, "/linked-etc/real.conf"},
+		{f, "/linked-etc/link.conf"},
+		{whole, f.Path("/etc/link.conf")},
+		{whole, f.Path("/linked-etc/link.conf")},
+	} {
+		for name, read := range map[string]func(string) ([]byte, error){
+			"FS":     c.fsys.ReadFile,
+			"Reader": c.fsys.Reader().ReadFile,
+		} {
+			if got, err := read(c.p); err != nil || string(got) != "content\n" {
+				t.Errorf("%s.ReadFile(%s) under %s = %q, %v; want the target's content", name, c.p, c.fsys.Root, got, err)
+			}
+		}
+	}
+}
+
 func TestSymlinkEscapeRefused(t *testing.T) {
 	f := newFS(t)
 	outside := t.TempDir()
