@@ -66,33 +66,10 @@ func (f FS) Path(p string) string {
 
 // ReadFile reads the host file p. A missing file gives an error matching
 // os.ErrNotExist.
-func (f FS) ReadFile(p string) ([]byte, error) {
-	full, err := f.resolve(p)
-	if err != nil {
-		return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
-	}
-	if err := f.confineFile(full); err != nil {
-		return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
-	}
-	data, err := os.ReadFile(full)
-	if err != nil {
-		return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
-	}
-	return data, nil
-}
+func (f FS) ReadFile(p string) ([]byte, error) { return f.Reader().ReadFile(p) }
 
 // Lstat describes the host file p without following a final symlink.
-func (f FS) Lstat(p string) (fs.FileInfo, error) {
-	full, err := f.resolve(p)
-	if err != nil {
-		return nil, fmt.Errorf("hostfs: lstat %s: %w", p, err)
-	}
-	fi, err := os.Lstat(full)
-	if err != nil {
-		return nil, fmt.Errorf("hostfs: lstat %s: %w", p, err)
-	}
-	return fi, nil
-}
+func (f FS) Lstat(p string) (fs.FileInfo, error) { return f.Reader().Lstat(p) }
 
 // Remove removes the host file p (or empty directory) and syncs its
 // directory. A missing file is not an error.

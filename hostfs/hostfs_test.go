@@ -130,6 +130,39 @@ func TestInvalidPathRefused(t *testing.T) {
 	}
 }
 
+// A symlink that stays inside the root is followed, under a root and with
+// the root "/".
+func TestReadFollowsSymlinkInsideRoot(t *testing.T) {
+	f := newFS(t)
+	writeHostFile(t, f.Root, "/etc/real.conf", "content\n", 0o644)
+	if err := os.Symlink("real.conf", f.Path("/etc/link.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("etc", f.Path("/linked-etc")); err != nil {
+		t.Fatal(err)
+	}
+	whole := hostfs.FS{Root: "/"}
+	for _, c := range []struct {
+		fsys hostfs.FS
+		p    string
+	}{
+		{f, "/etc/link.conf"},
+		{f, "/linked-etc/real.conf"},
+		{f, "/linked-etc/link.conf"},
+		{whole, f.Path("/etc/link.conf")},
+		{whole, f.Path("/linked-etc/link.conf")},
+	} {
+		for name, read := range map[string]func(string) ([]byte, error){
+			"FS":     c.fsys.ReadFile,
+			"Reader": c.fsys.Reader().ReadFile,
+		} {
+			if got, err := read(c.p); err != nil || string(got) != "content\n" {
+				t.Errorf("%s.ReadFile(%s) under %s = %q, %v; want the target's content", name, c.p, c.fsys.Root, got, err)
+			}
+		}
+	}
+}
+
 func TestSymlinkEscapeRefused(t *testing.T) {
 	f := newFS(t)
 	outside := t.TempDir()
@@ -152,6 +185,18 @@ func TestSymlinkEscapeRefused(t *testing.T) {
 		{"read through a dir symlink", func() error { _, err := f.ReadFile("/escape/secret"); return err }},
 		{"read through a file symlink", func() error { _, err := f.ReadFile("/etc/link"); return err }},
 		{"remove through a dir symlink", func() error { return f.Remove("/escape/secret") }},
+		// A Reader checks each directory once; asking twice must still
+		// refuse twice.
+		{"reader: read through a dir symlink, twice", func() error {
+			r := f.Reader()
+			if _, err := r.ReadFile("/escape/secret"); !errors.Is(err, hostfs.ErrEscapesRoot) {
+				return err
+			}
+			_, err := r.Lstat("/escape/secret")
+			return err
+		}},
+		{"reader: read through a file symlink", func() error { _, err := f.Reader().ReadFile("/etc/link"); return err }},
+		{"reader: owner through a dir symlink", func() error { _, _, err := f.Reader().Owner("/escape/secret"); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

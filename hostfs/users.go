@@ -132,40 +132,20 @@ func (db userDB) id(f FS, name string) (uint32, error) {
 	return 0, fmt.Errorf("%s %q not in %s: %w", db.kind, name, db.path, ErrUnknownOwner)
 }
 
-// name resolves an id to its name; an id the database does not list is
-// "root" for 0 and the number otherwise.
-func (db userDB) name(f FS, id uint32) (string, error) {
-	_, byID, err := db.entries(f)
-	if err != nil {
-		return "", err
-	}
+// nameOf resolves an id to its name in a database's byID map; an id the
+// database does not list is "root" for 0 and the number otherwise.
+func nameOf(byID map[uint32]string, id uint32) string {
 	if name, ok := byID[id]; ok {
-		return name, nil
+		return name
 	}
 	if id == 0 {
-		return "root", nil
+		return "root"
 	}
-	return strconv.FormatUint(uint64(id), 10), nil
+	return strconv.FormatUint(uint64(id), 10)
 }
 
 // Owner returns the names of the user and group owning the host file p
 // (not following a final symlink), from the host's passwd and group under
 // Root, for change detection. An id the host does not name comes back as
 // its number.
-func (f FS) Owner(p string) (user, group string, err error) {
-	fi, err := f.Lstat(p)
-	if err != nil {
-		return "", "", fmt.Errorf("hostfs: owner: %w", err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return "", "", fmt.Errorf("hostfs: owner %s: no ownership information", p)
-	}
-	if user, err = passwdDB.name(f, st.Uid); err != nil {
-		return "", "", fmt.Errorf("hostfs: owner %s: %w", p, err)
-	}
-	if group, err = groupDB.name(f, st.Gid); err != nil {
-		return "", "", fmt.Errorf("hostfs: owner %s: %w", p, err)
-	}
-	return user, group, nil
-}
+func (f FS) Owner(p string) (user, group string, err error) { return f.Reader().Owner(p) }

@@ -118,7 +118,9 @@ func Apply(ctx context.Context, in ApplyInput) (*Result, error) {
 		return err
 	}
 	for _, fc := range in.Plan.Files {
-		cur, err := readCurrent(in.FS, fc.Path)
+		// A fresh reader per file: the writes before it may have created
+		// directories.
+		cur, err := readCurrent(in.FS.Reader(), fc.Path)
 		if err == nil && !cur.exists {
 			var missing []string
 			missing, err = missingDirs(in.FS, fc.Path)

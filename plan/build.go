@@ -77,6 +77,9 @@ func Build(ctx context.Context, in Input) (*nodeagent.Plan, error) {
 		Serial:         in.Serial,
 		PreviousSerial: in.PreviousSerial,
 	}
+	// One reader for the whole plan: every directory is checked against
+	// the root once, not once per file (Build writes nothing meanwhile).
+	host := in.FS.Reader()
 	seen := map[string]bool{}
 	for _, f := range in.Desired.Files {
 		if f.Path == HostsPath {
@@ -86,7 +89,7 @@ func Build(ctx context.Context, in Input) (*nodeagent.Plan, error) {
 			return nil, fmt.Errorf("plan: %s: desired twice", f.Path)
 		}
 		seen[f.Path] = true
-		fc, err := in.fileChange(f)
+		fc, err := in.fileChange(host, f)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +97,7 @@ func Build(ctx context.Context, in Input) (*nodeagent.Plan, error) {
 			p.Files = append(p.Files, *fc)
 		}
 	}
-	hosts, err := in.hostsChange()
+	hosts, err := in.hostsChange(host)
 	if err != nil {
 		return nil, err
 	}
@@ -119,10 +122,10 @@ type current struct {
 }
 
 // readCurrent reads path under the root: content, mode and owner.
-func readCurrent(fsys hostfs.FS, path string) (current, error) {
+func readCurrent(host *hostfs.Reader, path string) (current, error) {
 	// Lstat first: a dangling symlink must not read as "missing", and a
 	// link is never silently replaced by a file.
-	fi, err := fsys.Lstat(path)
+	fi, err := host.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return current{}, nil
 	}
@@ -132,11 +135,11 @@ func readCurrent(fsys hostfs.FS, path string) (current, error) {
 	if !fi.Mode().IsRegular() {
 		return current{}, fmt.Errorf("%s: %w", path, &NotRegularError{Path: path, Mode: fi.Mode()})
 	}
-	data, err := fsys.ReadFile(path)
+	data, err := host.ReadFile(path)
 	if err != nil {
 		return current{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	owner, group, err := fsys.Owner(path)
+	owner, group, err := host.Owner(path)
 	if err != nil {
 		return current{}, fmt.Errorf("owner of %s: %w", path, err)
 	}
@@ -165,13 +168,13 @@ func kindOf(m fs.FileMode) string {
 	}
 }
 
-func (in Input) fileChange(f nodeagent.File) (*nodeagent.FileChange, error) {
+func (in Input) fileChange(host *hostfs.Reader, f nodeagent.File) (*nodeagent.FileChange, error) {
 	if f.Mode&modeBits == 0 {
 		f.Mode = defaultMode
 	}
 	f.Mode &= modeBits
 	f.Owner, f.Group = orRoot(f.Owner), orRoot(f.Group)
-	cur, err := readCurrent(in.FS, f.Path)
+	cur, err := readCurrent(host, f.Path)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
@@ -236,8 +239,8 @@ func within(p, root string) bool {
 	return ok && root != "" && (rest[0] == '.' || rest[0] == '[')
 }
 
-func (in Input) hostsChange() (*nodeagent.FileChange, error) {
-	cur, err := readCurrent(in.FS, HostsPath)
+func (in Input) hostsChange(host *hostfs.Reader) (*nodeagent.FileChange, error) {
+	cur, err := readCurrent(host, HostsPath)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}

@@ -15,12 +15,18 @@ import (
 // name. A name that would appear twice is an error: two lines would
 // compete for it.
 func hosts(t *nodeagent.Topology, inst nodeagent.Instance, id nodeagent.Identity) ([]nodeagent.HostEntry, error) {
-	owner := map[string]string{} // host name -> what claimed it, for the error
+	entries := len(t.Nodes) + len(t.Aliases) + 1
+	perEntry := 1 // names per entry
+	if t.Domain != "" {
+		perEntry = 2
+	}
+	owner := make(map[string]string, entries*perEntry) // host name -> what claimed it, for the error
 	entry := func(what, ip, name string) (nodeagent.HostEntry, error) {
 		if _, err := netip.ParseAddr(ip); err != nil {
 			return nodeagent.HostEntry{}, fmt.Errorf("roles: hosts: %s: ip %q: %w", what, ip, err)
 		}
-		names := []string{name}
+		names := make([]string, 1, perEntry)
+		names[0] = name
 		if t.Domain != "" {
 			names = append(names, name+"."+t.Domain)
 		}
@@ -36,7 +42,7 @@ func hosts(t *nodeagent.Topology, inst nodeagent.Instance, id nodeagent.Identity
 		return nodeagent.HostEntry{IP: ip, Names: names}, nil
 	}
 
-	var out []nodeagent.HostEntry
+	out := make([]nodeagent.HostEntry, 0, entries)
 	for _, name := range slices.Sorted(maps.Keys(t.Nodes)) {
 		e, err := entry("nodes."+name, t.Nodes[name].IP, name)
 		if err != nil {

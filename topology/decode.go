@@ -34,10 +34,15 @@ func Decode(data []byte, name string) (*nodeagent.Topology, error) {
 	if len(bytes.TrimSpace(data)) == 0 || string(bytes.TrimSpace(data)) == "null" {
 		return nil, fmt.Errorf("topology %s: %w", name, &Errors{{Reason: "empty document"}})
 	}
+	var t nodeagent.Topology
+	if decodeClean(data, &t) {
+		return &t, nil
+	}
+	// Not clean: find every problem, with its path.
 	if err := checkShape(data); err != nil {
 		return nil, fmt.Errorf("topology %s: %w", name, err)
 	}
-	var t nodeagent.Topology
+	t = nodeagent.Topology{}
 	if err := json.Unmarshal(data, &t); err != nil {
 		// checkShape accepted the document, so this is a decoder corner it
 		// does not model; still an error about the document.

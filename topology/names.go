@@ -8,10 +8,10 @@ import (
 
 // Patterns for the document's names and values. Each is anchored and
 // admits no whitespace, quotes or control characters, so a value that
-// passes cannot break the line of a rendered file.
+// passes cannot break the line of a rendered file. The two checked on
+// every node (isInstanceID, isAZ) are written out below instead: a regexp
+// match costs about 0.4 µs, and a fleet document has thousands of nodes.
 var (
-	instanceIDRe  = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
-	azRe          = regexp.MustCompile(`^[a-z]{2}-[a-z]+-[0-9][a-z]$`)
 	awsNameRe     = boundedRe{regexp.MustCompile(`^[A-Za-z0-9._-]+$`), 1, 255}
 	releaseIDRe   = boundedRe{regexp.MustCompile(`^[A-Za-z0-9._-]+$`), 1, 128}
 	sha256Re      = boundedRe{regexp.MustCompile(`^[0-9a-f]+$`), 64, 64}
@@ -38,6 +38,39 @@ func isLabel(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isInstanceID reports whether s is an EC2 instance id:
+// ^i-[0-9a-f]{8,17}$.
+func isInstanceID(s string) bool {
+	hex, ok := strings.CutPrefix(s, "i-")
+	if !ok || len(hex) < 8 || len(hex) > 17 {
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		if c := hex[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isAZ reports whether s is an availability zone name such as us-east-1a:
+// ^[a-z]{2}-[a-z]+-[0-9][a-z]$.
+func isAZ(s string) bool {
+	lower := func(c byte) bool { return c >= 'a' && c <= 'z' }
+	n := len(s)
+	// The shortest is "xx-y-1a": 7 bytes.
+	if n < 7 || !lower(s[0]) || !lower(s[1]) || s[2] != '-' ||
+		s[n-3] != '-' || s[n-2] < '0' || s[n-2] > '9' || !lower(s[n-1]) {
+		return false
+	}
+	for i := 3; i < n-3; i++ {
+		if !lower(s[i]) {
 			return false
 		}
 	}

@@ -93,7 +93,7 @@ func (v *validator) nodes() {
 		v.roleRef(join(p, "role"), n.Role)
 		if n.InstanceID != "" {
 			switch {
-			case !instanceIDRe.MatchString(n.InstanceID):
+			case !isInstanceID(n.InstanceID):
 				v.add(join(p, "instance_id"), "must look like i-0123456789abcdef0 (i- and 8-17 lowercase hex digits), got %s", show(n.InstanceID))
 			case owner[n.InstanceID] != "":
 				v.add(join(p, "instance_id"), "%s is also the instance id of %s", n.InstanceID, owner[n.InstanceID])
@@ -101,7 +101,7 @@ func (v *validator) nodes() {
 				owner[n.InstanceID] = p
 			}
 		}
-		if n.AZ != "" && !azRe.MatchString(n.AZ) {
+		if n.AZ != "" && !isAZ(n.AZ) {
 			v.add(join(p, "az"), "must be an availability zone such as us-east-1a, got %s", show(n.AZ))
 		}
 	}

@@ -1,0 +1,153 @@
+package hostfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Reader reads many host files in one pass, as a plan does: it checks each
+// directory's confinement once (FS does it for every call: an lstat per
+// path component when Root is not "/") and reads the user databases once.
+// It assumes that what it has seen (directories, and the owners of files it
+// lstat'ed) does not change while it is used, so make one per pass and
+// drop it before writing anything; its methods otherwise behave as FS's. A
+// Reader is not safe for concurrent use.
+type Reader struct {
+	fs FS
+	// confined holds the outcome of confineDir for each directory seen.
+	confined map[string]error
+	// seen holds what Lstat found at each full path, for Owner.
+	seen map[string]fs.FileInfo
+	// userNames and groupNames are the user databases by id, read on the
+	// first Owner call.
+	userNames, groupNames map[uint32]string
+}
+
+// Reader returns a Reader of f's files.
+func (f FS) Reader() *Reader { return &Reader{fs: f} }
+
+// ReadFile reads the host file p. A missing file gives an error matching
+// os.ErrNotExist.
+func (r *Reader) ReadFile(p string) ([]byte, error) {
+	full, err := r.resolve(p)
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
+	}
+	data, err := readNoFollow(full)
+	if errors.Is(err, syscall.ELOOP) {
+		// A symlink: follow it only if it stays inside the root.
+		if err := r.fs.confineFile(full); err != nil {
+			return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
+		}
+		data, err = os.ReadFile(full)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
+	}
+	return data, nil
+}
+
+// readNoFollow is os.ReadFile refusing a final symlink (with ELOOP): a
+// file opened so needs no confinement check of its own, which saves an
+// lstat per file. It opens with syscall.Open and os.NewFile because
+// os.OpenFile also tries to register the file with the network poller,
+// four fcntl calls and an epoll_ctl that a regular file cannot use.
+func readNoFollow(name string) ([]byte, error) {
+	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	file := os.NewFile(uintptr(fd), name)
+	defer file.Close()
+	var size int
+	if fi, err := file.Stat(); err == nil && fi.Size() > 0 {
+		size = int(fi.Size())
+	}
+	// One byte more than the size, so that the read that fills it is
+	// followed by the one that finds EOF, as os.ReadFile does.
+	data := make([]byte, 0, size+1)
+	for {
+		n, err := file.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
+}
+
+// Lstat describes the host file p without following a final symlink.
+func (r *Reader) Lstat(p string) (fs.FileInfo, error) {
+	full, err := r.resolve(p)
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: lstat %s: %w", p, err)
+	}
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: lstat %s: %w", p, err)
+	}
+	if r.seen == nil {
+		r.seen = make(map[string]fs.FileInfo)
+	}
+	r.seen[full] = fi
+	return fi, nil
+}
+
+// Owner returns the names of the user and group owning the host file p
+// (not following a final symlink), from the host's passwd and group under
+// Root, for change detection. An id the host does not name comes back as
+// its number. A file this Reader already lstat'ed is not looked at again.
+func (r *Reader) Owner(p string) (user, group string, err error) {
+	fi, ok := r.seen[r.fs.Path(p)]
+	if !ok || !validPath(p) { // Lstat refuses an invalid path
+		if fi, err = r.Lstat(p); err != nil {
+			return "", "", fmt.Errorf("hostfs: owner: %w", err)
+		}
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", "", fmt.Errorf("hostfs: owner %s: no ownership information", p)
+	}
+	if r.userNames == nil {
+		if _, r.userNames, err = passwdDB.entries(r.fs); err != nil {
+			return "", "", fmt.Errorf("hostfs: owner %s: %w", p, err)
+		}
+	}
+	if r.groupNames == nil {
+		if _, r.groupNames, err = groupDB.entries(r.fs); err != nil {
+			return "", "", fmt.Errorf("hostfs: owner %s: %w", p, err)
+		}
+	}
+	return nameOf(r.userNames, st.Uid), nameOf(r.groupNames, st.Gid), nil
+}
+
+// resolve is FS.resolve with each directory's confinement checked once.
+func (r *Reader) resolve(p string) (string, error) {
+	if !validPath(p) {
+		return "", fmt.Errorf("%q: %w", p, ErrInvalidPath)
+	}
+	full := r.fs.Path(p)
+	dir := filepath.Dir(full)
+	err, checked := r.confined[dir]
+	if !checked {
+		err = r.fs.confineDir(dir)
+		if r.confined == nil {
+			r.confined = make(map[string]error)
+		}
+		r.confined[dir] = err
+	}
+	if err != nil {
+		return "", err
+	}
+	return full, nil
+}
