@@ -18,15 +18,16 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/smithy-go"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/awsenv"
 )
 
 // Defaults for a Client's retries.
@@ -53,8 +54,11 @@ var _ API = (*autoscaling.Client)(nil)
 // Client sends lifecycle actions. Its retry fields may be changed before
 // first use.
 type Client struct {
-	api API
 	log *slog.Logger
+
+	mu     sync.Mutex
+	api    API
+	newAPI func(context.Context) (API, error) // builds api on first use
 
 	// Attempts bounds the tries of one call (at least 1).
 	Attempts int
@@ -66,20 +70,45 @@ type Client struct {
 
 var _ nodeagent.LifecycleHooks = (*Client)(nil)
 
-// New returns a Client for the Auto Scaling API configured the SDK's way:
-// AWS_REGION, the default credential chain, and AWS_ENDPOINT_URL_AUTO_SCALING
-// for a local endpoint.
-func New(ctx context.Context, log *slog.Logger) (*Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("lifecycle: load AWS config: %w", err)
+// New returns a Client for the Auto Scaling API configured by env (nil
+// means awsenv.New(os.Getenv)): region, credentials, and
+// AWS_ENDPOINT_URL_AUTO_SCALING for a local endpoint. The SDK client is
+// built on the first call, so a node that never completes a hook never
+// resolves a region or credentials for it.
+func New(env *awsenv.Env, log *slog.Logger) *Client {
+	if env == nil {
+		env = awsenv.New(nil)
 	}
-	api := autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) {
-		// Client retries, with its own bounds; the SDK tries once.
-		o.Retryer = aws.NopRetryer{}
-		o.RetryMaxAttempts = 0
-	})
-	return NewWith(api, log), nil
+	c := NewWith(nil, log)
+	c.newAPI = func(ctx context.Context) (API, error) {
+		cfg, err := env.Config(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("lifecycle: AWS config: %w", err)
+		}
+		return autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) {
+			if ep := env.Endpoint("AUTO_SCALING"); ep != "" {
+				o.BaseEndpoint = aws.String(ep)
+			}
+			// Client retries, with its own bounds; the SDK tries once.
+			o.Retryer = aws.NopRetryer{}
+			o.RetryMaxAttempts = 0
+		}), nil
+	}
+	return c
+}
+
+// client returns the Auto Scaling API, building it on first use.
+func (c *Client) client(ctx context.Context) (API, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.api == nil {
+		api, err := c.newAPI(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.api = api
+	}
+	return c.api, nil
 }
 
 // NewWith returns a Client using api; a nil log discards.
@@ -92,8 +121,12 @@ func NewWith(api API, log *slog.Logger) *Client {
 
 // Heartbeat records a heartbeat for the action, extending its timeout.
 func (c *Client) Heartbeat(ctx context.Context, h nodeagent.LifecycleHook) error {
-	err := c.retry(ctx, "heartbeat", h, func(ctx context.Context) error {
-		_, err := c.api.RecordLifecycleActionHeartbeat(ctx, &autoscaling.RecordLifecycleActionHeartbeatInput{
+	api, err := c.client(ctx)
+	if err != nil {
+		return fmt.Errorf("lifecycle: heartbeat %s: %w", describe(h), err)
+	}
+	err = c.retry(ctx, "heartbeat", h, func(ctx context.Context) error {
+		_, err := api.RecordLifecycleActionHeartbeat(ctx, &autoscaling.RecordLifecycleActionHeartbeatInput{
 			AutoScalingGroupName: aws.String(h.Group),
 			LifecycleHookName:    aws.String(h.Hook),
 			InstanceId:           aws.String(h.InstanceID),
@@ -113,8 +146,12 @@ func (c *Client) Complete(ctx context.Context, h nodeagent.LifecycleHook, result
 		return fmt.Errorf("lifecycle: complete %s: result %q is neither %s nor %s",
 			describe(h), result, nodeagent.LifecycleContinue, nodeagent.LifecycleAbandon)
 	}
-	err := c.retry(ctx, "complete", h, func(ctx context.Context) error {
-		_, err := c.api.CompleteLifecycleAction(ctx, &autoscaling.CompleteLifecycleActionInput{
+	api, err := c.client(ctx)
+	if err != nil {
+		return fmt.Errorf("lifecycle: complete %s with %s: %w", describe(h), result, err)
+	}
+	err = c.retry(ctx, "complete", h, func(ctx context.Context) error {
+		_, err := api.CompleteLifecycleAction(ctx, &autoscaling.CompleteLifecycleActionInput{
 			AutoScalingGroupName:  aws.String(h.Group),
 			LifecycleHookName:     aws.String(h.Hook),
 			InstanceId:            aws.String(h.InstanceID),

@@ -126,10 +126,7 @@ func newClient(t *testing.T, answer func(int, url.Values) (int, string, string))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-	c, err := lifecycle.New(t.Context(), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := lifecycle.New(nil, testLogger(t))
 	c.Backoff, c.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
 	return c, fake
 }

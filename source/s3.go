@@ -13,13 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/awsenv"
 )
 
 // s3Client is an S3 client with our retry and per-attempt settings.
@@ -30,10 +28,9 @@ type s3Client struct {
 	endpoint string // custom endpoint, for messages; "" = AWS
 }
 
-// newS3Client uses o.S3, or builds a client from the default AWS config:
-// region, endpoint (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL) and credentials
-// from the SDK's chain; IMDS is used IMDSv2-only, for the instance profile
-// and, when nothing else sets it, the region. A custom endpoint means
+// newS3Client uses o.S3, or builds a client from o.AWS (awsenv: region,
+// credentials from the environment or the instance profile, endpoint from
+// AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL). A custom endpoint means
 // path-style addressing (MinIO and other S3 servers).
 func newS3Client(ctx context.Context, o Options) (*s3Client, error) {
 	c := &s3Client{
@@ -47,16 +44,17 @@ func newS3Client(ctx context.Context, o Options) (*s3Client, error) {
 	}
 	api := o.S3
 	if api == nil {
-		imdsV2 := imds.New(imds.Options{EnableFallback: aws.FalseTernary})
-		cfg, err := config.LoadDefaultConfig(ctx,
-			config.WithEC2RoleCredentialOptions(func(ro *ec2rolecreds.Options) { ro.Client = imdsV2 }),
-			config.WithEC2IMDSRegion(func(ro *config.UseEC2IMDSRegion) { ro.Client = imdsV2 }),
-		)
+		env := o.AWS
+		if env == nil {
+			env = awsenv.New(nil)
+		}
+		cfg, err := env.Config(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("load AWS config: %w", err)
+			return nil, fmt.Errorf("AWS config: %w", err)
 		}
 		api = s3.NewFromConfig(cfg, func(so *s3.Options) {
-			if so.BaseEndpoint != nil {
+			if ep := env.Endpoint("S3"); ep != "" {
+				so.BaseEndpoint = aws.String(ep)
 				so.UsePathStyle = true
 			}
 			if o.HTTPClient != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/awsenv"
 )
 
 // Defaults for Options.
@@ -46,9 +47,11 @@ type Options struct {
 	// streams for as long as the caller's context allows). Default
 	// DefaultTimeout.
 	Timeout time.Duration
-	// S3 is the S3 client to use; nil means one from the default AWS config
-	// (AWS_REGION, AWS_ENDPOINT_URL_S3, the default credential chain).
+	// S3 is the S3 client to use; nil means one configured from AWS.
 	S3 *s3.Client
+	// AWS gives the region, credentials and endpoint of an S3 client built
+	// here; nil means awsenv.New(os.Getenv).
+	AWS *awsenv.Env
 	// HTTPClient is the base client for https:// (and for S3 when S3 is
 	// nil); nil means a fresh client that honours HTTPS_PROXY.
 	HTTPClient *http.Client

@@ -41,9 +41,11 @@
 //	--allow-node-drop          accept a topology dropping more than half the nodes
 //	--status-public            serve /status to non-loopback clients
 //
-// AWS endpoints follow the SDK's conventions: AWS_EC2_METADATA_SERVICE_ENDPOINT,
-// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_AUTO_SCALING, AWS_REGION and the
-// default credential chain.
+// AWS endpoints follow the SDK's variables: AWS_EC2_METADATA_SERVICE_ENDPOINT,
+// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_AUTO_SCALING, AWS_ENDPOINT_URL. The
+// region is AWS_REGION, AWS_DEFAULT_REGION or the instance's from IMDS;
+// credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the
+// instance profile (package awsenv).
 package main
 
 import (

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/agent"
+	"github.com/nodeagent/nodeagent/awsenv"
 	"github.com/nodeagent/nodeagent/hostfs"
 	"github.com/nodeagent/nodeagent/lifecycle"
 	"github.com/nodeagent/nodeagent/metadata"
@@ -47,7 +48,10 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 	if err != nil {
 		return nil, fmt.Errorf("instance metadata: %w", err)
 	}
-	srcOpts := source.Options{Logger: log}
+	// One AWS configuration for S3 and Auto Scaling: the region and the
+	// instance profile are looked up once.
+	awsEnv := awsenv.New(nil)
+	srcOpts := source.Options{Logger: log, AWS: awsEnv}
 	var src nodeagent.TopologySource
 	if w.needSource {
 		if err := cfg.RequireTopology(); err != nil {
@@ -65,10 +69,7 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 	if err != nil {
 		return nil, err
 	}
-	hooks, err := lifecycle.New(ctx, log)
-	if err != nil {
-		return nil, fmt.Errorf("auto scaling client: %w", err)
-	}
+	hooks := lifecycle.New(awsEnv, log)
 	ropts := readiness.Options{Logger: log}
 	if w.mutate {
 		ropts.HealthFile = fsys.Path(path.Join(cfg.StateDir, "health", "ready"))

@@ -1,0 +1,126 @@
+// Package awsenv builds the aws.Config that the agent's S3 and Auto Scaling
+// clients share, from what an agent on an EC2 instance has: its environment
+// and its instance metadata.
+//
+// It stands in for the SDK's config.LoadDefaultConfig, whose credential
+// chain (shared config files, SSO, web identity, credential processes) links
+// the SSO, SSO-OIDC, STS and sign-in clients into the binary: about 2 MB of
+// code and endpoint tables that every run of every command initialised and
+// paged in, for credential sources an instance agent does not use.
+//
+// Supported, in order:
+//   - region: AWS_REGION, AWS_DEFAULT_REGION, then IMDS placement/region;
+//   - credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with
+//     AWS_SESSION_TOKEN), then the instance profile over IMDSv2;
+//   - endpoints: AWS_ENDPOINT_URL_<SERVICE> (AWS_ENDPOINT_URL_S3,
+//     AWS_ENDPOINT_URL_AUTO_SCALING), then AWS_ENDPOINT_URL;
+//   - IMDS: AWS_EC2_METADATA_SERVICE_ENDPOINT, and AWS_EC2_METADATA_DISABLED=true
+//     to never ask it. IMDSv2 only: a failed token is an error, never a
+//     tokenless request.
+package awsenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+)
+
+// Env resolves the shared AWS configuration once, on first use; it is safe
+// for concurrent use.
+type Env struct {
+	getenv func(string) string
+
+	mu     sync.Mutex
+	cfg    aws.Config
+	loaded bool
+}
+
+// New returns an Env reading variables with getenv; nil means os.Getenv.
+func New(getenv func(string) string) *Env {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	return &Env{getenv: getenv}
+}
+
+// ErrNoRegion means no region is set and IMDS could not tell one.
+var ErrNoRegion = errors.New("no AWS region: set AWS_REGION, or run on EC2 where instance metadata gives it")
+
+// Config returns the shared configuration: region and credentials. The
+// region may take one IMDS request; credentials are fetched (and cached
+// until shortly before they expire) when a client first signs a request.
+// A failure is not remembered, so a later call tries again.
+func (e *Env) Config(ctx context.Context) (aws.Config, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.loaded {
+		return e.cfg, nil
+	}
+	var md *imds.Client
+	if !strings.EqualFold(e.getenv("AWS_EC2_METADATA_DISABLED"), "true") {
+		md = imds.New(imds.Options{
+			Endpoint:       e.getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"),
+			EnableFallback: aws.FalseTernary,
+		})
+	}
+	region := firstNonEmpty(e.getenv("AWS_REGION"), e.getenv("AWS_DEFAULT_REGION"))
+	if region == "" && md != nil {
+		r, err := imdsRegion(ctx, md)
+		if err != nil {
+			return aws.Config{}, fmt.Errorf("%w: %w", ErrNoRegion, err)
+		}
+		region = r
+	}
+	if region == "" {
+		return aws.Config{}, ErrNoRegion
+	}
+	cfg := aws.Config{Region: region}
+	if id, secret := e.getenv("AWS_ACCESS_KEY_ID"), e.getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
+		cfg.Credentials = credentials.NewStaticCredentialsProvider(id, secret, e.getenv("AWS_SESSION_TOKEN"))
+	} else if md != nil {
+		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = md }))
+	}
+	// With neither, requests go unsigned and AWS answers 403: the message
+	// the source package gives for that names the instance profile.
+	e.cfg, e.loaded = cfg, true
+	return cfg, nil
+}
+
+// imdsRegion reads placement/region, which every EC2 instance serves.
+func imdsRegion(ctx context.Context, md *imds.Client) (string, error) {
+	out, err := md.GetMetadata(ctx, &imds.GetMetadataInput{Path: "placement/region"})
+	if err != nil {
+		return "", err
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Content, 64))
+	if err != nil {
+		return "", fmt.Errorf("read placement/region: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Endpoint returns the custom endpoint for a service, "" for AWS's own:
+// AWS_ENDPOINT_URL_<SERVICE>, where SERVICE is the SDK's service id in
+// upper snake case ("S3", "AUTO_SCALING"), then AWS_ENDPOINT_URL.
+func (e *Env) Endpoint(service string) string {
+	return firstNonEmpty(e.getenv("AWS_ENDPOINT_URL_"+service), e.getenv("AWS_ENDPOINT_URL"))
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
