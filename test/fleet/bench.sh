@@ -4,11 +4,11 @@
 # 50 agents (20 trials each), and the idle cost of one agent (RSS, CPU,
 # conditional GETs per interval counted at a proxy in front of MinIO).
 # Writes the figures as Markdown to OUT (default test/fleet/BENCHMARKS.md)
-# and prints them. Takes about 10 minutes on 2 cores.
+# and prints them. Takes about 13 minutes on 2 cores.
 #
 # Usage: test/fleet/bench.sh [OUT]
 #   NODEAGENT_FLEET_TRIALS=N       trials per fleet size (default 20)
-#   NODEAGENT_FLEET_IDLE_WINDOW=D  idle measuring window (default 60s/150s)
+#   NODEAGENT_FLEET_IDLE_WINDOW=D  idle measuring window (default 60s at a 1s interval, 300s at the 30s default)
 #   NODEAGENT_TOOLS_DIR            tool binaries (default ~/.cache/nodeagent/tools/bin)
 set -euo pipefail
 
