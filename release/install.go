@@ -178,7 +178,9 @@ func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Relea
 	p = newBlockPipe()
 	go p.fill(gz)
 	err = x.run(tar.NewReader(p), p)
-	// From here on br, h and pr are this goroutine's again.
+	// From here on br, h and pr are this goroutine's again. After a refusal
+	// close waits for a read of the body in flight (bounded by ctx) rather
+	// than closing the body under it: a store's reader need not allow that.
 	p.close()
 	if err != nil {
 		return Marker{}, err
