@@ -315,7 +315,7 @@ func (x *extractor) file(tr *tar.Reader, hdr *tar.Header, full string) error {
 		return x.refuse(hdr.Name, RuleSize, fmt.Sprintf("header says %d bytes, limit %d bytes", hdr.Size, x.maxBytes), nil)
 	}
 	perm := fs.FileMode(hdr.Mode) & 0o755
-	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
+	f, err := createFile(full, perm)
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", hdr.Name, err)
 	}
@@ -350,6 +350,26 @@ func (x *extractor) file(tr *tar.Reader, hdr *tar.Header, full string) error {
 		}
 	}
 	return nil
+}
+
+// createFile creates a new regular file for writing, never following a
+// link. It does what os.OpenFile(name, O_WRONLY|O_CREATE|O_EXCL|O_NOFOLLOW,
+// perm) does in two system calls instead of six: os.OpenFile also tries to
+// register every file with the network poller (four fcntl and an epoll_ctl
+// that fails for a regular file), four wasted calls per extracted file.
+// os.NewFile leaves a blocking descriptor out of the poller after one
+// fcntl.
+func createFile(name string, perm fs.FileMode) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(name, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, uint32(perm))
+		if err == syscall.EINTR {
+			continue // as os.OpenFile does
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		return os.NewFile(uintptr(fd), name), nil
+	}
 }
 
 // trackedReader remembers a read error, to tell a broken archive from a

@@ -3,7 +3,6 @@ package release
 import (
 	"archive/tar"
 	"bufio"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +17,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/nodeagent/nodeagent"
 )
@@ -134,7 +135,8 @@ func (m *Manager) removeStale(l Layout, product string, r nodeagent.Release) err
 }
 
 // fetch streams the archive once: store -> progress -> sha256 -> gzip ->
-// tar -> files.
+// tar -> files. Downloading, hashing and inflating run in a goroutine of
+// their own, a few blocks ahead of the one writing files (blockPipe).
 func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Release, staging string) (Marker, error) {
 	start := m.now()
 	body, size, err := m.Store.Open(ctx, r.URL)
@@ -153,10 +155,16 @@ func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Relea
 		}
 		return Marker{}, &ArchiveError{URL: r.URL, Rule: RuleFormat, Detail: sniff(magic, br)}
 	}
+	var p *blockPipe // set once the inflating goroutine runs
 	x := &extractor{
 		url: r.URL, dir: staging, relRoot: "releases/" + r.ID,
 		maxBytes: m.maxBytes(), maxFiles: m.maxFiles(),
 		readErr: func() error {
+			// pr belongs to the inflating goroutine until it has
+			// returned; it has then also seen any download error.
+			if p != nil {
+				p.close()
+			}
 			if pr.err != nil {
 				return pr.err
 			}
@@ -167,7 +175,14 @@ func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Relea
 	if err != nil {
 		return Marker{}, x.streamErr("", err)
 	}
-	if err := x.run(tar.NewReader(gz), gz); err != nil {
+	p = newBlockPipe()
+	go p.fill(gz)
+	err = x.run(tar.NewReader(p), p)
+	// From here on br, h and pr are this goroutine's again. After a refusal
+	// close waits for a read of the body in flight (bounded by ctx) rather
+	// than closing the body under it: a store's reader need not allow that.
+	p.close()
+	if err != nil {
 		return Marker{}, err
 	}
 	// gzip read to its EOF has consumed the body to its EOF (a trailing
