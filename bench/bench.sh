@@ -32,6 +32,7 @@ export RUNS=${RUNS:-5}
 # and the figures measure the neighbours. (EC2 root volumes, ext4 with a
 # journal or XFS, do not take that path.)
 quiet=$(mktemp -d /var/tmp/nodeagent-bench.XXXXXX)
+chmod 1777 "$quiet" # like /tmp: Apache and PHP-FPM (www-data) reach the node roots
 chattr +T "$quiet" 2>/dev/null || echo "== bench: chattr +T $quiet failed; temporary trees share the filesystem's recent deletions" >&2
 export TMPDIR=$quiet
 work=$(mktemp -d)
