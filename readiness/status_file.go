@@ -8,7 +8,10 @@ import (
 )
 
 // WriteStatusFile writes st as JSON to path atomically (temporary file,
-// fsync, rename, directory fsync), creating the directory if needed.
+// rename), creating the directory if needed. It does not fsync: the file is
+// a report that every apply rewrites, a reader never sees a part of it, and
+// after a power loss the boot apply writes it again; two fsyncs would be
+// most of the cost of recording a no-change apply.
 func WriteStatusFile(path string, st Status) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -17,7 +20,7 @@ func WriteStatusFile(path string, st Status) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("readiness: write status file %s: %w", path, err)
 	}
-	if err := writeAtomic(path, append(b, '\n'), 0o644); err != nil {
+	if err := writeAtomic(path, append(b, '\n'), 0o644, false); err != nil {
 		return fmt.Errorf("readiness: write status file: %w", err)
 	}
 	return nil
@@ -37,9 +40,11 @@ func ReadStatusFile(path string) (Status, error) {
 }
 
 // writeAtomic replaces path with data: a temporary file in the same
-// directory, written, chmod-ed and fsync-ed, renamed over path, then the
-// directory fsync-ed. A reader sees the old or the new content, never a part.
-func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
+// directory, written, chmod-ed, renamed over path. A reader sees the old or
+// the new content, never a part. With durable, the file is fsync-ed before
+// the rename and the directory after it, so the new content survives a
+// power loss.
+func writeAtomic(path string, data []byte, mode os.FileMode, durable bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -57,14 +62,19 @@ func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	if err = f.Chmod(mode); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return err
+	if durable {
+		if err = f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err = f.Close(); err != nil {
 		return err
 	}
 	if err = os.Rename(f.Name(), path); err != nil {
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {
