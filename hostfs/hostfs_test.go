@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -211,6 +212,47 @@ func TestSymlinkEscapeRefused(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(outside, "secret")); err != nil {
 		t.Errorf("outside file touched: %v", err)
 	}
+}
+
+// One Reader shared by goroutines (as plan.Build shares it) gives each of
+// them what a Reader of its own would: the contents and owners inside the
+// root, and ErrEscapesRoot for every read through a symlink out of it,
+// however the directory checks interleave. Run with -race.
+func TestReaderConcurrentUse(t *testing.T) {
+	f := newFS(t)
+	outside := t.TempDir()
+	writeHostFile(t, outside, "/secret", "host secret\n", 0o600)
+	if err := os.Symlink(outside, filepath.Join(f.Root, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	var inside []string
+	for _, dir := range []string{"/etc/a", "/etc/b", "/srv/c"} {
+		for _, name := range []string{"1.conf", "2.conf", "3.conf"} {
+			inside = append(inside, dir+"/"+name)
+			writeHostFile(t, f.Root, dir+"/"+name, dir+"/"+name+"\n", 0o644)
+		}
+	}
+	r := f.Reader()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for _, p := range inside {
+				if _, err := r.Lstat(p); err != nil {
+					t.Errorf("Lstat(%s): %v", p, err)
+				}
+				if got, err := r.ReadFile(p); err != nil || string(got) != p+"\n" {
+					t.Errorf("ReadFile(%s) = %q, %v; want its content", p, got, err)
+				}
+				if user, group, err := r.Owner(p); err != nil || user == "" || group == "" {
+					t.Errorf("Owner(%s) = %q, %q, %v", p, user, group, err)
+				}
+				if _, err := r.ReadFile("/escape/secret"); !errors.Is(err, hostfs.ErrEscapesRoot) {
+					t.Errorf("ReadFile(/escape/secret) error = %v, want ErrEscapesRoot", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestWriteFile(t *testing.T) {

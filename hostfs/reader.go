@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 )
 
@@ -16,9 +17,14 @@ import (
 // It assumes that what it has seen (directories, and the owners of files it
 // lstat'ed) does not change while it is used, so make one per pass and
 // drop it before writing anything; its methods otherwise behave as FS's. A
-// Reader is not safe for concurrent use.
+// Reader is safe for concurrent use, so a plan's reads can share what it
+// has checked.
 type Reader struct {
 	fs FS
+
+	// mu guards the fields below. It is held while a directory is first
+	// checked, never while a file is read.
+	mu sync.Mutex
 	// confined holds the outcome of confineDir for each directory seen.
 	confined map[string]error
 	// seen holds what Lstat found at each full path, for Owner.
@@ -96,6 +102,8 @@ func (r *Reader) Lstat(p string) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hostfs: lstat %s: %w", p, err)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.seen == nil {
 		r.seen = make(map[string]fs.FileInfo)
 	}
@@ -108,7 +116,9 @@ func (r *Reader) Lstat(p string) (fs.FileInfo, error) {
 // Root, for change detection. An id the host does not name comes back as
 // its number. A file this Reader already lstat'ed is not looked at again.
 func (r *Reader) Owner(p string) (user, group string, err error) {
+	r.mu.Lock()
 	fi, ok := r.seen[r.fs.Path(p)]
+	r.mu.Unlock()
 	if !ok || !validPath(p) { // Lstat refuses an invalid path
 		if fi, err = r.Lstat(p); err != nil {
 			return "", "", fmt.Errorf("hostfs: owner: %w", err)
@@ -118,6 +128,8 @@ func (r *Reader) Owner(p string) (user, group string, err error) {
 	if !ok {
 		return "", "", fmt.Errorf("hostfs: owner %s: no ownership information", p)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.userNames == nil {
 		if _, r.userNames, err = passwdDB.entries(r.fs); err != nil {
 			return "", "", fmt.Errorf("hostfs: owner %s: %w", p, err)
@@ -138,6 +150,10 @@ func (r *Reader) resolve(p string) (string, error) {
 	}
 	full := r.fs.Path(p)
 	dir := filepath.Dir(full)
+	// The check runs under the lock: a concurrent reader of the same
+	// directory waits for its outcome rather than checking it again.
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	err, checked := r.confined[dir]
 	if !checked {
 		err = r.fs.confineDir(dir)

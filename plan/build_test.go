@@ -372,6 +372,50 @@ func TestBuildErrors(t *testing.T) {
 			},
 			want: []string{"plan: " + portsConf, "is a symlink, not a regular file"},
 		},
+		// The files are read concurrently; the error is still the first
+		// in file order.
+		{
+			name: "first of many failures",
+			edit: func(t *testing.T, root string, d *nodeagent.Desired) {
+				symlink(t, root, portsConf)
+				for i := range 40 {
+					p := fmt.Sprintf("/etc/nodeagent/many/%02d.conf", i)
+					symlink(t, root, p)
+					d.Files = append(d.Files, nodeagent.File{Path: p, Content: []byte("x\n")})
+				}
+			},
+			want: []string{"plan: " + portsConf, "is a symlink, not a regular file"},
+		},
+		{
+			name: "failure before a duplicate",
+			edit: func(t *testing.T, root string, d *nodeagent.Desired) {
+				symlink(t, root, portsConf)
+				d.Files = append(d.Files, d.Files[0])
+			},
+			want: []string{"plan: " + portsConf, "is a symlink, not a regular file"},
+		},
+		{
+			name: "duplicate before a failure",
+			edit: func(t *testing.T, root string, d *nodeagent.Desired) {
+				d.Files = append(d.Files, d.Files[0])
+				symlink(t, root, "/etc/nodeagent/late.conf")
+				d.Files = append(d.Files, nodeagent.File{Path: "/etc/nodeagent/late.conf", Content: []byte("x\n")})
+			},
+			want: []string{"plan: " + shopConf, "desired twice"},
+		},
+		{
+			name: "hosts file fails after the files",
+			edit: func(t *testing.T, root string, d *nodeagent.Desired) {
+				symlink(t, root, "/etc/hosts")
+				symlink(t, root, portsConf)
+			},
+			want: []string{"plan: " + portsConf, "is a symlink, not a regular file"},
+		},
+		{
+			name: "hosts file is not replaced",
+			edit: func(t *testing.T, root string, d *nodeagent.Desired) { symlink(t, root, "/etc/hosts") },
+			want: []string{"plan: /etc/hosts", "is a symlink, not a regular file"},
+		},
 		{
 			name: "service state unknown",
 			svc: &fakeServices{ActiveFunc: func(context.Context, string) (bool, error) {
@@ -401,5 +445,21 @@ func TestBuildErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// symlink puts a symlink at host path p under root, replacing what is
+// there.
+func symlink(t *testing.T, root, p string) {
+	t.Helper()
+	full := filepath.Join(root, p)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(full); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/elsewhere.conf", full); err != nil {
+		t.Fatal(err)
 	}
 }
