@@ -24,6 +24,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/nodeagent/nodeagent/atomicfile"
 )
 
 // DefaultStateDir is the state dir used when FS.StateDir is empty.
@@ -182,15 +184,7 @@ func (f FS) within(p string) error {
 
 // syncDir fsyncs a directory, making a rename or removal in it durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil

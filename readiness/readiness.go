@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodeagent/nodeagent/atomicfile"
 	"github.com/nodeagent/nodeagent/smoke"
 )
 
@@ -264,7 +265,7 @@ func (s *State) createHealthFile() error {
 	if err := os.MkdirAll(filepath.Dir(s.o.HealthFile), 0o755); err != nil {
 		return fmt.Errorf("readiness: create health file %s: %w", s.o.HealthFile, err)
 	}
-	if err := writeAtomic(s.o.HealthFile, []byte(HealthFileContent), 0o644, true); err != nil {
+	if err := atomicfile.Write(s.o.HealthFile, []byte(HealthFileContent), 0o644, true); err != nil {
 		return fmt.Errorf("readiness: create health file: %w", err)
 	}
 	return nil

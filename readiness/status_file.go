@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/nodeagent/nodeagent/atomicfile"
 )
 
 // WriteStatusFile writes st as JSON to path atomically (temporary file,
@@ -20,7 +22,7 @@ func WriteStatusFile(path string, st Status) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("readiness: write status file %s: %w", path, err)
 	}
-	if err := writeAtomic(path, append(b, '\n'), 0o644, false); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n'), 0o644, false); err != nil {
 		return fmt.Errorf("readiness: write status file: %w", err)
 	}
 	return nil
@@ -37,49 +39,4 @@ func ReadStatusFile(path string) (Status, error) {
 		return Status{}, fmt.Errorf("readiness: read status file %s: %w", path, err)
 	}
 	return st, nil
-}
-
-// writeAtomic replaces path with data: a temporary file in the same
-// directory, written, chmod-ed, renamed over path. A reader sees the old or
-// the new content, never a part. With durable, the file is fsync-ed before
-// the rename and the directory after it, so the new content survives a
-// power loss.
-func writeAtomic(path string, data []byte, mode os.FileMode, durable bool) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if durable {
-		if err = f.Sync(); err != nil {
-			return err
-		}
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if !durable {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

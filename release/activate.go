@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nodeagent/nodeagent/atomicfile"
 )
 
 // Activate makes release id the active release of product: shared/ is
@@ -60,7 +62,7 @@ func (m *Manager) activate(product, id string) (string, error) {
 		return prev, err
 	}
 	m.step("activate:renamed")
-	if err := syncDir(l.Base); err != nil {
+	if err := atomicfile.SyncDir(l.Base); err != nil {
 		return prev, err
 	}
 	m.logger().Info("release activated", logKeyProduct, product, logKeyRelease, id, "previous", prev)

@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/atomicfile"
 )
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
@@ -108,7 +109,7 @@ func (m *Manager) install(ctx context.Context, product string, r nodeagent.Relea
 	}
 	done = true
 	m.step("install:renamed")
-	if err := syncDir(l.Releases()); err != nil {
+	if err := atomicfile.SyncDir(l.Releases()); err != nil {
 		return err
 	}
 	os.Remove(l.Staging())

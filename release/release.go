@@ -214,17 +214,3 @@ func readMarker(path string) (Marker, error) {
 	}
 	return mk, nil
 }
-
-// syncDir fsyncs a directory so that renames and creations in it survive a
-// crash of the machine.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/nodeagent/nodeagent/atomicfile"
 )
 
 // LastGood keeps the last good topology document at Path (for example
@@ -37,16 +39,16 @@ func (l LastGood) Save(body []byte, etag string) error {
 	if err := os.Remove(l.etagPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("source: save last-good copy: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("source: save last-good copy %s: %w", l.Path, err)
 	}
-	if err := writeAtomic(l.Path, body); err != nil {
+	if err := atomicfile.Write(l.Path, body, lastGoodMode, true); err != nil {
 		return fmt.Errorf("source: save last-good copy: %w", err)
 	}
 	if etag == "" {
 		return nil
 	}
-	if err := writeAtomic(l.etagPath(), []byte(etag)); err != nil {
+	if err := atomicfile.Write(l.etagPath(), []byte(etag), lastGoodMode, true); err != nil {
 		return fmt.Errorf("source: save last-good copy: %w", err)
 	}
 	return nil
@@ -67,46 +69,3 @@ func (l LastGood) Load() (body []byte, etag string, err error) {
 }
 
 func (l LastGood) etagPath() string { return l.Path + ".etag" }
-
-// writeAtomic replaces path with data: a temporary file in the same
-// directory, fsync, rename, fsync of the directory. The temporary file never
-// outlives a failure.
-func writeAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(lastGoodMode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
