@@ -457,20 +457,11 @@ func (w *worker) boot(ctx context.Context) {
 // poll does one conditional GET of the document and tells seen when it
 // changed; the check after settle and splay fetches and applies it.
 func (w *worker) poll(ctx context.Context, seen chan<- struct{}) {
-	a := w.a
 	w.mu.Lock()
 	etag, inst := w.etag, w.inst
 	w.mu.Unlock()
 	if inst != nil && etag != "" {
-		f, err := a.Source.Fetch(ctx, etag)
-		if err != nil {
-			w.m.Polls.WithLabelValues("error").Inc()
-			a.Logger.Error("topology source unreachable; keeping the last good state", "source", a.Source.String(), "error", err.Error())
-			a.Readiness.Update(func(s *readiness.Status) { s.LastError, s.LastErrorAt = err.Error(), a.now() })
-			return
-		}
-		if f.NotModified {
-			w.m.Polls.WithLabelValues("not_modified").Inc()
+		if _, changed := w.fetch(ctx, etag); !changed {
 			return
 		}
 	}
@@ -480,6 +471,25 @@ func (w *worker) poll(ctx context.Context, seen chan<- struct{}) {
 	case seen <- struct{}{}:
 	default:
 	}
+}
+
+// fetch does a conditional GET of the document and reports whether it
+// changed. An unreachable source is counted, logged and shown in /status;
+// the node keeps its last good state.
+func (w *worker) fetch(ctx context.Context, etag string) (nodeagent.Fetched, bool) {
+	a := w.a
+	f, err := a.Source.Fetch(ctx, etag)
+	if err != nil {
+		w.m.Polls.WithLabelValues("error").Inc()
+		a.Logger.Error("topology source unreachable; keeping the last good state", "source", a.Source.String(), "error", err.Error())
+		a.Readiness.Update(func(s *readiness.Status) { s.LastError, s.LastErrorAt = err.Error(), a.now() })
+		return f, false
+	}
+	if f.NotModified {
+		w.m.Polls.WithLabelValues("not_modified").Inc()
+		return f, false
+	}
+	return f, true
 }
 
 // check fetches the document (conditionally) and applies it when it
@@ -494,15 +504,8 @@ func (w *worker) check(ctx context.Context, counted bool) {
 		w.boot(ctx)
 		return
 	}
-	f, err := a.Source.Fetch(ctx, etag)
-	if err != nil {
-		w.m.Polls.WithLabelValues("error").Inc()
-		a.Logger.Error("topology source unreachable; keeping the last good state", "source", a.Source.String(), "error", err.Error())
-		a.Readiness.Update(func(s *readiness.Status) { s.LastError, s.LastErrorAt = err.Error(), a.now() })
-		return
-	}
-	if f.NotModified {
-		w.m.Polls.WithLabelValues("not_modified").Inc()
+	f, changed := w.fetch(ctx, etag)
+	if !changed {
 		return
 	}
 	if counted {
