@@ -1,54 +1,18 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"io/fs"
 	"time"
+
+	"github.com/nodeagent/nodeagent/test/harness"
 )
 
 // releaseTime is every archive entry's mtime, so the same app always
 // gives the same archive and checksum.
 var releaseTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// releaseArchive packs the tree under app as a release: a .tar.gz whose
-// entries are relative to the release root (public/index.php), with
-// fixed modes, owners and times. It returns the archive and its sha256.
+// releaseArchive packs the tree under app as a release (see
+// harness.ReleaseArchive) and returns the archive and its sha256.
 func releaseArchive(app fs.FS) ([]byte, string, error) {
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	err := fs.WalkDir(app, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || name == "." {
-			return err
-		}
-		if d.IsDir() {
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, ModTime: releaseTime})
-		}
-		body, err := fs.ReadFile(app, name)
-		if err != nil {
-			return err
-		}
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body)), ModTime: releaseTime}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		_, err = tw.Write(body)
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
-	}
-	if err == nil {
-		err = gz.Close()
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("release archive: %w", err)
-	}
-	sum := sha256.Sum256(buf.Bytes())
-	return buf.Bytes(), hex.EncodeToString(sum[:]), nil
+	return harness.ReleaseArchive(app, releaseTime)
 }

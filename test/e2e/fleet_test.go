@@ -3,9 +3,7 @@
 package e2e_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -167,42 +165,15 @@ var fixedTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 // are relative to the release root (public/index.php).
 func buildRelease(t *testing.T, app, id string) release {
 	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	src := os.DirFS(filepath.Join("testdata", app))
-	err := fs.WalkDir(src, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || name == "." {
-			return err
-		}
-		if d.IsDir() {
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, ModTime: fixedTime})
-		}
-		body, err := fs.ReadFile(src, name)
-		if err != nil {
-			return err
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body)), ModTime: fixedTime}); err != nil {
-			return err
-		}
-		_, err = tw.Write(body)
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
-	}
-	if err == nil {
-		err = gz.Close()
-	}
+	body, sum, err := harness.ReleaseArchive(os.DirFS(filepath.Join("testdata", app)), fixedTime)
 	if err != nil {
 		t.Fatalf("build release %s from testdata/%s: %v", id, app, err)
 	}
-	sum := sha256.Sum256(buf.Bytes())
 	return release{
 		id:     id,
 		url:    fmt.Sprintf("s3://%s/%s/%s.tar.gz", releaseBucket, product, id),
-		sha256: hex.EncodeToString(sum[:]),
-		body:   buf.Bytes(),
+		sha256: sum,
+		body:   body,
 	}
 }
 
