@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodeagent/nodeagent"
@@ -171,7 +170,7 @@ func (a *Agent) serve(o RunOptions) (*http.Server, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(o.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", o.Metrics.Registry)
 	mux.Handle("/", a.Readiness.Handler(!a.Config.StatusPublic))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -480,13 +479,13 @@ func (w *worker) fetch(ctx context.Context, etag string) (nodeagent.Fetched, boo
 	a := w.a
 	f, err := a.Source.Fetch(ctx, etag)
 	if err != nil {
-		w.m.Polls.WithLabelValues("error").Inc()
+		w.m.Polls.With("error").Inc()
 		a.Logger.Error("topology source unreachable; keeping the last good state", "source", a.Source.String(), "error", err.Error())
 		a.Readiness.Update(func(s *readiness.Status) { s.LastError, s.LastErrorAt = err.Error(), a.now() })
 		return f, false
 	}
 	if f.NotModified {
-		w.m.Polls.WithLabelValues("not_modified").Inc()
+		w.m.Polls.With("not_modified").Inc()
 		return f, false
 	}
 	return f, true
@@ -509,7 +508,7 @@ func (w *worker) check(ctx context.Context, counted bool) {
 		return
 	}
 	if counted {
-		w.m.Polls.WithLabelValues("changed").Inc()
+		w.m.Polls.With("changed").Inc()
 	}
 	if n := documentSerial(f.Body); n > 0 {
 		// Seen even if it is refused: serial_seen above serial_applied
@@ -558,7 +557,7 @@ func (w *worker) finish(out *Outcome, etag string, err error, start time.Time) {
 		if r.OK {
 			v = 1
 		}
-		m.Smoke.WithLabelValues(r.Name).Set(v)
+		m.Smoke.With(r.Name).Set(v)
 	}
 	if st.Ready {
 		m.Ready.Set(1)

@@ -27,6 +27,9 @@ import (
 	"github.com/nodeagent/nodeagent/readiness"
 	"github.com/nodeagent/nodeagent/release"
 	"github.com/nodeagent/nodeagent/source"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // The node every run test simulates: a web node found through its Auto
@@ -577,19 +580,22 @@ func (e *runEnv) polls(outcome string) int {
 	return int(e.metric("nodeagent_source_polls_total", "outcome", outcome))
 }
 
-// metric reads one series from the agent's registry: a counter's or
-// gauge's value, a histogram's sample count. label is a name and value
-// pair, or nothing. A missing series fails the test.
+// metric reads one series from the agent's exposition, parsed by the
+// Prometheus project's text parser: a counter's or gauge's value, a
+// histogram's sample count. label is a name and value pair, or nothing. A
+// missing series fails the test.
 func (e *runEnv) metric(name string, label ...string) float64 {
 	e.t.Helper()
-	families, err := e.metrics.Registry.Gather()
-	if err != nil {
-		e.t.Fatalf("gather metrics: %v", err)
+	var text bytes.Buffer
+	if _, err := e.metrics.Registry.WriteTo(&text); err != nil {
+		e.t.Fatalf("write metrics: %v", err)
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(&text)
+	if err != nil {
+		e.t.Fatalf("parse metrics: %v", err)
+	}
+	if f, ok := families[name]; ok {
 	series:
 		for _, m := range f.GetMetric() {
 			for i := 0; i+1 < len(label); i += 2 {

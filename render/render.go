@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/nodeagent/nodeagent"
@@ -16,18 +17,23 @@ import (
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
-var templates = template.Must(template.New("render").
-	Option("missingkey=error").
-	Funcs(template.FuncMap{
-		"php":   PHPQuote,
-		"regex": func(s string) string { return "^" + regexp.QuoteMeta(s) + "$" },
-	}).
-	ParseFS(templateFS, "templates/*.tmpl"))
+// templates are parsed on first use rather than at package initialisation,
+// so that commands that render nothing (validate, status, version, a db
+// node's apply) do not pay for it at start-up.
+var templates = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("render").
+		Option("missingkey=error").
+		Funcs(template.FuncMap{
+			"php":   PHPQuote,
+			"regex": func(s string) string { return "^" + regexp.QuoteMeta(s) + "$" },
+		}).
+		ParseFS(templateFS, "templates/*.tmpl"))
+})
 
 // execute runs one template; the data has passed its guards.
 func execute(name string, data any) ([]byte, error) {
 	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
+	if err := templates().ExecuteTemplate(&b, name, data); err != nil {
 		return nil, fmt.Errorf("render %s: %w", name, err)
 	}
 	return b.Bytes(), nil

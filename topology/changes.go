@@ -5,9 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
-
 	"github.com/nodeagent/nodeagent"
 )
 
@@ -18,6 +15,10 @@ import (
 // whole ("roles.web.products"), since its positions mean nothing to an
 // operator. A nil and an empty map or list are the same. prev nil (nothing
 // applied yet) gives nil.
+//
+// The walk is written out rather than done with go-cmp's Reporter (as it
+// first was): go-cmp's package initialisation alone cost every nodeagent
+// command about 2.5 ms of start-up, a twentieth of a no-change apply.
 func Changes(prev, next *nodeagent.Topology) []string {
 	if prev == nil {
 		return nil
@@ -25,65 +26,103 @@ func Changes(prev, next *nodeagent.Topology) []string {
 	if next == nil {
 		next = &nodeagent.Topology{}
 	}
-	r := &pathReporter{seen: map[string]bool{}}
-	cmp.Equal(prev, next, cmpopts.EquateEmpty(), cmp.Reporter(r))
-	slices.Sort(r.paths)
-	return r.paths
+	d := &differ{seen: map[string]bool{}}
+	d.walk(reflect.ValueOf(prev).Elem(), reflect.ValueOf(next).Elem(), "")
+	slices.Sort(d.paths)
+	return d.paths
 }
 
-// pathReporter turns go-cmp's differences into document paths.
-type pathReporter struct {
-	steps cmp.Path
+// differ collects the paths at which two values of the document's types
+// differ. A nil differ only answers whether they differ at all.
+type differ struct {
 	paths []string
 	seen  map[string]bool
+	found bool
 }
 
-func (r *pathReporter) PushStep(s cmp.PathStep) { r.steps = append(r.steps, s) }
-
-func (r *pathReporter) PopStep() { r.steps = r.steps[:len(r.steps)-1] }
-
-func (r *pathReporter) Report(res cmp.Result) {
-	if res.Equal() {
+func (d *differ) add(path string) {
+	d.found = true
+	if d.seen == nil {
 		return
 	}
-	p := docPath(r.steps)
-	if p == "" {
-		p = rootPath
+	if path == "" {
+		path = rootPath
 	}
-	if !r.seen[p] {
-		r.seen[p] = true
-		r.paths = append(r.paths, p)
+	if !d.seen[path] {
+		d.seen[path] = true
+		d.paths = append(d.paths, path)
 	}
 }
 
-// docPath renders a go-cmp path with the document's names: JSON field
-// names, map keys as in error paths, and lists cut at the list itself.
-func docPath(steps cmp.Path) string {
-	var p string
-	for i, s := range steps {
-		switch s := s.(type) {
-		case cmp.StructField:
-			p = join(p, jsonName(steps[i-1].Type(), s.Name()))
-		case cmp.MapIndex:
-			if k := s.Key(); k.Kind() == reflect.String {
-				p = join(p, k.String())
+// walk compares a and b, values of the same type, found at path.
+func (d *differ) walk(a, b reflect.Value, path string) {
+	switch a.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		switch {
+		case a.IsNil() && b.IsNil():
+		case a.IsNil() || b.IsNil() || a.Elem().Type() != b.Elem().Type():
+			d.add(path)
+		default:
+			d.walk(a.Elem(), b.Elem(), path)
+		}
+	case reflect.Struct:
+		t := a.Type()
+		for i := range t.NumField() {
+			d.walk(a.Field(i), b.Field(i), join(path, jsonName(t.Field(i))))
+		}
+	case reflect.Map:
+		for _, k := range a.MapKeys() {
+			vb := b.MapIndex(k)
+			if !vb.IsValid() {
+				d.add(keyPath(path, k))
+				continue
 			}
-		case cmp.SliceIndex:
-			return p
+			d.walk(a.MapIndex(k), vb, keyPath(path, k))
+		}
+		for _, k := range b.MapKeys() {
+			if !a.MapIndex(k).IsValid() {
+				d.add(keyPath(path, k))
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if !sameList(a, b) {
+			d.add(path) // a list is reported whole
+		}
+	default:
+		if !a.Equal(b) {
+			d.add(path)
 		}
 	}
-	return p
 }
 
-// jsonName is the JSON name of field name in struct type t.
-func jsonName(t reflect.Type, name string) string {
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// sameList reports whether two lists hold the same elements in the same
+// order (a nil and an empty list are the same).
+func sameList(a, b reflect.Value) bool {
+	if a.Len() != b.Len() {
+		return false
 	}
-	if f, ok := t.FieldByName(name); ok {
-		if n, _, _ := strings.Cut(f.Tag.Get("json"), ","); n != "" && n != "-" {
-			return n
+	for i := range a.Len() {
+		var d differ
+		if d.walk(a.Index(i), b.Index(i), ""); d.found {
+			return false
 		}
 	}
-	return name
+	return true
+}
+
+// keyPath is the path of a map entry: its key, as in error paths. A key
+// that is not a string (the document has none) leaves the map's path.
+func keyPath(path string, k reflect.Value) string {
+	if k.Kind() == reflect.String {
+		return join(path, k.String())
+	}
+	return path
+}
+
+// jsonName is a field's JSON name.
+func jsonName(f reflect.StructField) string {
+	if n, _, _ := strings.Cut(f.Tag.Get("json"), ","); n != "" && n != "-" {
+		return n
+	}
+	return f.Name
 }
