@@ -258,12 +258,14 @@ func (s *Source) group(ctx context.Context) (string, error) {
 	return v, err
 }
 
-var regionPrefix = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+`)
+// regionPrefix is compiled on first use: IMDS serves the region, so most
+// processes never need it.
+var regionPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+`) })
 
 // RegionFromAZ derives the region from an availability zone name: us-east-1a
 // gives us-east-1; a Local Zone such as us-west-2-lax-1a gives us-west-2.
 func RegionFromAZ(az string) (string, bool) {
-	r := regionPrefix.FindString(az)
+	r := regionPrefix().FindString(az)
 	return r, r != "" && r != az
 }
 

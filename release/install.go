@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -23,8 +22,6 @@ import (
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/atomicfile"
 )
-
-var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 // Install downloads release r of product, verifies its sha256 while
 // streaming, unpacks it into a staging directory and moves it into
@@ -45,7 +42,7 @@ func (m *Manager) install(ctx context.Context, product string, r nodeagent.Relea
 	if err := checkName("release id", r.ID); err != nil {
 		return err
 	}
-	if !sha256Hex.MatchString(r.SHA256) {
+	if sum, err := hex.DecodeString(r.SHA256); err != nil || len(sum) != sha256.Size {
 		return fmt.Errorf("sha256 %q is not 64 hex digits", r.SHA256)
 	}
 	if r.URL == "" {

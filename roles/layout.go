@@ -3,7 +3,7 @@ package roles
 import (
 	"errors"
 	"fmt"
-	"regexp"
+	"strings"
 
 	"github.com/nodeagent/nodeagent"
 )
@@ -22,7 +22,15 @@ type layout struct {
 	memcachedUser string
 }
 
-var phpVersionRe = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
+// isMajorMinor reports whether v is a PHP version as /etc/php names it:
+// ^[0-9]+\.[0-9]+$.
+func isMajorMinor(v string) bool {
+	digits := func(s string) bool {
+		return s != "" && strings.Trim(s, "0123456789") == ""
+	}
+	major, minor, ok := strings.Cut(v, ".")
+	return ok && digits(major) && digits(minor)
+}
 
 // layoutFor returns the instance's layout. php-fpm on Debian lives under
 // /etc/php/<version>, so there the PHP version must be known when the role
@@ -34,7 +42,7 @@ func layoutFor(inst nodeagent.Instance, needPHP bool) (layout, error) {
 			if inst.PHPVersion == "" {
 				return layout{}, errors.New("roles: php-fpm is not installed under the root: no PHP version found (no /etc/php/<version>/fpm); install php-fpm in the image or use a role without php-fpm")
 			}
-			if !phpVersionRe.MatchString(inst.PHPVersion) {
+			if !isMajorMinor(inst.PHPVersion) {
 				return layout{}, fmt.Errorf("roles: php version %q is not major.minor", inst.PHPVersion)
 			}
 		}

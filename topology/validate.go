@@ -159,14 +159,14 @@ func (v *validator) groups() {
 	for _, name := range slices.Sorted(maps.Keys(v.t.Groups)) {
 		g := v.t.Groups[name]
 		p := join("groups", name)
-		if !awsNameRe.MatchString(name) {
+		if !isAWSName(name) {
 			v.add(p, "Auto Scaling group name %s", reasonAWSName)
 		}
 		v.roleRef(join(p, "role"), g.Role)
-		if g.LaunchHook != "" && !awsNameRe.MatchString(g.LaunchHook) {
+		if g.LaunchHook != "" && !isAWSName(g.LaunchHook) {
 			v.add(join(p, "launch_hook"), "lifecycle hook name %s, got %s", reasonAWSName, show(g.LaunchHook))
 		}
-		if g.TerminateHook != "" && !awsNameRe.MatchString(g.TerminateHook) {
+		if g.TerminateHook != "" && !isAWSName(g.TerminateHook) {
 			v.add(join(p, "terminate_hook"), "lifecycle hook name %s, got %s", reasonAWSName, show(g.TerminateHook))
 		}
 	}
@@ -314,7 +314,7 @@ func (v *validator) docroot(p, d string) {
 	if d == "" {
 		return // the release root
 	}
-	if !pathCharsRe.MatchString(d) || strings.HasPrefix(d, "/") || strings.Contains(d, "..") || path.Clean(d) != d {
+	if !isPathChars(d) || strings.HasPrefix(d, "/") || strings.Contains(d, "..") || path.Clean(d) != d {
 		v.add(p, "must be a clean path relative to the release root (letters, digits, '.', '_', '-', '/'; no leading '/', no '..'), got %s", show(d))
 	}
 }
@@ -323,13 +323,13 @@ func (v *validator) release(p string, r *nodeagent.Release) {
 	switch ip := join(p, "id"); {
 	case r.ID == "":
 		v.add(ip, "missing; a release needs an id")
-	case !releaseIDRe.MatchString(r.ID) || r.ID == "." || r.ID == "..":
+	case !isReleaseID(r.ID) || r.ID == "." || r.ID == "..":
 		v.add(ip, "must be 1-128 letters, digits, '.', '_' or '-' (not . or ..), got %s", show(r.ID))
 	}
 	if reason := checkReleaseURL(r.URL); reason != "" {
 		v.add(join(p, "url"), "%s", reason)
 	}
-	if !sha256Re.MatchString(r.SHA256) {
+	if !isSHA256(r.SHA256) {
 		v.add(join(p, "sha256"), "must be 64 lowercase hex characters")
 	}
 }
@@ -350,7 +350,7 @@ func checkReleaseURL(raw string) string {
 	switch u.Scheme {
 	case "s3":
 		switch {
-		case !s3BucketRe.MatchString(u.Host) || u.User != nil:
+		case !isS3Bucket(u.Host) || u.User != nil:
 			return "s3 bucket must be 3-63 lowercase letters, digits, '.' or '-', got " + show(u.Host)
 		case strings.TrimPrefix(u.Path, "/") == "" || u.RawQuery != "" || u.Fragment != "":
 			return "s3 URL must name an object key (s3://bucket/key, no query), got " + show(raw)
@@ -391,7 +391,7 @@ func (v *validator) database(p string, d nodeagent.Database) {
 		}
 		seen[name] = true
 	}
-	if !dbNameRe.MatchString(d.Name) {
+	if !isDBName(d.Name) {
 		if d.Name == "" {
 			v.add(join(p, "name"), "missing; must name the product's database")
 		} else {
@@ -425,7 +425,7 @@ func (v *validator) cache(p string, c *nodeagent.Cache) {
 }
 
 func (v *validator) php(p string, php nodeagent.PHPSettings) {
-	if php.MemoryLimit != "" && !memoryLimitRe.MatchString(php.MemoryLimit) {
+	if php.MemoryLimit != "" && !isMemoryLimit(php.MemoryLimit) {
 		v.add(join(p, "memory_limit"), "must be -1 or a number with an optional K, M or G suffix (256M), got %s", show(php.MemoryLimit))
 	}
 	if php.MaxChildren < 0 {
@@ -433,7 +433,7 @@ func (v *validator) php(p string, php nodeagent.PHPSettings) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(php.Env)) {
 		ep := join(join(p, "env"), k)
-		if !envKeyRe.MatchString(k) {
+		if !isEnvKey(k) {
 			v.add(ep, "environment variable name must be letters, digits and '_', not starting with a digit")
 		}
 		val := php.Env[k]
@@ -470,7 +470,7 @@ func (v *validator) smoke(p string, checks []nodeagent.SmokeCheck) {
 }
 
 func (v *validator) health() {
-	if p := v.t.Health.Path; p != "" && (!strings.HasPrefix(p, "/") || !pathCharsRe.MatchString(p)) {
+	if p := v.t.Health.Path; p != "" && (!strings.HasPrefix(p, "/") || !isPathChars(p)) {
 		v.add("health.path", "must start with / and contain only letters, digits, '.', '_', '-' and '/', got %s", show(p))
 	}
 }
