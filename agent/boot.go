@@ -32,6 +32,37 @@ func (a *Agent) Converge(ctx context.Context, inst nodeagent.Instance, doc Docum
 	return a.ApplyOnce(ctx, p)
 }
 
+// Fetched is the outcome of one topology fetch.
+type Fetched struct {
+	Doc Document
+	Err error
+}
+
+// DiscoverAndFetch asks IMDS who this instance is and fetches the topology
+// at the same time, each bounded by Config.Deadline: neither needs the
+// other, so an apply waits for the slower of the two rather than both. A
+// discovery error is returned as the error; the fetch's own outcome, good
+// or not, is in the Fetched.
+func (a *Agent) DiscoverAndFetch(ctx context.Context) (nodeagent.Instance, Fetched, error) {
+	fetched := make(chan Fetched, 1)
+	go func() {
+		fctx, cancel := context.WithTimeout(ctx, a.Config.Deadline.D())
+		defer cancel()
+		doc, err := a.Fetch(fctx)
+		fetched <- Fetched{doc, err}
+	}()
+	dctx, cancel := context.WithTimeout(ctx, a.Config.Deadline.D())
+	inst, err := a.Metadata.Instance(dctx)
+	cancel()
+	// Wait for the fetch even when discovery failed, so that nothing of
+	// this apply outlives it.
+	f := <-fetched
+	if err != nil {
+		return nodeagent.Instance{}, f, fmt.Errorf("discover instance: %w", err)
+	}
+	return inst, f, nil
+}
+
 // BootResult says how a boot apply ended.
 type BootResult struct {
 	Outcome  *Outcome
@@ -50,11 +81,9 @@ type BootResult struct {
 // Scaling group replaces the instance. Heartbeats keep the hook alive while
 // the work runs. Boot returns only when the node is ready or has given up.
 func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
-	dctx, cancel := context.WithTimeout(ctx, a.Config.Deadline.D())
-	inst, err := a.Metadata.Instance(dctx)
-	cancel()
+	inst, first, err := a.DiscoverAndFetch(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("discover instance: %w", err)
+		return nil, err
 	}
 	a.Logger.Info("discovered instance", "instance_id", inst.ID, "private_ip", inst.PrivateIP, "az", inst.AZ,
 		"group", inst.Group, "os", inst.OSFamily, "memory_mb", inst.MemoryBytes>>20)
@@ -69,7 +98,10 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 	for attempt := 1; attempt <= attempts; attempt++ {
 		res.Attempts = attempt
 		actx, cancel := context.WithTimeout(ctx, a.Config.Deadline.D())
-		doc, err := a.Fetch(actx)
+		doc, err := first.Doc, first.Err
+		if attempt > 1 {
+			doc, err = a.Fetch(actx)
+		}
 		if err == nil {
 			if hook == nil {
 				if h, ok := a.hookFor(inst, doc); ok {

@@ -48,14 +48,14 @@ func (c *applyCommand) Run(ctx context.Context, args []string) error {
 	}
 
 	if *dryRun {
-		inst, err := a.Metadata.Instance(ctx)
-		if err != nil {
-			return fmt.Errorf("discover instance: %w", err)
-		}
-		doc, err := a.Fetch(ctx)
+		inst, fetched, err := a.DiscoverAndFetch(ctx)
 		if err != nil {
 			return err
 		}
+		if fetched.Err != nil {
+			return fetched.Err
+		}
+		doc := fetched.Doc
 		p, err := a.Prepare(ctx, inst, doc)
 		if err != nil {
 			return err
