@@ -2,7 +2,7 @@
 # Fleet benchmarks of `nodeagent run` against real components (see
 # test/fleet/doc.go): propagation of a topology change to fleets of 10 and
 # 50 agents (20 trials each), and the idle cost of one agent (RSS, CPU,
-# conditional GETs per interval counted at a proxy in front of MinIO).
+# conditional GETs per interval counted at a proxy in front of MinIO and by MinIO itself).
 # Writes the figures as Markdown to OUT (default test/fleet/BENCHMARKS.md)
 # and prints them. Takes about 13 minutes on 2 cores.
 #
@@ -50,7 +50,7 @@ fi
 	echo "### Idle"
 	echo
 	echo "One web node's agent with nothing to change. Targets: RSS under 20 MB, CPU under 0.1% of a core,"
-	echo "one conditional GET of the topology per poll interval (counted at a proxy in front of MinIO)."
+	echo "one conditional GET of the topology per poll interval (counted at a proxy in front of MinIO, and by MinIO itself from its own request metrics)."
 	echo
 	echo "| settings | window | peak RSS | RSS at end | CPU | topology GETs |"
 	echo "|---|---|---|---|---|---|"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // MinIO is a running MinIO server on 127.0.0.1.
@@ -46,6 +49,9 @@ func StartMinIO(t testing.TB) *MinIO {
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
 		"MINIO_CALLHOME_ENABLE=off",
+		// The metrics endpoint without a bearer token, so that tests can
+		// read MinIO's own request counters (APIRequests).
+		"MINIO_PROMETHEUS_AUTH_TYPE=public",
 	}, bin, "server", data, "--address", fmt.Sprintf("127.0.0.1:%d", port), "--quiet")
 	m.proc.waitReady(t, 60*time.Second, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.Endpoint+"/minio/health/live", nil)
@@ -115,4 +121,37 @@ func createBucket(ctx context.Context, c *s3.Client, bucket string) error {
 		return fmt.Errorf("create bucket %s: %w", bucket, err)
 	}
 	return nil
+}
+
+// APIRequests is MinIO's own count of the S3 requests of one API it has
+// served since it started ("GetObject", "PutObject"): the sum of
+// minio_api_requests_total{type="s3",name=api} over its servers, read from
+// its metrics (v3) endpoint. Requests that MinIO answered with 304 Not
+// Modified count too.
+func (m *MinIO) APIRequests(t testing.TB, api string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, m.Endpoint+"/minio/metrics/v3/api/requests", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, status, err := do(req)
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("minio metrics: status %d, %v", status, err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("minio metrics: %v", err)
+	}
+	var n float64
+	for _, s := range families["minio_api_requests_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range s.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["type"] == "s3" && labels["name"] == api {
+			n += s.GetCounter().GetValue() + s.GetUntyped().GetValue() + s.GetGauge().GetValue()
+		}
+	}
+	return int(n)
 }

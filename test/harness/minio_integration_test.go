@@ -92,6 +92,10 @@ func TestCountingProxyCountsGets(t *testing.T) {
 	if total != 2 || notModified != 1 {
 		t.Errorf("Gets = %d total, %d not modified; want 2, 1 (requests %+v)", total, notModified, p.Requests())
 	}
+	// MinIO's own counter agrees: both GETs, the 304 included.
+	if n := m.APIRequests(t, "GetObject"); n != 2 {
+		t.Errorf("MinIO counted %d GetObject requests, want 2", n)
+	}
 	if n := p.Count(http.MethodGet, "/releases/other"); n != 0 {
 		t.Errorf("Count of an object never fetched = %d", n)
 	}
