@@ -112,6 +112,12 @@ func (a *Agent) lastGood() source.LastGood {
 // Stale, and says so loudly.
 func (a *Agent) Fetch(ctx context.Context) (Document, error) {
 	f, err := a.Source.Fetch(ctx, "")
+	return a.document(f, err)
+}
+
+// document is a fetch's outcome as the document to apply: the fetched one,
+// or, when the source failed, the last-good copy (said loudly).
+func (a *Agent) document(f nodeagent.Fetched, err error) (Document, error) {
 	if err == nil {
 		return Document{Body: f.Body, ETag: f.ETag, From: a.Source.String()}, nil
 	}

@@ -32,8 +32,9 @@ func (a *Agent) Converge(ctx context.Context, inst nodeagent.Instance, doc Docum
 	return a.ApplyOnce(ctx, p)
 }
 
-// Fetched is the outcome of one topology fetch.
-type Fetched struct {
+// FetchResult is the outcome of one topology fetch: the document to apply
+// (possibly the last-good copy, see Fetch) or why there is none.
+type FetchResult struct {
 	Doc Document
 	Err error
 }
@@ -41,26 +42,33 @@ type Fetched struct {
 // DiscoverAndFetch asks IMDS who this instance is and fetches the topology
 // at the same time, each bounded by Config.Deadline: neither needs the
 // other, so an apply waits for the slower of the two rather than both. A
-// discovery error is returned as the error; the fetch's own outcome, good
-// or not, is in the Fetched.
-func (a *Agent) DiscoverAndFetch(ctx context.Context) (nodeagent.Instance, Fetched, error) {
-	fetched := make(chan Fetched, 1)
+// discovery error is returned as the error, at once: the fetch is
+// cancelled, and no last-good copy is consulted for an apply that cannot
+// happen. Otherwise the fetch's own outcome, good or not, is in the
+// FetchResult.
+func (a *Agent) DiscoverAndFetch(ctx context.Context) (nodeagent.Instance, FetchResult, error) {
+	type fetched struct {
+		f   nodeagent.Fetched
+		err error
+	}
+	done := make(chan fetched, 1)
+	fctx, cancelFetch := context.WithTimeout(ctx, a.Config.Deadline.D())
+	defer cancelFetch()
 	go func() {
-		fctx, cancel := context.WithTimeout(ctx, a.Config.Deadline.D())
-		defer cancel()
-		doc, err := a.Fetch(fctx)
-		fetched <- Fetched{doc, err}
+		f, err := a.Source.Fetch(fctx, "")
+		done <- fetched{f, err}
 	}()
 	dctx, cancel := context.WithTimeout(ctx, a.Config.Deadline.D())
 	inst, err := a.Metadata.Instance(dctx)
 	cancel()
-	// Wait for the fetch even when discovery failed, so that nothing of
-	// this apply outlives it.
-	f := <-fetched
 	if err != nil {
-		return nodeagent.Instance{}, f, fmt.Errorf("discover instance: %w", err)
+		cancelFetch()
+		<-done // nothing of this apply outlives it
+		return nodeagent.Instance{}, FetchResult{}, fmt.Errorf("discover instance: %w", err)
 	}
-	return inst, f, nil
+	r := <-done
+	doc, err := a.document(r.f, r.err)
+	return inst, FetchResult{doc, err}, nil
 }
 
 // BootResult says how a boot apply ended.

@@ -28,6 +28,7 @@ import (
 type Registry struct {
 	mu       sync.Mutex
 	families []family
+	series   map[string]string // every sample name written, to the family writing it
 	runtime  bool
 }
 
@@ -43,17 +44,34 @@ func NewRegistry(runtime bool) *Registry {
 	return &Registry{runtime: runtime}
 }
 
+// register adds f, refusing a name that is invalid, taken, or would write
+// a sample line another family writes (a histogram's _bucket, _sum and
+// _count; the runtime's go_* and process_*): any of those would make the
+// whole exposition unparsable.
 func (r *Registry) register(f family) {
-	name, _, _ := f.meta()
+	name, _, typ := f.meta()
 	if !validName(name) {
 		panic("metrics: invalid metric name " + strconv.Quote(name))
 	}
+	if r.runtime && (strings.HasPrefix(name, "go_") || strings.HasPrefix(name, "process_")) {
+		panic("metrics: " + name + ": go_* and process_* are the runtime's")
+	}
+	samples := []string{name}
+	if typ == "histogram" {
+		samples = append(samples, name+"_bucket", name+"_sum", name+"_count")
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, g := range r.families {
-		if n, _, _ := g.meta(); n == name {
-			panic("metrics: " + name + " registered twice")
+	if r.series == nil {
+		r.series = map[string]string{}
+	}
+	for _, n := range samples {
+		if owner, taken := r.series[n]; taken {
+			panic("metrics: " + name + ": " + n + " is already written by " + owner)
 		}
+	}
+	for _, n := range samples {
+		r.series[n] = name
 	}
 	r.families = append(r.families, f)
 	slices.SortFunc(r.families, func(a, b family) int {
@@ -230,8 +248,10 @@ type Histogram struct {
 // NewHistogram registers a histogram with the given upper bounds, which
 // must be ascending.
 func (r *Registry) NewHistogram(name, help string, bounds []float64) *Histogram {
-	if !slices.IsSorted(bounds) || len(slices.Compact(slices.Clone(bounds))) != len(bounds) {
-		panic("metrics: " + name + ": bucket bounds must be strictly ascending")
+	for i, b := range bounds {
+		if math.IsNaN(b) || math.IsInf(b, 0) || i > 0 && b <= bounds[i-1] {
+			panic("metrics: " + name + ": bucket bounds must be finite and strictly ascending (+Inf is implied)")
+		}
 	}
 	h := &Histogram{name: name, help: help, bounds: slices.Clone(bounds), counts: make([]uint64, len(bounds)+1)}
 	r.register(h)
@@ -241,6 +261,9 @@ func (r *Registry) NewHistogram(name, help string, bounds []float64) *Histogram 
 // Observe adds one observation.
 func (h *Histogram) Observe(v float64) {
 	i, _ := slices.BinarySearch(h.bounds, v) // first bound >= v: buckets are "le"
+	if math.IsNaN(v) {
+		i = len(h.bounds) // only in +Inf, as client_golang counts it
+	}
 	h.mu.Lock()
 	h.counts[i]++
 	h.sum += v
@@ -283,7 +306,8 @@ func writeHeader(w *bufio.Writer, name, help, typ string) {
 func writeSample(w *bufio.Writer, name, label, value string, v float64) {
 	w.WriteString(name)
 	if label != "" {
-		w.WriteString("{" + label + `="` + labelEscaper.Replace(value) + `"}`)
+		// A label value must be UTF-8 or the scrape fails as a whole.
+		w.WriteString("{" + label + `="` + labelEscaper.Replace(strings.ToValidUTF8(value, "\uFFFD")) + `"}`)
 	}
 	w.WriteByte(' ')
 	w.WriteString(formatFloat(v))

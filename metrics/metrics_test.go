@@ -3,12 +3,15 @@ package metrics
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -57,6 +60,17 @@ func TestExpositionIsExactAndParses(t *testing.T) {
 	}
 	polls.Inc()
 
+	nan := NewRegistry(false)
+	nh := nan.NewHistogram("n_seconds", "", []float64{1})
+	nh.Observe(math.NaN())
+	nan.NewGaugeVec("n_g", "", "k").With("bad\xff").Set(1)
+	if got := string(exposition(t, nan)); !strings.Contains(got, `n_seconds_bucket{le="1"} 0`) ||
+		!strings.Contains(got, `n_seconds_bucket{le="+Inf"} 1`) || !strings.Contains(got, "n_g{k=\"bad\uFFFD\"} 1") {
+		t.Errorf("NaN observation or invalid UTF-8 label:\n%s", got)
+	} else {
+		parse(t, []byte(got))
+	}
+
 	want := `# HELP x_applies_total Applies by result.
 # TYPE x_applies_total counter
 x_applies_total{result="failed"} 0
@@ -103,6 +117,16 @@ x_smoke_ok{check="shop/\"home\"\n\\"} 0
 }
 
 func TestRuntimeAndProcessSeries(t *testing.T) {
+	// Use some CPU first, so that process_cpu_seconds_total (in 10 ms
+	// ticks) has something to show, and take the kernel's count of it.
+	for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); {
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	// Rounded down to whole ticks, as /proc/self/stat counts.
+	cpuBefore := float64((time.Duration(ru.Utime.Nano()+ru.Stime.Nano())/(10*time.Millisecond))*10*time.Millisecond)/1e9 - 0.02
 	r := NewRegistry(true)
 	r.NewGauge("x_ready", "1 when ready.").Set(1)
 	srv := httptest.NewServer(r)
@@ -158,8 +182,8 @@ func TestRuntimeAndProcessSeries(t *testing.T) {
 	if rss := value("process_resident_memory_bytes"); rss < vmRSS/2 || rss > vmRSS*2 {
 		t.Errorf("process_resident_memory_bytes = %v, /proc/self/status VmRSS = %v bytes", rss, vmRSS)
 	}
-	if v := value("process_cpu_seconds_total"); v <= 0 {
-		t.Errorf("process_cpu_seconds_total = %v", v)
+	if v := value("process_cpu_seconds_total"); v < cpuBefore {
+		t.Errorf("process_cpu_seconds_total = %v, below the %v s of CPU this process had used before the scrape", v, cpuBefore)
 	}
 	if v := value("process_open_fds"); v < 4 || v > value("process_max_fds") {
 		t.Errorf("process_open_fds = %v (max %v)", v, value("process_max_fds"))
@@ -191,13 +215,26 @@ func TestConcurrentUpdatesAndScrapes(t *testing.T) {
 			}
 		})
 	}
-	wg.Go(func() {
+	scrapeErrs := make(chan error, 50)
+	wg.Go(func() { // scrapes: errors are reported from the test goroutine
 		for range 50 {
-			parse(t, exposition(t, r))
+			var b bytes.Buffer
+			if _, err := r.WriteTo(&b); err != nil {
+				scrapeErrs <- err
+				continue
+			}
+			p := expfmt.NewTextParser(model.LegacyValidation)
+			if _, err := p.TextToMetricFamilies(&b); err != nil {
+				scrapeErrs <- err
+			}
 			g.Reset()
 		}
 	})
 	wg.Wait()
+	close(scrapeErrs)
+	for err := range scrapeErrs {
+		t.Errorf("scrape during updates: %v", err)
+	}
 	if h.Count() != 4000 {
 		t.Errorf("histogram count = %d, want 4000", h.Count())
 	}
@@ -210,12 +247,17 @@ func TestConcurrentUpdatesAndScrapes(t *testing.T) {
 
 func TestRegistrationMistakesPanic(t *testing.T) {
 	for name, register := range map[string]func(r *Registry){
-		"twice":          func(r *Registry) { r.NewGauge("x", ""); r.NewCounter("x", "") },
-		"bad name":       func(r *Registry) { r.NewGauge("x-y", "") },
-		"leading digit":  func(r *Registry) { r.NewGauge("1x", "") },
-		"label le":       func(r *Registry) { r.NewGaugeVec("x", "", "le") },
-		"label reserved": func(r *Registry) { r.NewGaugeVec("x", "", "__name__") },
-		"bounds":         func(r *Registry) { r.NewHistogram("x", "", []float64{1, 1}) },
+		"twice":             func(r *Registry) { r.NewGauge("x", ""); r.NewCounter("x", "") },
+		"bad name":          func(r *Registry) { r.NewGauge("x-y", "") },
+		"leading digit":     func(r *Registry) { r.NewGauge("1x", "") },
+		"label le":          func(r *Registry) { r.NewGaugeVec("x", "", "le") },
+		"label reserved":    func(r *Registry) { r.NewGaugeVec("x", "", "__name__") },
+		"bounds":            func(r *Registry) { r.NewHistogram("x", "", []float64{1, 1}) },
+		"bound +Inf":        func(r *Registry) { r.NewHistogram("x", "", []float64{1, math.Inf(1)}) },
+		"bound NaN":         func(r *Registry) { r.NewHistogram("x", "", []float64{math.NaN()}) },
+		"histogram sum":     func(r *Registry) { r.NewHistogram("x", "", []float64{1}); r.NewGauge("x_sum", "") },
+		"under a histogram": func(r *Registry) { r.NewGauge("x_count", ""); r.NewHistogram("x", "", []float64{1}) },
+		"runtime name":      func(r *Registry) { NewRegistry(true).NewGauge("go_goroutines", "") },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {

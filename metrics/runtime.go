@@ -9,10 +9,11 @@ import (
 	"syscall"
 )
 
-// writeRuntime writes the Go runtime's and the process's standard series,
-// under the names client_golang's Go and process collectors use, so that
-// dashboards built for those work unchanged. Everything is read at scrape
-// time; nothing runs between scrapes.
+// writeRuntime writes the Go runtime's and the process's standard series:
+// a subset of what client_golang's Go and process collectors write (no
+// go_gc_duration_seconds, no allocation counts by size), under the same
+// names, so dashboards built on those series keep working. Everything is
+// read at scrape time; nothing runs between scrapes.
 func writeRuntime(w *bufio.Writer) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -13,8 +13,9 @@ import (
 // "nodes.db-b.ip", "aliases.dbserver", "products.shop.release.id", and
 // "nodes.cache-3" for an entry added or removed. A list is reported as a
 // whole ("roles.web.products"), since its positions mean nothing to an
-// operator. A nil and an empty map or list are the same. prev nil (nothing
-// applied yet) gives nil.
+// operator. A nil and an empty map or list are the same, and a map that
+// goes from empty to filled lists its new entries ("aliases.dbserver"),
+// not the map. prev nil (nothing applied yet) gives nil.
 //
 // The walk is written out rather than done with go-cmp's Reporter (as it
 // first was): go-cmp's package initialisation alone cost every nodeagent
@@ -33,7 +34,8 @@ func Changes(prev, next *nodeagent.Topology) []string {
 }
 
 // differ collects the paths at which two values of the document's types
-// differ. A nil differ only answers whether they differ at all.
+// differ. A differ without a seen map (the zero differ) only records
+// whether they differ at all.
 type differ struct {
 	paths []string
 	seen  map[string]bool

@@ -143,8 +143,13 @@ func (m *MinIO) APIRequests(t testing.TB, api string) int {
 	if err != nil {
 		t.Fatalf("minio metrics: %v", err)
 	}
+	requests, ok := families["minio_api_requests_total"]
+	if !ok {
+		// MinIO writes the family once it has served an S3 request.
+		return 0
+	}
 	var n float64
-	for _, s := range families["minio_api_requests_total"].GetMetric() {
+	for _, s := range requests.GetMetric() {
 		labels := map[string]string{}
 		for _, l := range s.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
