@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nodeagent/nodeagent/hostfs"
+	"github.com/nodeagent/nodeagent/topology"
+)
+
+// A re-check that fetched the last-good document again does not decode it
+// a second time; any other document still gets the last-good one decoded.
+func TestPreviousTopologyReusesAnIdenticalDocument(t *testing.T) {
+	body, err := os.ReadFile("../topology/testdata/example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	a := &Agent{
+		Config: Config{StateDir: "/var/lib/nodeagent"},
+		FS:     hostfs.FS{Root: root, StateDir: "/var/lib/nodeagent"},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if err := os.MkdirAll(filepath.Join(root, "var/lib/nodeagent"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := a.previousTopology(body, nil); err != nil || last.topology != nil || last.body != nil {
+		t.Fatalf("no last-good copy: %+v, %v", last, err)
+	}
+	if err := a.lastGood().Save(body, `"e1"`); err != nil {
+		t.Fatal(err)
+	}
+
+	same, err := topology.Load(body, "fetched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := a.previousTopology(body, same)
+	if err != nil || last.topology != same || !bytes.Equal(last.body, body) || last.etag != `"e1"` {
+		t.Errorf("identical document: topology %p (want %p), etag %q, err %v", last.topology, same, last.etag, err)
+	}
+
+	edited := bytes.Replace(body, []byte(`"serial": 42`), []byte(`"serial": 43`), 1)
+	next, err := topology.Load(edited, "fetched")
+	if err != nil || next.Serial != 43 {
+		t.Fatalf("edited document: serial %d, %v", next.Serial, err)
+	}
+	last, err = a.previousTopology(edited, next)
+	if err != nil || last.topology == nil || last.topology == next || last.topology.Serial != 42 {
+		t.Errorf("different document: got %+v, %v; want the last-good copy decoded (serial 42)", last.topology, err)
+	}
+}
