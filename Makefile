@@ -4,7 +4,8 @@
 # `make test` phases, in order (each prints "== phase NAME: ok in Ns"):
 #   deps         Debian packages the tests run for real (tools/deps.sh)
 #   tools        pinned test tools built into TOOLS_DIR (tools/build.sh)
-#   vet          gofmt, go vet (with and without the integration tag)
+#   vet          gofmt, go vet and staticcheck (pinned in tools/lint), with and
+#                without the integration tag
 #   unit         go test -race ./...
 #   integration  go test -tags integration on every package that has such tests
 #   fuzz         every Fuzz target for FUZZTIME (tools/fuzz.sh)
@@ -46,7 +47,7 @@ deps:
 tools:
 	$(call phase,tools,GO=$(GO) bash tools/build.sh $(TOOLS_DIR))
 
-vet:
+vet: tools
 	$(call phase,vet,$(MAKE) --no-print-directory vet-run)
 
 .PHONY: vet-run
@@ -54,6 +55,8 @@ vet-run:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	$(TOOLS_DIR)/staticcheck ./...
+	$(TOOLS_DIR)/staticcheck -tags integration ./...
 
 test-unit:
 	$(call phase,unit,$(GO) test -race -count=1 ./...)

@@ -12,7 +12,6 @@ package nodeagent
 import (
 	"context"
 	"io"
-	"time"
 )
 
 // OS families: which file layout a node uses.
@@ -120,6 +119,3 @@ type LifecycleHooks interface {
 type ReleaseStore interface {
 	Open(ctx context.Context, url string) (io.ReadCloser, int64, error)
 }
-
-// Clock is the time source, injectable for tests.
-type Clock func() time.Time

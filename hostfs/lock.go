@@ -102,7 +102,7 @@ func (f FS) lock(ctx context.Context, name string, wait bool) (unlock func() err
 		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
 	}
 	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
-	if err := file.Truncate(0); err == nil {
+	if err = file.Truncate(0); err == nil {
 		_, err = file.WriteAt(pid, 0)
 	}
 	if err != nil {

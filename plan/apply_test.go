@@ -123,7 +123,7 @@ func TestApplySuccess(t *testing.T) {
 }
 
 func TestApplyCheckFailureRestores(t *testing.T) {
-	root, d, p, svc := applyCase(t)
+	root, d, _, svc := applyCase(t)
 	// A second new file, two directories deep into a tree that does not
 	// exist yet: a refused check leaves no empty directories behind.
 	d.Files = append(d.Files, nodeagent.File{Path: "/etc/apache2/conf-enabled/nodeagent/extra.conf", Content: []byte("ServerTokens Prod\n"), Mode: 0o644, Services: []string{"apache"}})

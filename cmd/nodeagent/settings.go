@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -186,11 +185,4 @@ func (cf *commonFlags) load(getenv func(string) string) (agent.Config, error) {
 		}
 	}
 	return cfg, cfg.Validate()
-}
-
-// printEffective writes the effective config, for the log at startup.
-func printEffective(w io.Writer, cfg agent.Config) {
-	for _, s := range settings {
-		fmt.Fprintf(w, "  %-20s %s\n", s.name, s.get(&cfg))
-	}
 }
