@@ -1,24 +1,30 @@
 package source_test
 
 import (
-	"bytes"
+	"crypto/md5"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
 
-// fakeS3 is gofakes3 on httptest, behind a gate that can answer the next
-// requests with an error status, or hang, before gofakes3 sees them.
+// fakeS3 is the part of S3 the source package calls (GetObject, path
+// style, with If-None-Match) on httptest, behind a gate that can answer the
+// next requests with an error status, or hang. The real S3 wire behaviour
+// is tested against MinIO in the integration tests.
 type fakeS3 struct {
-	URL     string
-	backend *s3mem.Backend
+	URL string
+
+	buckets map[string]bool
+	objects map[string][]byte // "bucket/key" -> body
 
 	mu        sync.Mutex
 	failNext  int // answer this many requests with failCode
@@ -32,11 +38,7 @@ type fakeS3 struct {
 
 func newFakeS3(t *testing.T, bucket string) *fakeS3 {
 	t.Helper()
-	f := &fakeS3{backend: s3mem.New(), stop: make(chan struct{})}
-	if err := f.backend.CreateBucket(bucket); err != nil {
-		t.Fatal(err)
-	}
-	inner := gofakes3.New(f.backend).Server()
+	f := &fakeS3{buckets: map[string]bool{bucket: true}, objects: map[string][]byte{}, stop: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.requests++
@@ -59,7 +61,7 @@ func newFakeS3(t *testing.T, bucket string) *fakeS3 {
 			w.WriteHeader(code)
 			w.Write([]byte(body))
 		default:
-			inner.ServeHTTP(w, r)
+			f.serveObject(w, r)
 		}
 	}))
 	t.Cleanup(func() {
@@ -70,11 +72,51 @@ func newFakeS3(t *testing.T, bucket string) *fakeS3 {
 	return f
 }
 
+// serveObject answers GET and HEAD of /bucket/key as S3 does: the body
+// with a quoted MD5 ETag, 304 when If-None-Match names that ETag, and
+// NoSuchKey for anything else.
+func (f *fakeS3) serveObject(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	bucket, _, _ := strings.Cut(path, "/")
+	f.mu.Lock()
+	body, ok := f.objects[path]
+	hasBucket := f.buckets[bucket]
+	f.mu.Unlock()
+	if !ok {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusNotFound)
+		if hasBucket {
+			w.Write([]byte(noSuchKey))
+		} else {
+			w.Write([]byte(noSuchBucket))
+		}
+		return
+	}
+	sum := md5.Sum(body)
+	etag := `"` + hex.EncodeToString(sum[:]) + `"`
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Last-Modified", time.Unix(1700000000, 0).UTC().Format(http.TimeFormat))
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodGet {
+		w.Write(body)
+	}
+}
+
 func (f *fakeS3) put(t *testing.T, bucket, key, body string) {
 	t.Helper()
-	if _, err := f.backend.PutObject(bucket, key, map[string]string{}, bytes.NewReader([]byte(body)), int64(len(body)), nil); err != nil {
-		t.Fatal(err)
-	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buckets[bucket] = true
+	f.objects[bucket+"/"+key] = []byte(body)
 }
 
 func (f *fakeS3) set(fn func(f *fakeS3)) {
@@ -101,3 +143,5 @@ func s3ClientFor(endpoint string) *s3.Client {
 
 const accessDenied = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`
 const slowDown = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`
+const noSuchKey = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`
+const noSuchBucket = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>`

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/nodeagent/nodeagent/awsenv"
 	"github.com/nodeagent/nodeagent/test/harness"
 )
 
@@ -24,18 +24,20 @@ import (
 // environment only (AWS_ENDPOINT_URL_S3, credentials, region).
 func envClient(t *testing.T, env []string) *s3.Client {
 	t.Helper()
+	vars := map[string]string{"AWS_EC2_METADATA_DISABLED": "true"}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
+		vars[k] = v
 	}
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	cfg, err := config.LoadDefaultConfig(context.Background())
+	e := awsenv.New(func(k string) string { return vars[k] })
+	cfg, err := e.Config(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(e.Endpoint("S3"))
+		o.UsePathStyle = true
+	})
 }
 
 func TestMinIOPutGetRoundTrip(t *testing.T) {
