@@ -81,6 +81,15 @@ type TopologySource interface {
 	String() string
 }
 
+// Watcher is a TopologySource that learns of changes without being polled
+// (a file watched with fsnotify). Watch calls changed, from another
+// goroutine, each time the document may have changed, until ctx ends; it
+// returns once watching has started, or the reason it cannot start. The
+// run loop polls the sources that do not implement it.
+type Watcher interface {
+	Watch(ctx context.Context, changed func(why string)) error
+}
+
 // ServiceManager controls system services by unit name.
 type ServiceManager interface {
 	Active(ctx context.Context, unit string) (bool, error)

@@ -7,13 +7,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodeagent/nodeagent"
@@ -182,9 +179,9 @@ func (a *Agent) serve(o RunOptions) (*http.Server, error) {
 	return srv, nil
 }
 
-// watchSource turns source changes into events: fsnotify on the file's
-// directory for file:// (so editors that replace the file are seen), a
-// jittered poll for everything else.
+// watchSource turns source changes into events: the source's own watch
+// when it has one (a file:// source watches its directory with fsnotify),
+// a jittered poll otherwise.
 func (a *Agent) watchSource(ctx context.Context, o RunOptions) (<-chan string, func(), error) {
 	out := make(chan string, 1)
 	send := func(why string) {
@@ -197,43 +194,13 @@ func (a *Agent) watchSource(ctx context.Context, o RunOptions) (<-chan string, f
 	var wg sync.WaitGroup
 	stop := func() { cancel(); wg.Wait() }
 
-	if p, ok := strings.CutPrefix(a.Config.Topology, "file://"); ok {
-		fw, err := fsnotify.NewWatcher()
-		if err != nil {
+	if w, ok := a.Source.(nodeagent.Watcher); ok {
+		// Counted by the check that follows, once per settled burst, not
+		// once per raw event.
+		if err := w.Watch(ctx, send); err != nil {
 			cancel()
-			return nil, nil, fmt.Errorf("watch %s: %w", p, err)
+			return nil, nil, err
 		}
-		dir, name := filepath.Dir(p), filepath.Base(p)
-		if err := fw.Add(dir); err != nil {
-			fw.Close()
-			cancel()
-			return nil, nil, fmt.Errorf("watch directory %s of %s: %w", dir, a.Config.Topology, err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer fw.Close()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case ev, ok := <-fw.Events:
-					if !ok {
-						return
-					}
-					if filepath.Base(ev.Name) == name && !ev.Has(fsnotify.Chmod) {
-						// Counted by the check that follows, once per
-						// settled burst, not once per raw event.
-						send("file " + ev.Op.String())
-					}
-				case err, ok := <-fw.Errors:
-					if !ok {
-						return
-					}
-					a.Logger.Error("file watch error", "path", p, "error", err.Error())
-				}
-			}
-		}()
 		return out, stop, nil
 	}
 

@@ -6,14 +6,43 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/url"
 	"os"
+	"path/filepath"
 
 	"github.com/nodeagent/nodeagent"
 )
 
+// fileScheme is file:///absolute/path: a document on this host, watched
+// with fsnotify in run.
+func fileScheme() scheme {
+	return scheme{
+		parse: func(u *url.URL, loc *location) string {
+			if u.Host != "" && u.Host != "localhost" {
+				return "file URL with a host (want file:///absolute/path)"
+			}
+			if u.Path == "" || !filepath.IsAbs(u.Path) {
+				return "file path is not absolute"
+			}
+			loc.path = filepath.Clean(u.Path)
+			return ""
+		},
+		topology: func(_ context.Context, loc location, o Options) (nodeagent.TopologySource, error) {
+			return &fileSource{loc: loc, log: o.Logger}, nil
+		},
+		open: func(_ context.Context, _ *Opener, loc location) (io.ReadCloser, int64, error) {
+			return openFile(loc)
+		},
+	}
+}
+
 // fileSource is a topology document on the local filesystem. Its ETag is
 // the hex SHA-256 of the content, so unchanged content is NotModified.
-type fileSource struct{ loc location }
+type fileSource struct {
+	loc location
+	log *slog.Logger
+}
 
 var _ nodeagent.TopologySource = (*fileSource)(nil)
 

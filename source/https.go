@@ -5,12 +5,56 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/nodeagent/nodeagent"
 )
+
+// httpsScheme is https://host/path, through go-retryablehttp.
+func httpsScheme() scheme {
+	return scheme{
+		parse: func(u *url.URL, _ *location) string {
+			if u.Host == "" {
+				return "no host"
+			}
+			return ""
+		},
+		topology: func(_ context.Context, loc location, o Options) (nodeagent.TopologySource, error) {
+			return &httpSource{loc: loc, c: newHTTPClient(o, true)}, nil
+		},
+		open: openHTTP,
+	}
+}
+
+// httpScheme is plain http, for local mirrors and tests only.
+func httpScheme() scheme {
+	return scheme{
+		parse: func(u *url.URL, _ *location) string {
+			if !isLoopback(u.Hostname()) {
+				return "plain http to a host other than localhost or 127.0.0.0/8"
+			}
+			return ""
+		},
+		topology: httpsScheme().topology,
+		open:     openHTTP,
+	}
+}
+
+// openHTTP streams a release archive over http(s).
+func openHTTP(ctx context.Context, op *Opener, loc location) (io.ReadCloser, int64, error) {
+	resp, err := httpGet(ctx, op.http, loc, "")
+	if err != nil {
+		return nil, 0, err
+	}
+	if resp.StatusCode == http.StatusNotModified {
+		resp.Body.Close()
+		return nil, 0, &Error{URL: loc.raw, Status: resp.StatusCode, Err: fmt.Errorf("%w: %s", errHTTPStatus, resp.Status)}
+	}
+	return resp.Body, resp.ContentLength, nil
+}
 
 // newHTTPClient is a retrying client: o.Attempts tries in all, each with its
 // own deadline (whole: the deadline covers the body too), jittered backoff

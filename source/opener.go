@@ -2,9 +2,7 @@ package source
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net/http"
 	"sync"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -39,26 +37,8 @@ func (op *Opener) Open(ctx context.Context, rawURL string) (io.ReadCloser, int64
 	if err != nil {
 		return nil, 0, err
 	}
-	switch loc.scheme {
-	case schemeS3:
-		c, err := op.s3Client(ctx)
-		if err != nil {
-			return nil, 0, &Error{URL: loc.raw, Err: err}
-		}
-		return c.open(ctx, loc)
-	case schemeFile:
-		return openFile(loc)
-	default:
-		resp, err := httpGet(ctx, op.http, loc, "")
-		if err != nil {
-			return nil, 0, err
-		}
-		if resp.StatusCode == http.StatusNotModified {
-			resp.Body.Close()
-			return nil, 0, &Error{URL: loc.raw, Status: resp.StatusCode, Err: fmt.Errorf("%w: %s", errHTTPStatus, resp.Status)}
-		}
-		return resp.Body, resp.ContentLength, nil
-	}
+	sch, _ := schemeOf(loc.scheme)
+	return sch.open(ctx, op, loc)
 }
 
 func (op *Opener) s3Client(ctx context.Context) (*s3Client, error) {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -123,6 +125,37 @@ func httpStatus(err error) int {
 		return re.HTTPStatusCode()
 	}
 	return 0
+}
+
+// s3Scheme is s3://bucket/key: conditional GET for the topology, a
+// streamed GetObject for releases.
+func s3Scheme() scheme {
+	return scheme{
+		parse: func(u *url.URL, loc *location) string {
+			loc.bucket, loc.key = u.Host, strings.TrimPrefix(u.Path, "/")
+			if loc.bucket == "" || loc.key == "" || strings.HasSuffix(loc.key, "/") {
+				return "no bucket or no object key"
+			}
+			if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				return "query, fragment or user in an s3 URL"
+			}
+			return ""
+		},
+		topology: func(ctx context.Context, loc location, o Options) (nodeagent.TopologySource, error) {
+			c, err := newS3Client(ctx, o)
+			if err != nil {
+				return nil, fmt.Errorf("source: %s: %w", loc.raw, err)
+			}
+			return &s3Source{loc: loc, c: c}, nil
+		},
+		open: func(ctx context.Context, op *Opener, loc location) (io.ReadCloser, int64, error) {
+			c, err := op.s3Client(ctx)
+			if err != nil {
+				return nil, 0, &Error{URL: loc.raw, Err: err}
+			}
+			return c.open(ctx, loc)
+		},
+	}
 }
 
 // s3Source is a topology document in S3, fetched with If-None-Match.
