@@ -35,6 +35,9 @@ type Service struct {
 	// Checked says the service's config tree can be validated before it
 	// takes effect (apache2ctl -t, php-fpm -t).
 	Checked bool `json:"checked"`
+	// OnRelease says the service runs product code, so it is reloaded
+	// after a release switch (php-fpm: its workers hold the old files).
+	OnRelease bool `json:"on_release,omitempty"`
 }
 
 // Desired is everything a node should be, derived from (Instance, Topology,
@@ -47,6 +50,23 @@ type Desired struct {
 	// Products are the products this node serves, with their releases and
 	// smoke checks.
 	Products []DesiredProduct `json:"products,omitempty"`
+	// Local is where this node's own services answer, for its smoke
+	// checks.
+	Local LocalEndpoints `json:"local"`
+	// WebUser and WebGroup are the web server's account, which owns each
+	// product's shared/ directory ("" on a node that serves no product).
+	WebUser  string `json:"web_user,omitempty"`
+	WebGroup string `json:"web_group,omitempty"`
+}
+
+// LocalEndpoints are the addresses a node's smoke checks reach its own
+// services at.
+type LocalEndpoints struct {
+	// HTTP is the base URL of the local web server (http://host:port); ""
+	// when the node runs none.
+	HTTP string `json:"http,omitempty"`
+	// Memcached is host:port of the local memcached; "" when it runs none.
+	Memcached string `json:"memcached,omitempty"`
 }
 
 // DesiredProduct is a product served by this node.

@@ -15,11 +15,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -338,7 +336,7 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 
 	// shared/ belongs to the web server's user, so the application can
 	// write sessions, uploads and caches there.
-	a.Releases.Owner, a.Releases.Group = webUser(p.Instance.OSFamily)
+	a.Releases.Owner, a.Releases.Group = p.Desired.WebUser, p.Desired.WebGroup
 	// Download and verify every release before anything on the node
 	// changes: a wrong checksum or URL fails the apply with nothing touched.
 	for _, ra := range p.Plan.Releases {
@@ -381,13 +379,13 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 		out.Switched[ra.Product] = rel.ID
 	}
 	if len(out.Switched) > 0 {
-		if err := a.reloadPHP(ctx, p.Desired, "release switched"); err != nil {
+		if err := a.reloadForRelease(ctx, p.Desired, "release switched"); err != nil {
 			return out, a.fail(ctx, log, p, previous, nil, err)
 		}
 	}
 
 	results, _ := step(ctx, log, "smoke", func(ctx context.Context) ([]smoke.Result, error) {
-		return a.Smoke(ctx, p.Instance, p.Topology, p.Desired), nil
+		return a.Smoke(ctx, p.Desired), nil
 	})
 	out.Smoke = results
 	if smoke.Failed(results) {
@@ -436,7 +434,7 @@ func (a *Agent) fail(ctx context.Context, log *slog.Logger, p *Prepared, previou
 	if p.Previous != nil {
 		// Judge readiness by the state the node is back in.
 		if d, dErr := a.desire(p.Instance, p.Previous); dErr == nil {
-			results, smoked = a.Smoke(uctx, p.Instance, p.Previous, d), true
+			results, smoked = a.Smoke(uctx, d), true
 		}
 	}
 	if !smoked {
@@ -453,7 +451,7 @@ func (a *Agent) fail(ctx context.Context, log *slog.Logger, p *Prepared, previou
 // files, so the operator can inspect them.
 func (a *Agent) undo(ctx context.Context, log *slog.Logger, p *Prepared, previous map[string]string) error {
 	var errs []error
-	reloadPHP := false
+	reloadRelease := false
 	for prod, id := range previous {
 		if id == "" {
 			continue
@@ -462,7 +460,7 @@ func (a *Agent) undo(ctx context.Context, log *slog.Logger, p *Prepared, previou
 			errs = append(errs, fmt.Errorf("switch %s back to %s: %w", prod, id, err))
 			continue
 		}
-		reloadPHP = true
+		reloadRelease = true
 		log.Warn("switched back to the previous release", "product", prod, "release", id)
 	}
 	if p.Previous != nil && len(p.Plan.Files) > 0 {
@@ -470,8 +468,8 @@ func (a *Agent) undo(ctx context.Context, log *slog.Logger, p *Prepared, previou
 			errs = append(errs, fmt.Errorf("restore previous files: %w", err))
 		}
 	}
-	if reloadPHP {
-		errs = append(errs, a.reloadPHP(ctx, p.Desired, "release switched back"))
+	if reloadRelease {
+		errs = append(errs, a.reloadForRelease(ctx, p.Desired, "release switched back"))
 	}
 	return errors.Join(errs...)
 }
@@ -524,9 +522,11 @@ func undoSummary(p *Prepared, previous map[string]string) string {
 	return strings.Join(parts, "; ")
 }
 
-func (a *Agent) reloadPHP(ctx context.Context, d *nodeagent.Desired, why string) error {
+// reloadForRelease reloads the services that run product code, after a
+// release switch.
+func (a *Agent) reloadForRelease(ctx context.Context, d *nodeagent.Desired, why string) error {
 	for _, s := range d.Services {
-		if s.Name != nodeagent.ServicePHPFPM {
+		if !s.OnRelease {
 			continue
 		}
 		if err := a.Services.Reload(ctx, s.Unit); err != nil {
@@ -537,8 +537,8 @@ func (a *Agent) reloadPHP(ctx context.Context, d *nodeagent.Desired, why string)
 }
 
 // Smoke runs the node's smoke checks against its real local services.
-func (a *Agent) Smoke(ctx context.Context, inst nodeagent.Instance, t *nodeagent.Topology, d *nodeagent.Desired) []smoke.Result {
-	checks := smoke.ForNode(d, apacheURL(inst, t), memcachedAddr(inst, t, d), a.httpClient())
+func (a *Agent) Smoke(ctx context.Context, d *nodeagent.Desired) []smoke.Result {
+	checks := smoke.ForNode(d, a.httpClient())
 	if len(checks) == 0 {
 		return nil
 	}
@@ -550,33 +550,6 @@ func (a *Agent) httpClient() *http.Client {
 		return a.HTTPClient
 	}
 	return &http.Client{Timeout: 10 * time.Second}
-}
-
-func apacheURL(inst nodeagent.Instance, t *nodeagent.Topology) string {
-	host := "127.0.0.1"
-	if t.Apache.Bind == nodeagent.BindPrivate && inst.PrivateIP != "" {
-		host = inst.PrivateIP
-	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(t.Apache.Port))
-}
-
-func memcachedAddr(inst nodeagent.Instance, t *nodeagent.Topology, d *nodeagent.Desired) string {
-	r, ok := t.Roles[d.Identity.Role]
-	if !ok || r.Memcached == nil {
-		return ""
-	}
-	port := r.Memcached.Port
-	if port == 0 {
-		port = 11211
-	}
-	return net.JoinHostPort(inst.PrivateIP, strconv.Itoa(port))
-}
-
-func webUser(osFamily string) (user, group string) {
-	if osFamily == nodeagent.OSRHEL {
-		return "apache", "apache"
-	}
-	return "www-data", "www-data"
 }
 
 func releaseOf(d *nodeagent.Desired, product string) *nodeagent.Release {

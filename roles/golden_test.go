@@ -46,6 +46,9 @@ type golden struct {
 	Hosts    []string                   `json:"hosts"`
 	Services []nodeagent.Service        `json:"services"`
 	Products []nodeagent.DesiredProduct `json:"products"`
+	Local    nodeagent.LocalEndpoints   `json:"local"`
+	WebUser  string                     `json:"web_user,omitempty"`
+	WebGroup string                     `json:"web_group,omitempty"`
 	Files    []goldenFile               `json:"files"`
 }
 
@@ -90,7 +93,7 @@ func readJSON(t *testing.T, file string, v any, optional bool) {
 }
 
 func summarize(d *nodeagent.Desired) golden {
-	g := golden{Identity: d.Identity, Services: d.Services, Products: d.Products}
+	g := golden{Identity: d.Identity, Services: d.Services, Products: d.Products, Local: d.Local, WebUser: d.WebUser, WebGroup: d.WebGroup}
 	for _, h := range d.Hosts {
 		g.Hosts = append(g.Hosts, h.IP+" "+strings.Join(h.Names, " "))
 	}

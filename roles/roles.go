@@ -99,8 +99,11 @@ func Desire(in Input) (*nodeagent.Desired, error) {
 			return nil, err
 		}
 		svc := nodeagent.Service{Name: s.service, Unit: unit, Reload: nodeagent.ActionReload, Checked: true}
-		if s.service == nodeagent.ServiceMemcached {
+		switch s.service {
+		case nodeagent.ServiceMemcached:
 			svc.Reload, svc.Checked = nodeagent.ActionRestart, false
+		case nodeagent.ServicePHPFPM:
+			svc.OnRelease = true
 		}
 		b.d.Services = append(b.d.Services, svc)
 	}
@@ -108,7 +111,9 @@ func Desire(in Input) (*nodeagent.Desired, error) {
 		if err := b.probe(); err != nil {
 			return nil, err
 		}
+		b.d.WebUser, b.d.WebGroup = lay.webUser, lay.webUser
 	}
+	b.d.Local = local(in.Instance, t, role, runs)
 	for _, p := range in.Identity.Products {
 		pr := t.Products[p]
 		b.d.Products = append(b.d.Products, nodeagent.DesiredProduct{
@@ -121,6 +126,24 @@ func Desire(in Input) (*nodeagent.Desired, error) {
 	}
 	slices.SortFunc(b.d.Files, func(a, b nodeagent.File) int { return strings.Compare(a.Path, b.Path) })
 	return b.d, nil
+}
+
+// local is where the node's smoke checks reach its own services: Apache on
+// loopback, or on the private IP when it listens only there; memcached on
+// the private IP it listens on.
+func local(inst nodeagent.Instance, t *nodeagent.Topology, role nodeagent.Role, runs map[string]bool) nodeagent.LocalEndpoints {
+	var l nodeagent.LocalEndpoints
+	if runs[nodeagent.ServiceApache] {
+		host := "127.0.0.1"
+		if t.Apache.Bind == nodeagent.BindPrivate && inst.PrivateIP != "" {
+			host = inst.PrivateIP
+		}
+		l.HTTP = "http://" + net.JoinHostPort(host, strconv.Itoa(t.Apache.Port))
+	}
+	if runs[nodeagent.ServiceMemcached] && role.Memcached != nil { // the port is defaulted on load
+		l.Memcached = net.JoinHostPort(inst.PrivateIP, strconv.Itoa(role.Memcached.Port))
+	}
+	return l
 }
 
 func cloneRelease(r *nodeagent.Release) *nodeagent.Release {

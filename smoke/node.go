@@ -14,11 +14,12 @@ const MemcachedCheckName = "memcached"
 
 // ForNode builds the node's checks from what it should be: for each product,
 // every smoke check of the topology (status default 200) and the PHP probe,
-// through Apache at apacheURL (http://<addr>:<port>) with the product's
-// ServerName as Host; and, when the node runs memcached, the memcached check
-// against memcachedAddr (privateIP:port). Check names are "<product>/<check>",
+// through the local Apache (d.Local.HTTP) with the product's ServerName as
+// Host; and, when the node runs memcached, the memcached check against
+// d.Local.Memcached. Check names are "<product>/<check>",
 // "<product>/php-probe" and "memcached".
-func ForNode(d *nodeagent.Desired, apacheURL, memcachedAddr string, c *http.Client) []Check {
+func ForNode(d *nodeagent.Desired, c *http.Client) []Check {
+	apacheURL, memcachedAddr := d.Local.HTTP, d.Local.Memcached
 	var checks []Check
 	for _, p := range d.Products {
 		for _, sc := range p.Smoke {

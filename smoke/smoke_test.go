@@ -357,8 +357,9 @@ func TestForNode(t *testing.T) {
 			}},
 			{Name: "blog", ServerName: "blog.example"},
 		},
+		Local: nodeagent.LocalEndpoints{HTTP: "http://10.0.1.5:80", Memcached: "10.0.1.5:11211"},
 	}
-	got := smoke.ForNode(d, "http://10.0.1.5:80", "10.0.1.5:11211", client)
+	got := smoke.ForNode(d, client)
 	want := []smoke.Check{
 		&smoke.HTTPCheck{CheckName: "shop/home", BaseURL: "http://10.0.1.5:80", Host: "www.shop.example", Path: "/", Status: 200, Contains: "Welcome", Client: client},
 		&smoke.HTTPCheck{CheckName: "shop/api", BaseURL: "http://10.0.1.5:80", Host: "www.shop.example", Path: "/api/ping", Status: 204, MaxLatency: 250 * time.Millisecond, Client: client},
@@ -371,7 +372,7 @@ func TestForNode(t *testing.T) {
 	}
 
 	db := &nodeagent.Desired{Services: nil}
-	if got := smoke.ForNode(db, "", "", nil); len(got) != 0 {
+	if got := smoke.ForNode(db, nil); len(got) != 0 {
 		t.Errorf("a node with no products and no memcached got %d checks", len(got))
 	}
 }
@@ -395,8 +396,8 @@ func TestForNodeThroughVhosts(t *testing.T) {
 	d := &nodeagent.Desired{Products: []nodeagent.DesiredProduct{
 		{Name: "shop", ServerName: "www.shop.example", Smoke: []nodeagent.SmokeCheck{{Name: "home", Path: "/", Contains: "Welcome"}}},
 		{Name: "blog", ServerName: "blog.example", Smoke: []nodeagent.SmokeCheck{{Name: "home", Path: "/", Contains: "Welcome"}}},
-	}}
-	rs := smoke.Run(t.Context(), smoke.ForNode(d, srv.URL, "", srv.Client()), smoke.RunOptions{
+	}, Local: nodeagent.LocalEndpoints{HTTP: srv.URL}}
+	rs := smoke.Run(t.Context(), smoke.ForNode(d, srv.Client()), smoke.RunOptions{
 		Deadline: 300 * time.Millisecond, Backoff: 50 * time.Millisecond, Logger: testLogger(t),
 	})
 	got := map[string]bool{}

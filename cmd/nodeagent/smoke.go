@@ -44,7 +44,7 @@ func (c *smokeCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	results := a.Smoke(ctx, inst, p.Topology, p.Desired)
+	results := a.Smoke(ctx, p.Desired)
 	if err := smoke.WriteTable(c.stdout, results); err != nil {
 		return err
 	}
