@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/hostfs"
+	"github.com/nodeagent/nodeagent/journal"
 )
 
 // ApplyInput is what Apply needs.
@@ -22,6 +23,11 @@ type ApplyInput struct {
 	Services nodeagent.ServiceManager
 	Checker  nodeagent.ConfigChecker
 	Logger   *slog.Logger
+	// Journal records the apply durably before its first write and clears
+	// each service action once done; its Record may already hold the
+	// apply's release switches and the reloads owed to them, which Apply
+	// records but leaves to the caller. nil keeps the record in memory only.
+	Journal *journal.Journal
 }
 
 // Result is what Apply did.
@@ -106,37 +112,59 @@ func Apply(ctx context.Context, in ApplyInput) (*Result, error) {
 		return nil, errors.New("plan: apply: service actions planned and no service manager is configured")
 	}
 
+	j := in.Journal
+	if j == nil {
+		j = &journal.Journal{}
+	}
+	j.FS = in.FS // the files Apply writes are the ones the undo puts back
+	if j.Services == nil {
+		j.Services = in.Services
+	}
+	if j.Logger == nil {
+		j.Logger = log
+	}
 	res := &Result{}
-	var saved []current
-	var savedPaths []string
-	var createdDirs []string // directories the writes created, parents first
-	restore := func() error {
-		err := restoreAll(in.FS, savedPaths, saved, createdDirs, log)
+
+	// Record the intent before the first write: every file as it is now
+	// (read fresh, so what goes back is what was on disk at apply time,
+	// not what the plan saw), the directories the writes create, and the
+	// service actions owed.
+	files, err := snapshot(in.FS, in.Plan.Files)
+	if err != nil {
+		return res, fmt.Errorf("plan: %w", err)
+	}
+	actions := slices.Clone(in.Plan.Services)
+	SortActions(actions)
+	owed := make([]journal.Action, 0, len(actions)+len(j.Record.Actions))
+	for _, a := range actions {
+		owed = append(owed, journal.Action{ServiceAction: a})
+	}
+	j.Record.Files = files
+	j.Record.Actions = append(owed, j.Record.Actions...)
+	j.Record.Stage = journal.StageWriting
+	if j.Empty() {
+		return res, nil
+	}
+	if err := j.Save(); err != nil {
+		return res, fmt.Errorf("plan: record the apply before writing: %w", err)
+	}
+	undo := func() error {
+		_, err := j.Undo(ctx, "files refused")
 		if err == nil {
 			res.Written = nil
 		}
 		return err
 	}
+
 	for _, fc := range in.Plan.Files {
-		// A fresh reader per file: the writes before it may have created
-		// directories.
-		cur, err := readCurrent(in.FS.Reader(), fc.Path)
-		if err == nil && !cur.exists {
-			var missing []string
-			missing, err = missingDirs(in.FS, fc.Path)
-			createdDirs = append(createdDirs, missing...)
-		}
-		if err == nil {
-			err = in.FS.WriteFile(fc.Path, fc.Content, hostfs.WriteOptions{Mode: fc.Mode, Owner: fc.Owner, Group: fc.Group})
-		}
+		err := in.FS.WriteFile(fc.Path, fc.Content, hostfs.WriteOptions{Mode: fc.Mode, Owner: fc.Owner, Group: fc.Group})
 		if err != nil {
 			err = fmt.Errorf("plan: write %s: %w", fc.Path, err)
-			if rerr := restore(); rerr != nil {
+			if rerr := undo(); rerr != nil {
 				return res, fmt.Errorf("%w; restoring the previous files failed too: %w", err, rerr)
 			}
 			return res, fmt.Errorf("%w; previous files restored", err)
 		}
-		saved, savedPaths = append(saved, cur), append(savedPaths, fc.Path)
 		res.Written = append(res.Written, fc.Path)
 		log.Info("wrote file", logKeyPath, fc.Path, logKeyReason, fc.Reason)
 	}
@@ -148,32 +176,56 @@ func Apply(ctx context.Context, in ApplyInput) (*Result, error) {
 			continue
 		}
 		ce := &CheckError{Service: s, Output: checkOutput(err), Err: err}
-		ce.RestoreErr = restore()
+		ce.RestoreErr = undo()
 		log.Error("config check refused; previous files put back", logKeyService, s, "output", ce.Output, "restore_error", ce.RestoreErr)
 		return res, ce
 	}
+	j.Record.Stage = journal.StageChecked
+	if err := j.Save(); err != nil {
+		return res, fmt.Errorf("plan: record the checked files: %w", err)
+	}
 
-	actions := slices.Clone(in.Plan.Services)
-	SortActions(actions)
-	for _, a := range actions {
-		var err error
-		switch a.Kind {
-		case nodeagent.ActionStart:
-			err = in.Services.Start(ctx, a.Unit)
-		case nodeagent.ActionReload:
-			err = in.Services.Reload(ctx, a.Unit)
-		case nodeagent.ActionRestart:
-			err = in.Services.Restart(ctx, a.Unit)
-		default:
-			err = fmt.Errorf("unknown action %q", a.Kind)
+	for i, a := range j.Record.Actions {
+		if a.Release || a.Done {
+			continue
 		}
-		if err != nil {
-			return res, fmt.Errorf("plan: %s %s (%s): %w", a.Kind, a.Service, a.Unit, err)
+		if err := j.Run(ctx, i); err != nil {
+			return res, fmt.Errorf("plan: %w", err)
 		}
-		res.Actions = append(res.Actions, a)
-		log.Info("service action done", logKeyService, a.Service, logKeyUnit, a.Unit, logKeyAction, string(a.Kind), logKeyReason, a.Reason)
+		res.Actions = append(res.Actions, a.ServiceAction)
 	}
 	return res, nil
+}
+
+// snapshot reads every planned file as it is now, for the journal: content,
+// mode and owner, or that it does not exist and which directories its
+// write will create (each created directory is recorded once, by the
+// first file under it).
+func snapshot(fsys hostfs.FS, changes []nodeagent.FileChange) ([]journal.File, error) {
+	host := fsys.Reader()
+	created := map[string]bool{}
+	files := make([]journal.File, 0, len(changes))
+	for _, fc := range changes {
+		cur, err := readCurrent(host, fc.Path)
+		if err != nil {
+			return nil, err
+		}
+		f := journal.File{Path: fc.Path, Existed: cur.exists, Content: cur.data, Mode: cur.mode, Owner: cur.owner, Group: cur.group, Services: fc.Services}
+		if !cur.exists {
+			missing, err := missingDirs(fsys, fc.Path)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range missing {
+				if !created[d] {
+					created[d] = true
+					f.CreatedDirs = append(f.CreatedDirs, d)
+				}
+			}
+		}
+		files = append(files, f)
+	}
+	return files, nil
 }
 
 // servicesToCheck lists, sorted, the checked services whose files change or
@@ -225,34 +277,4 @@ func missingDirs(fsys hostfs.FS, path string) ([]string, error) {
 		missing = append([]string{dir}, missing...)
 	}
 	return missing, nil
-}
-
-// restoreAll puts saved files back, last written first: old content, mode
-// and owner, or removal of files that did not exist; then it removes the
-// directories the writes created, innermost first.
-func restoreAll(fsys hostfs.FS, paths []string, saved []current, dirs []string, log *slog.Logger) error {
-	var errs []error
-	for i := len(saved) - 1; i >= 0; i-- {
-		p, c := paths[i], saved[i]
-		var err error
-		if c.exists {
-			err = fsys.WriteFile(p, c.data, hostfs.WriteOptions{Mode: c.mode, Owner: c.owner, Group: c.group})
-		} else {
-			err = fsys.Remove(p)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("restore %s: %w", p, err))
-			continue
-		}
-		log.Info("restored file", logKeyPath, p, "existed", c.exists)
-	}
-	if len(errs) > 0 {
-		return errors.Join(errs...) // keep the directories of files still there
-	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := fsys.Remove(dirs[i]); err != nil {
-			errs = append(errs, fmt.Errorf("restore: remove created directory %s: %w", dirs[i], err))
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -204,14 +204,47 @@ func TestApplyWriteFailureRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc.calls = nil
-	// After planning, the last file's directory becomes a regular file: its
-	// write fails after the two before it succeeded.
-	write(t, root, "/etc/zz", "not a directory\n", 0o644)
 	before := snapshotDisk(t, root)
+	// The last file's rename fails after the two before it were written
+	// (and its directory, /etc/zz, was created).
+	fsys := hostfs.FS{Root: root, Rename: func(oldpath, newpath string) error {
+		if filepath.Base(newpath) == "x.conf" {
+			return errors.New("injected rename failure")
+		}
+		return os.Rename(oldpath, newpath)
+	}}
 
-	res, err := plan.Apply(context.Background(), plan.ApplyInput{Plan: p, Desired: d, FS: hostfs.FS{Root: root}, Services: svc, Checker: &fakeChecker{}})
+	res, err := plan.Apply(context.Background(), plan.ApplyInput{Plan: p, Desired: d, FS: fsys, Services: svc, Checker: &fakeChecker{}})
 	if err == nil || !strings.Contains(err.Error(), "plan: write /etc/zz/x.conf") || !strings.Contains(err.Error(), "previous files restored") {
 		t.Fatalf("err = %v, want the failed write named and the files restored", err)
+	}
+	if diff := cmp.Diff(before, snapshotDisk(t, root)); diff != "" {
+		t.Errorf("disk changed (-before +after):\n%s", diff)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "etc/zz")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the directory the failed apply created is still there: %v", err)
+	}
+	if len(res.Written) != 0 || len(svc.calls) != 0 {
+		t.Errorf("written = %v, service calls = %v; want none", res.Written, svc.calls)
+	}
+}
+
+func TestApplyUnreadableTargetWritesNothing(t *testing.T) {
+	root, d, _, svc := applyCase(t)
+	d.Files = append(d.Files, nodeagent.File{Path: "/etc/zz/x.conf", Content: []byte("x\n"), Mode: 0o644})
+	p, err := plan.Build(context.Background(), plan.Input{Desired: d, FS: hostfs.FS{Root: root}, Services: svc, Serial: 2, PreviousSerial: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.calls = nil
+	// After planning, the last file's directory becomes a regular file:
+	// the snapshot taken before the first write finds it, and nothing is
+	// written.
+	write(t, root, "/etc/zz", "not a directory\n", 0o644)
+	before := snapshotDisk(t, root)
+	res, err := plan.Apply(context.Background(), plan.ApplyInput{Plan: p, Desired: d, FS: hostfs.FS{Root: root}, Services: svc, Checker: &fakeChecker{}})
+	if err == nil || !strings.Contains(err.Error(), "/etc/zz/x.conf") {
+		t.Fatalf("err = %v, want the unreadable target named", err)
 	}
 	if diff := cmp.Diff(before, snapshotDisk(t, root)); diff != "" {
 		t.Errorf("disk changed (-before +after):\n%s", diff)
