@@ -23,6 +23,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/hostfs"
+	"github.com/nodeagent/nodeagent/journal"
 	"github.com/nodeagent/nodeagent/plan"
 	"github.com/nodeagent/nodeagent/readiness"
 	"github.com/nodeagent/nodeagent/release"
@@ -86,6 +87,9 @@ type Prepared struct {
 	// still what is on disk when the apply records its success).
 	lastGoodBody []byte
 	lastGoodETag string
+	// recovered are the service actions Converge did to finish or undo
+	// the apply a dead process left, before this one.
+	recovered []nodeagent.ServiceAction
 }
 
 // Document is a fetched topology document.
@@ -95,6 +99,48 @@ type Document struct {
 	From string
 	// Stale says the source was unreachable and this is the last-good copy.
 	Stale bool
+
+	// decoded is the document's one decoding, shared by every copy of
+	// this Document: the serial it shows as seen, the launch hook lookup
+	// and the apply all use it. nil (a Document built by hand) decodes
+	// on use.
+	decoded *decoded
+}
+
+type decoded struct {
+	t   *nodeagent.Topology
+	err error
+}
+
+// NewDocument is a fetched document, decoded and validated once.
+func NewDocument(body []byte, etag, from string, stale bool) Document {
+	t, err := topology.Load(body, from)
+	return Document{Body: body, ETag: etag, From: from, Stale: stale, decoded: &decoded{t: t, err: err}}
+}
+
+// load is the document's decoding (topology.Load).
+func (d Document) load() (*nodeagent.Topology, error) {
+	if d.decoded != nil {
+		return d.decoded.t, d.decoded.err
+	}
+	return topology.Load(d.Body, d.From)
+}
+
+// seeSerial records the document's serial as seen, valid or not:
+// serial_seen above serial_applied is how a bad push shows on a dashboard.
+func (a *Agent) seeSerial(d Document) {
+	if d.decoded == nil {
+		return
+	}
+	n := int64(0)
+	if d.decoded.t != nil {
+		n = d.decoded.t.Serial
+	} else if s, ok := topology.SerialOf(d.decoded.err); ok {
+		n = s
+	}
+	if n > 0 && n > a.Readiness.Snapshot().SeenSerial {
+		a.Readiness.Update(func(s *readiness.Status) { s.SeenSerial = max(s.SeenSerial, n) })
+	}
 }
 
 func (a *Agent) now() time.Time {
@@ -105,6 +151,16 @@ func (a *Agent) now() time.Time {
 }
 
 func (a *Agent) statePath(name string) string { return path.Join(a.Config.StateDir, name) }
+
+// journalStore is where an apply's journal is kept: <state dir>/apply.json.
+func (a *Agent) journalStore() journal.Store {
+	return journal.Store{FS: a.FS, StateDir: a.Config.StateDir}
+}
+
+// newJournal is an empty journal for a new apply.
+func (a *Agent) newJournal(log *slog.Logger, r journal.Record) *journal.Journal {
+	return &journal.Journal{FS: a.FS, Store: a.journalStore(), Services: a.Services, Releases: a.Releases, Logger: log, Record: r}
+}
 
 func (a *Agent) lastGood() source.LastGood {
 	return source.LastGood{Path: a.FS.Path(a.statePath("topology.json"))}
@@ -122,7 +178,7 @@ func (a *Agent) Fetch(ctx context.Context) (Document, error) {
 // or, when the source failed, the last-good copy (said loudly).
 func (a *Agent) document(f nodeagent.Fetched, err error) (Document, error) {
 	if err == nil {
-		return Document{Body: f.Body, ETag: f.ETag, From: a.Source.String()}, nil
+		return NewDocument(f.Body, f.ETag, a.Source.String(), false), nil
 	}
 	body, etag, lgErr := a.lastGood().Load()
 	if lgErr != nil {
@@ -133,13 +189,13 @@ func (a *Agent) document(f nodeagent.Fetched, err error) (Document, error) {
 	}
 	a.Logger.Warn("topology source unreachable: using the last-good copy; the node converges to it and re-checks the source later",
 		LogKeySource, a.Source.String(), "error", err.Error(), "copy", a.statePath("topology.json"))
-	return Document{Body: body, ETag: etag, From: "last-good copy " + a.statePath("topology.json") + " (source unreachable)", Stale: true}, nil
+	return NewDocument(body, etag, "last-good copy "+a.statePath("topology.json")+" (source unreachable)", true), nil
 }
 
 // Prepare plans an apply of doc for inst. It reads the host and the state
 // dir and changes nothing.
 func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Document) (*Prepared, error) {
-	t, err := topology.Load(doc.Body, doc.From)
+	t, err := doc.load()
 	if err != nil {
 		return nil, &RefusedError{From: doc.From, Err: fmt.Errorf("invalid: %w", err)}
 	}
@@ -174,6 +230,9 @@ func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Docume
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	if err := a.planReleases(p, d); err != nil {
+		return nil, err
+	}
+	if err := a.owedByJournal(p); err != nil {
 		return nil, err
 	}
 	if h, ok := a.pendingLaunchHook(inst, id); ok {
@@ -350,38 +409,72 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 		}
 	}
 
+	// The journal records the apply before its first write; a process
+	// that dies from here on leaves it for the next apply to finish or
+	// undo (see Converge).
+	j := a.newJournal(log, journal.Record{
+		ID: applyID, Serial: p.Topology.Serial, Started: a.now().UTC(), PID: os.Getpid(),
+		// A first apply has no good state to go back to: a failure keeps
+		// its files for the operator, and what it owes stays owed.
+		Keep: p.Previous == nil,
+	})
+	for _, ra := range p.Plan.Releases {
+		j.Record.Switches = append(j.Record.Switches, journal.Switch{Product: ra.Product, From: ra.From, To: ra.To})
+	}
+	if len(p.Plan.Releases) > 0 {
+		for _, s := range p.Desired.Services {
+			if s.OnRelease { // runs product code: reloaded on a switch
+				j.Record.Actions = append(j.Record.Actions, journal.Action{Release: true, ServiceAction: nodeagent.ServiceAction{
+					Service: s.Name, Unit: s.Unit, Kind: nodeagent.ActionReload, Reason: "release switched"}})
+			}
+		}
+	}
+	out.Actions = append(out.Actions, p.recovered...)
+
 	res, err := step(ctx, log, "files", func(ctx context.Context) (*plan.Result, error) {
-		return plan.Apply(ctx, plan.ApplyInput{Plan: p.Plan, Desired: p.Desired, FS: a.FS, Services: a.Services, Checker: a.Checker(p.Instance), Logger: log})
+		return plan.Apply(ctx, plan.ApplyInput{Plan: p.Plan, Desired: p.Desired, FS: a.FS, Services: a.Services, Checker: a.Checker(p.Instance), Logger: log, Journal: j})
 	})
 	if res != nil {
-		out.Written, out.Actions = res.Written, res.Actions
+		out.Written = res.Written
+		out.Actions = append(out.Actions, res.Actions...)
 	}
 	if err != nil {
-		// plan.Apply put the files back itself when a config check refused
-		// them; nothing else changed yet.
-		a.recordFailure(p, err, nil)
-		return out, err
+		if !j.Pending() {
+			// Nothing reached the services: plan.Apply put the files back
+			// itself (a refused check, a failed write).
+			a.recordFailure(p, err, nil)
+			return out, err
+		}
+		return out, a.fail(ctx, log, p, j, nil, err)
 	}
 
-	previous := map[string]string{}
-	for _, ra := range p.Plan.Releases {
-		rel := releaseOf(p.Desired, ra.Product)
-		_, err := step(ctx, log, "activate "+ra.Product, func(context.Context) (struct{}, error) {
-			prev, err := a.Releases.Activate(ra.Product, rel.ID)
-			if err == nil {
-				previous[ra.Product] = prev
+	for i, sw := range j.Record.Switches {
+		_, err := step(ctx, log, "activate "+sw.Product, func(context.Context) (struct{}, error) {
+			prev, err := a.Releases.Activate(sw.Product, sw.To)
+			if err != nil {
+				return struct{}{}, err
 			}
-			return struct{}{}, err
+			return struct{}{}, j.Switched(i, prev)
 		})
 		if err != nil {
-			return out, a.fail(ctx, log, p, previous, nil, fmt.Errorf("activate release %s of %s: %w", rel.ID, ra.Product, err))
+			return out, a.fail(ctx, log, p, j, nil, fmt.Errorf("activate release %s of %s: %w", sw.To, sw.Product, err))
 		}
-		out.Switched[ra.Product] = rel.ID
+		out.Switched[sw.Product] = sw.To
 	}
-	if len(out.Switched) > 0 {
-		if err := a.reloadForRelease(ctx, p.Desired, "release switched"); err != nil {
-			return out, a.fail(ctx, log, p, previous, nil, err)
+	for i, act := range j.Record.Actions {
+		if !act.Release {
+			continue
 		}
+		if err := j.Run(ctx, i); err != nil {
+			return out, a.fail(ctx, log, p, j, nil, fmt.Errorf("%w (release switched)", err))
+		}
+		out.Actions = append(out.Actions, act.ServiceAction)
+	}
+	// Everything owed has happened: the running services have loaded what
+	// is on disk. An undo after failed smoke checks works from the record
+	// in memory (and writes it again first).
+	if err := j.Clear(); err != nil {
+		return out, a.fail(ctx, log, p, j, nil, err)
 	}
 
 	results, _ := step(ctx, log, "smoke", func(ctx context.Context) ([]smoke.Result, error) {
@@ -389,7 +482,7 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	})
 	out.Smoke = results
 	if smoke.Failed(results) {
-		return out, a.fail(ctx, log, p, previous, results, fmt.Errorf("smoke checks failed: %s", smokeSummary(results)))
+		return out, a.fail(ctx, log, p, j, results, fmt.Errorf("smoke checks failed: %s", smokeSummary(results)))
 	}
 
 	if _, err := step(ctx, log, "record", func(context.Context) (struct{}, error) { return struct{}{}, a.recordSuccess(p) }); err != nil {
@@ -417,123 +510,62 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	return out, nil
 }
 
-// fail undoes what this apply changed after its files were written, checks
-// that the node serves again with its previous state, and records the
-// failure. The undo runs on its own deadline, so an apply that ran out of
-// time (or was cancelled by a drain) still puts the node back.
-func (a *Agent) fail(ctx context.Context, log *slog.Logger, p *Prepared, previous map[string]string, failed []smoke.Result, err error) error {
+// fail undoes what this apply changed, from its journal: the previous
+// releases, the previous files, and reloads of the services it touched.
+// It then checks that the node serves again with its previous state, and
+// records the failure. The undo runs on its own deadline, so an apply that
+// ran out of time (or was cancelled by a drain) still puts the node back.
+//
+// A first apply has nothing to go back to: its files and release stay for
+// the operator to inspect (the node is not ready), and an action it owed
+// and could not do stays owed for the next apply.
+func (a *Agent) fail(ctx context.Context, log *slog.Logger, p *Prepared, j *journal.Journal, failed []smoke.Result, err error) error {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	if uErr := a.undo(uctx, log, p, previous); uErr != nil {
-		err = fmt.Errorf("%w; undoing this apply failed too: %w", err, uErr)
-	} else {
-		err = fmt.Errorf("%w; %s", err, undoSummary(p, previous))
-	}
-	var results []smoke.Result
-	smoked := false
-	if p.Previous != nil {
-		// Judge readiness by the state the node is back in.
-		if d, dErr := a.desire(p.Instance, p.Previous); dErr == nil {
-			results, smoked = a.Smoke(uctx, d), true
+	if j.Record.Keep {
+		err = fmt.Errorf("%w; %s", err, keepSummary(j))
+		if owed := j.Record.Owed(); len(owed) > 0 {
+			if sErr := j.Save(); sErr != nil {
+				err = fmt.Errorf("%w; recording what is owed failed too: %w", err, sErr)
+			}
+		} else if cErr := j.Clear(); cErr != nil {
+			err = fmt.Errorf("%w; %w", err, cErr)
 		}
+		a.recordFailure(p, err, failed)
+		return err
 	}
-	if !smoked {
-		results = failed
+	rep, uErr := j.Undo(uctx, err.Error())
+	if uErr != nil {
+		err = fmt.Errorf("%w; undoing this apply failed: %s: %w", err, rep.Summary(), uErr)
+	} else {
+		err = fmt.Errorf("%w; undone: %s", err, rep.Summary())
+	}
+	results := failed
+	// Judge readiness by the state the node is back in.
+	if d, dErr := a.desire(p.Instance, p.Previous); dErr == nil {
+		results = a.Smoke(uctx, d)
 	}
 	a.recordFailure(p, err, results)
 	return err
 }
 
-// undo takes back what a failed apply changed: the releases it switched go
-// back to the previous ones, and, when the node had a good state before,
-// the files it wrote get their previous content and the services that read
-// them are reloaded. A first apply has nothing to go back to and keeps its
-// files, so the operator can inspect them.
-func (a *Agent) undo(ctx context.Context, log *slog.Logger, p *Prepared, previous map[string]string) error {
-	var errs []error
-	reloadRelease := false
-	for prod, id := range previous {
-		if id == "" {
-			continue
-		}
-		if _, err := a.Releases.Activate(prod, id); err != nil {
-			errs = append(errs, fmt.Errorf("switch %s back to %s: %w", prod, id, err))
-			continue
-		}
-		reloadRelease = true
-		log.Warn("switched back to the previous release", "product", prod, "release", id)
-	}
-	if p.Previous != nil && len(p.Plan.Files) > 0 {
-		if err := a.restoreFiles(ctx, p); err != nil {
-			errs = append(errs, fmt.Errorf("restore previous files: %w", err))
-		}
-	}
-	if reloadRelease {
-		errs = append(errs, a.reloadForRelease(ctx, p.Desired, "release switched back"))
-	}
-	return errors.Join(errs...)
-}
-
-// restoreFiles puts back the content the plan's files had before this
-// apply, then reloads the services that read them.
-func (a *Agent) restoreFiles(ctx context.Context, p *Prepared) error {
-	var errs []error
-	touched := map[string]bool{}
-	for _, fc := range p.Plan.Files {
-		var err error
-		if fc.Existed {
-			err = a.FS.WriteFile(fc.Path, fc.Old, hostfs.WriteOptions{Mode: fc.Mode, Owner: fc.Owner, Group: fc.Group})
-		} else {
-			err = a.FS.Remove(fc.Path)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("restore %s: %w", fc.Path, err))
-		}
-		for _, s := range fc.Services {
-			touched[s] = true
-		}
-	}
-	for _, s := range p.Desired.Services {
-		if !touched[s.Name] {
-			continue
-		}
-		reload := a.Services.Reload
-		if s.Reload == nodeagent.ActionRestart {
-			reload = a.Services.Restart
-		}
-		if err := reload(ctx, s.Unit); err != nil {
-			errs = append(errs, fmt.Errorf("%s %s after restoring its files: %w", s.Reload, s.Unit, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func undoSummary(p *Prepared, previous map[string]string) string {
+// keepSummary says what a failed first apply leaves in place.
+func keepSummary(j *journal.Journal) string {
 	var parts []string
-	if len(previous) > 0 {
-		parts = append(parts, "switched back to the previous release ("+describe(previous)+")")
+	for _, s := range j.Record.Switches {
+		if s.Done {
+			parts = append(parts, fmt.Sprintf("release %s of %s stays active (no release was active before it)", s.To, s.Product))
+		}
 	}
-	if p.Previous != nil && len(p.Plan.Files) > 0 {
-		parts = append(parts, fmt.Sprintf("restored %d file(s) from serial %d", len(p.Plan.Files), p.Previous.Serial))
-	}
-	if len(parts) == 0 {
-		return "nothing to undo"
+	parts = append(parts, "the files stay as written for inspection (the node's first apply: there is no previous state to go back to; it is not ready)")
+	if owed := j.Record.Owed(); len(owed) > 0 {
+		var as []string
+		for _, o := range owed {
+			as = append(as, o.String())
+		}
+		parts = append(parts, fmt.Sprintf("still owed, done by the next apply: %s (journal %s)", strings.Join(as, ", "), j.Path()))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// reloadForRelease reloads the services that run product code, after a
-// release switch.
-func (a *Agent) reloadForRelease(ctx context.Context, d *nodeagent.Desired, why string) error {
-	for _, s := range d.Services {
-		if !s.OnRelease {
-			continue
-		}
-		if err := a.Services.Reload(ctx, s.Unit); err != nil {
-			return fmt.Errorf("reload %s (%s): %w", s.Unit, why, err)
-		}
-	}
-	return nil
 }
 
 // Smoke runs the node's smoke checks against its real local services.
@@ -636,20 +668,6 @@ func smokeSummary(rs []smoke.Result) string {
 	return s
 }
 
-func describe(m map[string]string) string {
-	s := ""
-	for k, v := range m {
-		if s != "" {
-			s += ", "
-		}
-		if v == "" {
-			v = "none"
-		}
-		s += k + " " + v
-	}
-	return s
-}
-
 func newID() string {
 	var b [6]byte
 	_, _ = io.ReadFull(rand.Reader, b[:])
@@ -665,5 +683,5 @@ func (a *Agent) LastApplied() (Document, error) {
 	if err != nil {
 		return Document{}, fmt.Errorf("read last-good topology: %w", err)
 	}
-	return Document{Body: body, ETag: etag, From: "last-good copy " + a.statePath("topology.json")}, nil
+	return NewDocument(body, etag, "last-good copy "+a.statePath("topology.json"), false), nil
 }

@@ -13,9 +13,11 @@ import (
 	"github.com/nodeagent/nodeagent/topology"
 )
 
-// Converge takes the apply lock, replays interrupted writes, plans the
-// document and applies it.
+// Converge takes the apply lock, replays interrupted writes, finishes or
+// undoes the apply a dead process left (its journal), sweeps the temporary
+// files such a process left, plans the document and applies it.
 func (a *Agent) Converge(ctx context.Context, inst nodeagent.Instance, doc Document) (*Outcome, error) {
+	a.seeSerial(doc)
 	unlock, err := a.FS.Lock(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("take the apply lock in %s: %w", a.Config.StateDir, err)
@@ -24,11 +26,18 @@ func (a *Agent) Converge(ctx context.Context, inst nodeagent.Instance, doc Docum
 	if err := a.FS.Recover(); err != nil {
 		return nil, fmt.Errorf("recover interrupted writes: %w", err)
 	}
-	p, err := a.Prepare(ctx, inst, doc)
+	recovered, err := a.recoverJournal(ctx)
 	if err != nil {
 		a.recordFailure(nil, err, nil)
 		return nil, err
 	}
+	p, err := a.Prepare(ctx, inst, doc)
+	a.sweep(p)
+	if err != nil {
+		a.recordFailure(nil, err, nil)
+		return nil, err
+	}
+	p.recovered = recovered
 	return a.ApplyOnce(ctx, p)
 }
 
@@ -193,7 +202,7 @@ func (a *Agent) hookFor(inst nodeagent.Instance, doc Document) (nodeagent.Lifecy
 	if a.Hooks == nil {
 		return nodeagent.LifecycleHook{}, false
 	}
-	t, err := topology.Load(doc.Body, doc.From)
+	t, err := doc.load()
 	if err != nil {
 		return nodeagent.LifecycleHook{}, false
 	}

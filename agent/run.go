@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"sigs.k8s.io/yaml"
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/readiness"
@@ -477,27 +476,10 @@ func (w *worker) check(ctx context.Context, counted bool) {
 	if counted {
 		w.m.Polls.With("changed").Inc()
 	}
-	if n := documentSerial(f.Body); n > 0 {
-		// Seen even if it is refused: serial_seen above serial_applied
-		// is how a bad push shows on a dashboard.
-		a.Readiness.Update(func(s *readiness.Status) { s.SeenSerial = max(s.SeenSerial, n) })
-	}
 	start := time.Now()
-	doc := Document{Body: f.Body, ETag: f.ETag, From: a.Source.String()}
+	doc := NewDocument(f.Body, f.ETag, a.Source.String(), false)
 	out, err := a.Converge(ctx, *inst, doc)
 	w.finish(out, f.ETag, err, start)
-}
-
-// documentSerial reads the serial of a fetched document, valid or not (JSON
-// or YAML); 0 when it has none.
-func documentSerial(body []byte) int64 {
-	var d struct {
-		Serial int64 `json:"serial"`
-	}
-	if err := yaml.Unmarshal(body, &d); err != nil {
-		return 0
-	}
-	return d.Serial
 }
 
 func (w *worker) finish(out *Outcome, etag string, err error, start time.Time) {

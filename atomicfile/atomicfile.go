@@ -7,6 +7,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write replaces path with data: a temporary file in the same directory,
@@ -16,7 +17,7 @@ import (
 // directory after it, so the new content also survives a power loss.
 func Write(path string, data []byte, mode os.FileMode, durable bool) (err error) {
 	dir, base := filepath.Split(path)
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := os.CreateTemp(dir, "."+base+tempInfix+"*")
 	if err != nil {
 		return err
 	}
@@ -47,6 +48,21 @@ func Write(path string, data []byte, mode os.FileMode, durable bool) (err error)
 		return nil
 	}
 	return SyncDir(filepath.Dir(path))
+}
+
+// tempInfix is in the name of every temporary file Write makes:
+// ".NAME.tmp-RANDOM".
+const tempInfix = ".tmp-"
+
+// IsTemp reports whether name (a base name) is one of Write's temporary
+// files, which a process killed during Write leaves behind.
+func IsTemp(name string) bool {
+	i := strings.LastIndex(name, tempInfix)
+	if len(name) < 2 || name[0] != '.' || i < 1 {
+		return false
+	}
+	digits := name[i+len(tempInfix):]
+	return digits != "" && strings.Trim(digits, "0123456789") == "" // os.CreateTemp's random part
 }
 
 // SyncDir fsyncs a directory, making a rename, creation or removal in it

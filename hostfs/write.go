@@ -89,7 +89,7 @@ func (f FS) writeFile(p string, data []byte, o WriteOptions) error {
 		return err
 	}
 
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(full)+".nodeagent-*")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(full)+tempInfix+"*")
 	if err != nil {
 		return err
 	}

@@ -64,11 +64,19 @@ type Status struct {
 	Instance string `json:"instance,omitempty"`
 	Role     string `json:"role,omitempty"`
 	Node     string `json:"node,omitempty"`
+
+	// Owed are the service actions an apply owes and has not done yet
+	// ("reload php-fpm (php8.2-fpm)"), kept in the state dir's apply
+	// journal and retried by the next apply. The running services serve
+	// what they last loaded: with an owed undo reload, the previous state.
+	Owed    []string `json:"owed,omitempty"`
+	OwedWhy string   `json:"owed_why,omitempty"`
 }
 
 func (st Status) clone() Status {
 	st.Release = maps.Clone(st.Release)
 	st.Smoke = slices.Clone(st.Smoke)
+	st.Owed = slices.Clone(st.Owed)
 	return st
 }
 
@@ -93,7 +101,11 @@ func evaluate(st *Status) (bool, string) {
 	if len(failed) > 0 {
 		return false, ReasonSmokeFailed + ": " + strings.Join(failed, ", ")
 	}
-	return true, fmt.Sprintf("serial %d applied, %d smoke checks passed", st.Serial, len(st.Smoke))
+	reason := fmt.Sprintf("serial %d applied, %d smoke checks passed", st.Serial, len(st.Smoke))
+	if len(st.Owed) > 0 {
+		reason += "; owed, retried by the next apply: " + strings.Join(st.Owed, ", ")
+	}
+	return true, reason
 }
 
 // Notifier sends a state string to the service manager (sd_notify).

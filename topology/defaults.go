@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -93,8 +94,29 @@ func Load(data []byte, name string) (*nodeagent.Topology, error) {
 		return nil, err
 	}
 	if err := Validate(t); err != nil {
-		return nil, fmt.Errorf("topology %s: %w", name, err)
+		return nil, &InvalidError{Serial: t.Serial, Err: fmt.Errorf("topology %s: %w", name, err)}
 	}
 	ApplyDefaults(t)
 	return t, nil
+}
+
+// InvalidError is a document that decoded but failed validation. It
+// carries the document's serial, so that a refused push still shows as
+// seen (serial_seen above serial_applied) without decoding it again.
+type InvalidError struct {
+	Serial int64
+	Err    error
+}
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// SerialOf is the serial of the document a Load error is about, when it
+// decoded far enough to have one.
+func SerialOf(err error) (int64, bool) {
+	var ie *InvalidError
+	if errors.As(err, &ie) {
+		return ie.Serial, true
+	}
+	return 0, false
 }
