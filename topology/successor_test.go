@@ -38,6 +38,11 @@ func TestCheckSuccessor(t *testing.T) {
 			want: []error{topology.ErrStaleSerial}, mention: []string{"serial 41 is lower than the applied serial 42"},
 		},
 		{name: "lower serial allowed", prev: prev, next: next(41, all...), g: topology.Guards{AllowLowerSerial: true}},
+		{
+			name: "equal serial with different content", prev: prev, next: next(42, "db-a", "db-b", "cache-1"),
+			want: []error{topology.ErrSameSerial}, mention: []string{"serial 42 is the applied serial but the document differs (nodes.cache-2)", "bump the serial"},
+		},
+		{name: "equal serial with different content allowed", prev: prev, next: next(42, "db-a", "db-b", "cache-1"), g: topology.Guards{AllowLowerSerial: true}},
 		{name: "half the nodes dropped is fine", prev: prev, next: next(43, "db-a", "cache-1")},
 		{
 			name: "more than half dropped", prev: prev, next: next(43, "db-a"),
