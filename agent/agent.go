@@ -504,6 +504,7 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 		s.Smoke = results
 		s.Release = a.activeReleases(p.Desired)
 		s.Instance, s.Role, s.Node = p.Instance.ID, p.Desired.Identity.Role, p.Desired.Identity.Node
+		s.Owed, s.OwedWhy = nil, "" // the journal is cleared: nothing is owed
 	})
 	out.Ready = a.Readiness.Snapshot().Ready
 	log.Info("apply done", "files", len(out.Written), "actions", len(out.Actions), "releases", len(out.Switched), "ready", out.Ready)
@@ -532,6 +533,7 @@ func (a *Agent) fail(ctx context.Context, log *slog.Logger, p *Prepared, j *jour
 			err = fmt.Errorf("%w; %w", err, cErr)
 		}
 		a.recordFailure(p, err, failed)
+		a.reportOwed(j)
 		return err
 	}
 	rep, uErr := j.Undo(uctx, err.Error())
@@ -546,6 +548,7 @@ func (a *Agent) fail(ctx context.Context, log *slog.Logger, p *Prepared, j *jour
 		results = a.Smoke(uctx, d)
 	}
 	a.recordFailure(p, err, results)
+	a.reportOwed(j)
 	return err
 }
 

@@ -357,6 +357,9 @@ func runAgent(t *testing.T, env []string, args ...string) result {
 	case err == nil:
 	case errors.As(err, &exit) && exit.Exited():
 		r.code = exit.ExitCode()
+	case errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signaled():
+		// Killed (a test's trap, see wrapMain): the shell's convention.
+		r.code = 128 + int(exit.Sys().(syscall.WaitStatus).Signal())
 	default:
 		t.Fatalf("nodeagent %s: %v\n%s", strings.Join(args, " "), err, r)
 	}

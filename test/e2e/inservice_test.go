@@ -27,6 +27,7 @@ type status struct {
 	Instance    string            `json:"instance"`
 	Role        string            `json:"role"`
 	LastError   string            `json:"last_error"`
+	Owed        []string          `json:"owed"`
 }
 
 func (n *node) status(t *testing.T) (status, result) {

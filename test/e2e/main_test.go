@@ -71,6 +71,18 @@ func wrapMain(args []string) int {
 	}
 	fmt.Fprintf(f, "%s %s\n", unit, action)
 	f.Close()
+	after, trapped := trap(log, unit, action)
+	if trapped && !after {
+		// The agent dies as it starts this action: nothing of it happens.
+		return killAgent()
+	}
+	if trapped {
+		// The action happens, then the agent dies before it hears so.
+		if code := runAction(mode, rest); code != 0 {
+			return code
+		}
+		return killAgent()
+	}
 	switch mode {
 	case "exec":
 		if err := syscall.Exec(rest[0], rest, os.Environ()); err != nil {
@@ -106,4 +118,66 @@ func wrapMain(args []string) int {
 		return 2
 	}
 	return 0
+}
+
+// trapSuffix names the file, next to the wrapper's LOG, that arms a kill:
+// "UNIT ACTION before" kills the agent (the wrapper's parent, which runs
+// service commands directly, never through a shell) with SIGKILL as that
+// action starts, "UNIT ACTION after" once the action is done. The trap
+// fires once: the wrapper removes the file. A test kills the agent at a
+// precise step of an apply this way, as a crash or an OOM kill would.
+const trapSuffix = ".trap"
+
+// trap reports whether the armed trap matches unit and action, and disarms
+// it.
+func trap(log, unit, action string) (after, trapped bool) {
+	b, err := os.ReadFile(log + trapSuffix)
+	if err != nil {
+		return false, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 3 || f[0] != unit || f[1] != action {
+		return false, false
+	}
+	os.Remove(log + trapSuffix)
+	return f[2] == "after", true
+}
+
+// runAction does what the wrapped command does, as a child, and waits.
+func runAction(mode string, rest []string) int {
+	switch mode {
+	case "exec":
+		cmd := exec.Command(rest[0], rest[1:]...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "wrap: %s: %v\n", rest[0], err)
+			return 1
+		}
+	case "signal":
+		sig := map[string]syscall.Signal{"HUP": syscall.SIGHUP, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "TERM": syscall.SIGTERM}[strings.TrimPrefix(rest[0], "SIG")]
+		b, err := os.ReadFile(rest[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wrap:", err)
+			return 1
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 || sig == 0 {
+			fmt.Fprintf(os.Stderr, "wrap: bad pid %q or signal %s\n", b, rest[0])
+			return 1
+		}
+		if err := syscall.Kill(pid, sig); err != nil {
+			fmt.Fprintf(os.Stderr, "wrap: kill %d: %v\n", pid, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// killAgent sends SIGKILL to the wrapper's parent, the agent.
+func killAgent() int {
+	if err := syscall.Kill(os.Getppid(), syscall.SIGKILL); err != nil {
+		fmt.Fprintln(os.Stderr, "wrap: kill the agent:", err)
+		return 1
+	}
+	return 1
 }

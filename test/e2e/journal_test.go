@@ -1,0 +1,287 @@
+//go:build integration
+
+package e2e_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// armTrap makes the agent die with SIGKILL at unit's action: "before" as
+// the action starts (it does not happen), "after" once it is done (the
+// agent never hears so). See wrapMain.
+func (n *node) armTrap(t *testing.T, unit, action, when string) {
+	t.Helper()
+	if err := os.WriteFile(n.execLog+trapSuffix, []byte(unit+" "+action+" "+when+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustBeKilled runs `nodeagent apply` that an armed trap kills.
+func (n *node) mustBeKilled(t *testing.T) {
+	t.Helper()
+	r := n.agent(t, "apply")
+	if r.code != 137 {
+		t.Fatalf("apply with an armed trap: exit %d, want 137 (SIGKILL)\n%s", r.code, r)
+	}
+	if _, err := os.Stat(n.execLog + trapSuffix); err == nil {
+		t.Fatal("the trap was not sprung")
+	}
+}
+
+// setExec rewrites unit's exec command for action in the node's agent
+// config (nil restores the harness's).
+func (n *node) setExec(t *testing.T, unit, action string, argv []string) {
+	t.Helper()
+	b, err := os.ReadFile(n.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	execCfg := wrapCommands(t, n.root, n.execLog)
+	u := execCfg[unit]
+	if argv != nil {
+		cmd := u.Reload
+		cmd.Argv, cmd.Env = argv, nil
+		if action != "reload" {
+			t.Fatalf("setExec: only reload")
+		}
+	}
+	execCfg[unit] = u
+	cfg["exec"] = execCfg
+	b, err = json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(n.config, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (n *node) journalLeft() bool {
+	_, err := os.Stat(n.path(stateDir + "/apply.json"))
+	return !errors.Is(err, os.ErrNotExist)
+}
+
+// editShop changes the shop product of the fleet's document.
+func (f *fleet) editShop(edit func(p *productEdit)) {
+	p := f.doc.Products[product]
+	e := productEdit{aliases: p.ServerAliases, env: map[string]string{}}
+	for k, v := range p.PHP.Env {
+		e.env[k] = v
+	}
+	edit(&e)
+	p.ServerAliases, p.PHP.Env = e.aliases, e.env
+	f.doc.Products[product] = p
+}
+
+type productEdit struct {
+	aliases []string
+	env     map[string]string
+}
+
+// TestInterruptedApply kills the agent at each step of an apply (with
+// SIGKILL, as a crash or the OOM killer would) and checks that the next
+// apply converges what the services run, not only the files: Apache answers
+// for a new alias, PHP-FPM shows the new environment and release.
+func TestInterruptedApply(t *testing.T) {
+	r1 := buildRelease(t, "shop", "2026.05.01-1")
+	r2 := buildRelease(t, "shop", "2026.05.02-1")
+	f, _, web := converge(t, r1)
+	f.putRelease(t, r2)
+	phpUnit := "php" + web.phpVersion(t) + "-fpm"
+	envURL := web.apacheURL("/env.php")
+	eventually(t, 15*time.Second, envURL, serverName, 200, "env e2e\n")
+
+	t.Run("killed between the files and the reload", func(t *testing.T) {
+		f.editShop(func(p *productEdit) {
+			p.aliases = append(p.aliases, "new.shop.example")
+			p.env["APP_ENV"] = "e2e-files"
+		})
+		f.publish(t)
+		web.armTrap(t, "apache2", "reload", "before")
+		web.mustBeKilled(t)
+		// The new files are on disk and checked; nothing was reloaded.
+		if code, _, _, _ := httpGet(web.apacheURL("/"), "new.shop.example"); code != 404 {
+			t.Errorf("new alias answers %d before any reload, want 404 from the catch-all", code)
+		}
+		if !web.journalLeft() {
+			t.Fatal("the killed apply left no journal")
+		}
+
+		dry := web.agent(t, "apply", "--dry-run")
+		if dry.code != 0 {
+			t.Fatalf("dry run failed:\n%s", dry)
+		}
+		services := planServices(dry.stdout)
+		for _, want := range []string{"reload apache (apache2)", "reload php-fpm (" + phpUnit + ")"} {
+			if !slices.Contains(services, want) {
+				t.Errorf("dry run services %q lack %q:\n%s", services, want, dry.stdout)
+			}
+		}
+		if !strings.Contains(dry.stdout, "owed by an interrupted apply") {
+			t.Errorf("dry run does not say the actions are owed by an interrupted apply:\n%s", dry.stdout)
+		}
+
+		calls := len(web.execCalls(t))
+		web.mustApply(t)
+		if got := web.execCalls(t)[calls:]; !slices.Equal(got, []string{"apache2 reload", phpUnit + " reload"}) {
+			t.Errorf("the next apply ran %v, want the two owed reloads", got)
+		}
+		eventually(t, 15*time.Second, web.apacheURL("/"), "new.shop.example", 200, "Welcome")
+		eventually(t, 15*time.Second, envURL, serverName, 200, "env e2e-files\n")
+		if web.journalLeft() {
+			t.Error("journal still there after the apply converged")
+		}
+		if st, r := web.status(t); !st.Ready || st.Serial != f.doc.Serial || len(st.Owed) > 0 {
+			t.Errorf("status %+v, want ready at serial %d with nothing owed\n%s", st, f.doc.Serial, r)
+		}
+	})
+
+	t.Run("killed between the reload and the smoke checks", func(t *testing.T) {
+		f.editShop(func(p *productEdit) { p.env["APP_ENV"] = "e2e-smoke" })
+		f.publish(t)
+		// PHP-FPM reloads, and the agent dies before it records that.
+		web.armTrap(t, phpUnit, "reload", "after")
+		web.mustBeKilled(t)
+		eventually(t, 15*time.Second, envURL, serverName, 200, "env e2e-smoke\n")
+		if st, _ := web.status(t); st.Serial == f.doc.Serial {
+			t.Fatalf("status says serial %d applied, though no smoke check ran", st.Serial)
+		}
+
+		calls := len(web.execCalls(t))
+		web.mustApply(t)
+		// The reload is owed until recorded: done again, harmlessly.
+		if got := web.execCalls(t)[calls:]; !slices.Equal(got, []string{phpUnit + " reload"}) {
+			t.Errorf("the next apply ran %v, want the owed php-fpm reload", got)
+		}
+		eventually(t, 15*time.Second, envURL, serverName, 200, "env e2e-smoke\n")
+		if st, r := web.status(t); !st.Ready || st.Serial != f.doc.Serial || len(st.Owed) > 0 {
+			t.Errorf("status %+v, want ready at serial %d with nothing owed\n%s", st, f.doc.Serial, r)
+		}
+	})
+
+	t.Run("killed during the release switch", func(t *testing.T) {
+		f.setRelease(r2)
+		f.publish(t)
+		// current is switched; the agent dies as PHP-FPM's reload for the
+		// new release starts.
+		web.armTrap(t, phpUnit, "reload", "before")
+		web.mustBeKilled(t)
+		if got := web.currentRelease(t); got != "releases/"+r2.id {
+			t.Fatalf("current -> %s, want the switch to %s done before the kill", got, r2.id)
+		}
+		dry := web.agent(t, "apply", "--dry-run")
+		if !slices.Contains(planServices(dry.stdout), "reload php-fpm ("+phpUnit+")") || !strings.Contains(dry.stdout, "owed by an interrupted apply") {
+			t.Errorf("dry run does not owe the php-fpm reload of the release switch:\n%s", dry)
+		}
+
+		calls := len(web.execCalls(t))
+		web.mustApply(t)
+		if got := web.execCalls(t)[calls:]; !slices.Equal(got, []string{phpUnit + " reload"}) {
+			t.Errorf("the next apply ran %v, want the owed php-fpm reload", got)
+		}
+		eventually(t, 15*time.Second, envURL, serverName, 200, "release "+r2.id+"\n")
+		if st, r := web.status(t); !st.Ready || st.Serial != f.doc.Serial || st.Release[product] != r2.id {
+			t.Errorf("status %+v, want ready at serial %d on release %s\n%s", st, f.doc.Serial, r2.id, r)
+		}
+	})
+
+	t.Run("failing php-fpm reload is undone and stays owed until it works", func(t *testing.T) {
+		applied := f.doc.Serial
+		oldEnv := f.doc.Products[product].PHP.Env["APP_ENV"]
+		poolFile := web.path("etc/php/" + web.phpVersion(t) + "/fpm/pool.d/nodeagent-shop.conf")
+		oldPool, err := os.ReadFile(poolFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.editShop(func(p *productEdit) { p.env["APP_ENV"] = "e2e-reload" })
+		f.publish(t)
+		web.setExec(t, phpUnit, "reload", []string{"/bin/sh", "-c", "echo php-fpm reload refused >&2; exit 1"})
+		r := web.agent(t, "apply")
+		if r.code != 1 {
+			t.Fatalf("apply with a failing reload: exit %d, want 1\n%s", r.code, r)
+		}
+		if !strings.Contains(r.stderr, "php-fpm reload refused") || !strings.Contains(r.stderr, "still owed") {
+			t.Errorf("apply does not report the failed reload and what is still owed:\n%s", r.stderr)
+		}
+		// The previous files are back, PHP-FPM never loaded the new ones,
+		// and the node says so: serial not applied, reload owed.
+		if now, _ := os.ReadFile(poolFile); string(now) != string(oldPool) {
+			t.Errorf("pool file after the undo:\n%s\nwant the previous one:\n%s", now, oldPool)
+		}
+		eventually(t, 15*time.Second, envURL, serverName, 200, "env "+oldEnv+"\n")
+		st, sr := web.status(t)
+		if st.Serial != applied || !slices.Contains(st.Owed, "reload php-fpm ("+phpUnit+")") {
+			t.Errorf("status %+v, want serial %d applied and the php-fpm reload owed\n%s", st, applied, sr)
+		}
+		if !st.Ready {
+			t.Errorf("a failed push made the serving node unready: %+v", st)
+		}
+
+		// Fixed: the next apply does the owed reload, then the new apply.
+		web.setExec(t, phpUnit, "reload", nil)
+		web.mustApply(t)
+		eventually(t, 15*time.Second, envURL, serverName, 200, "env e2e-reload\n")
+		if st, r := web.status(t); !st.Ready || st.Serial != f.doc.Serial || len(st.Owed) > 0 {
+			t.Errorf("status %+v, want ready at serial %d with nothing owed\n%s", st, f.doc.Serial, r)
+		}
+		if web.journalLeft() {
+			t.Error("journal still there after the apply converged")
+		}
+	})
+
+	t.Run("same serial with different content is refused", func(t *testing.T) {
+		good := topologyJSON(t, f.doc)
+		edited := f.doc
+		edited.Aliases = map[string]string{"dbserver": "db-b", "replserver": "db-a"}
+		f.putTopology(t, topologyJSON(t, edited))
+		defer f.putTopology(t, good)
+		before := snapshot(t, web.root)
+		r := web.agent(t, "apply")
+		if r.code != 1 {
+			t.Fatalf("apply of a changed document with the same serial: exit %d, want 1\n%s", r.code, r)
+		}
+		if !strings.Contains(r.stderr, "bump the serial") || !strings.Contains(r.stderr, "aliases.dbserver") {
+			t.Errorf("message does not name the change and say to bump the serial:\n%s", r.stderr)
+		}
+		if diff := withoutPrefix(changed(before, snapshot(t, web.root), false), bookkeeping...); len(diff) > 0 {
+			t.Errorf("refused document changed the node: %v", diff)
+		}
+	})
+
+	t.Run("leftover temporary files are swept", func(t *testing.T) {
+		left := []string{
+			"etc/.hosts.nodeagent-1234567",
+			"etc/nodeagent/products/.shop.php.nodeagent-7654321",
+			stateDir + "/.status.json.tmp-424242",
+			stateDir + "/.topology.json.tmp-1",
+		}
+		kept := []string{"etc/.hosts.keep", "etc/nodeagent/products/.shop.php.nodeagent-notours"}
+		for _, p := range append(slices.Clone(left), kept...) {
+			if err := os.WriteFile(web.path(p), []byte("half written"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		web.mustApply(t)
+		for _, p := range left {
+			if _, err := os.Stat(web.path(p)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s is still there after an apply: %v", p, err)
+			}
+		}
+		for _, p := range kept {
+			if _, err := os.Stat(web.path(p)); err != nil {
+				t.Errorf("%s (not the agent's) was removed: %v", p, err)
+			}
+			os.Remove(web.path(p))
+		}
+	})
+}
