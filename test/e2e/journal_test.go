@@ -114,7 +114,7 @@ func TestInterruptedApply(t *testing.T) {
 			t.Errorf("new alias answers %d before any reload, want 404 from the catch-all", code)
 		}
 		if !web.journalLeft() {
-			t.Fatal("the killed apply left no journal")
+			t.Error("the killed apply left no journal")
 		}
 
 		dry := web.agent(t, "apply", "--dry-run")
