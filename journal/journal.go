@@ -362,7 +362,7 @@ type UndoReport struct {
 func (u UndoReport) Summary() string {
 	var parts []string
 	for _, prod := range sortedKeys(u.Switched) {
-		parts = append(parts, fmt.Sprintf("switched %s back to release %s", prod, u.Switched[prod]))
+		parts = append(parts, fmt.Sprintf("switched back to release %s of %s", u.Switched[prod], prod))
 	}
 	for _, prod := range sortedKeys(u.Kept) {
 		parts = append(parts, fmt.Sprintf("release %s of %s stays active (no release was active before it)", u.Kept[prod], prod))

@@ -278,7 +278,7 @@ func TestUndoPutsEverythingBackAndReloadsWhatWasTouched(t *testing.T) {
 	if want := []string{"reload apache2", "reload php8.2-fpm"}; !slices.Equal(e.svc.calls, want) {
 		t.Errorf("undo service calls %v, want %v (each touched unit once)", e.svc.calls, want)
 	}
-	for _, s := range []string{"switched shop back to release r1", "put back 2 file(s)", "reload apache2", "reload php8.2-fpm"} {
+	for _, s := range []string{"switched back to release r1 of shop", "put back 2 file(s)", "reload apache2", "reload php8.2-fpm"} {
 		if !strings.Contains(rep.Summary(), s) {
 			t.Errorf("summary %q does not say %q", rep.Summary(), s)
 		}

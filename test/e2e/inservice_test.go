@@ -246,6 +246,15 @@ func TestBrokenRelease(t *testing.T) {
 			t.Errorf("apply does not report two attempts and ABANDON:\n%s", r.stderr)
 		}
 		fresh.checkLaunchHook(t, "ABANDON")
+		// There was no release before the broken one: current stays on
+		// it (the node is not ready, and the operator can look at it),
+		// and the messages say so rather than claim a switch back.
+		if got, want := fresh.currentRelease(t), filepath.Join("releases", broken.id); got != want {
+			t.Errorf("current -> %s, want %s (nothing to switch back to)", got, want)
+		}
+		if strings.Contains(r.stderr, "switched back") || !strings.Contains(r.stderr, "release "+broken.id+" of shop stays active") {
+			t.Errorf("a failed first boot does not say its release stays active (or claims a switch back):\n%s", r.stderr)
+		}
 		if st, _ := fresh.status(t); st.Ready {
 			t.Errorf("fresh node with a broken release says ready: %+v", st)
 		}
