@@ -88,8 +88,11 @@ type Prepared struct {
 	lastGoodBody []byte
 	lastGoodETag string
 	// recovered are the service actions Converge did to finish or undo
-	// the apply a dead process left, before this one.
+	// the apply a dead process left, before this one; adopted is that
+	// apply's journal when it got as far as stage applied and was never
+	// smoke-checked: this apply's smoke checks judge it too.
 	recovered []nodeagent.ServiceAction
+	adopted   *journal.Record
 }
 
 // Document is a fetched topology document.
@@ -418,6 +421,9 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 		// its files for the operator, and what it owes stays owed.
 		Keep: p.Previous == nil,
 	})
+	if p.adopted != nil {
+		j.Adopt(p.adopted)
+	}
 	for _, ra := range p.Plan.Releases {
 		j.Record.Switches = append(j.Record.Switches, journal.Switch{Product: ra.Product, From: ra.From, To: ra.To})
 	}
@@ -449,6 +455,9 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	}
 
 	for i, sw := range j.Record.Switches {
+		if sw.Done {
+			continue // adopted from a dead apply
+		}
 		_, err := step(ctx, log, "activate "+sw.Product, func(context.Context) (struct{}, error) {
 			prev, err := a.Releases.Activate(sw.Product, sw.To)
 			if err != nil {
@@ -462,7 +471,7 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 		out.Switched[sw.Product] = sw.To
 	}
 	for i, act := range j.Record.Actions {
-		if !act.Release {
+		if !act.Release || act.Done {
 			continue
 		}
 		if err := j.Run(ctx, i); err != nil {
@@ -471,9 +480,10 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 		out.Actions = append(out.Actions, act.ServiceAction)
 	}
 	// Everything owed has happened: the running services have loaded what
-	// is on disk. An undo after failed smoke checks works from the record
-	// in memory (and writes it again first).
-	if err := j.Clear(); err != nil {
+	// is on disk. The record stays (stage applied) until the smoke checks
+	// pass: a process killed before then leaves it for the next apply to
+	// adopt, and failed checks undo from it.
+	if err := j.Applied(); err != nil {
 		return out, a.fail(ctx, log, p, j, nil, err)
 	}
 
@@ -483,6 +493,9 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	out.Smoke = results
 	if smoke.Failed(results) {
 		return out, a.fail(ctx, log, p, j, results, fmt.Errorf("smoke checks failed: %s", smokeSummary(results)))
+	}
+	if err := j.Clear(); err != nil {
+		return out, fmt.Errorf("the node converged and passed its smoke checks, but: %w", err)
 	}
 
 	if _, err := step(ctx, log, "record", func(context.Context) (struct{}, error) { return struct{}{}, a.recordSuccess(p) }); err != nil {

@@ -26,7 +26,7 @@ func (a *Agent) Converge(ctx context.Context, inst nodeagent.Instance, doc Docum
 	if err := a.FS.Recover(); err != nil {
 		return nil, fmt.Errorf("recover interrupted writes: %w", err)
 	}
-	recovered, err := a.recoverJournal(ctx)
+	recovered, adopted, err := a.recoverJournal(ctx)
 	if err != nil {
 		a.recordFailure(nil, err, nil)
 		return nil, err
@@ -37,7 +37,7 @@ func (a *Agent) Converge(ctx context.Context, inst nodeagent.Instance, doc Docum
 		a.recordFailure(nil, err, nil)
 		return nil, err
 	}
-	p.recovered = recovered
+	p.recovered, p.adopted = recovered, adopted
 	return a.ApplyOnce(ctx, p)
 }
 

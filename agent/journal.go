@@ -13,16 +13,18 @@ import (
 )
 
 // recoverJournal finishes or undoes the apply a dead process left (see
-// journal.Journal.Recover) and returns the service actions that took. It
-// fails only when something is still owed: then the running services may
-// not match the files on disk, and no new apply goes on top of that.
-func (a *Agent) recoverJournal(ctx context.Context) ([]nodeagent.ServiceAction, error) {
+// journal.Journal.Recover) and returns the service actions that took, and
+// the dead apply's record when it is in place but was never smoke-checked
+// (this apply adopts it). It fails only when something is still owed: then
+// the running services may not match the files on disk, and no new apply
+// goes on top of that.
+func (a *Agent) recoverJournal(ctx context.Context) ([]nodeagent.ServiceAction, *journal.Record, error) {
 	j, err := journal.Open(a.journalStore(), a.Services, a.Releases, a.Logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if j == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	r := j.Record
 	log := a.Logger.With(LogKeyApply, r.ID, LogKeySerial, r.Serial)
@@ -32,14 +34,18 @@ func (a *Agent) recoverJournal(ctx context.Context) ([]nodeagent.ServiceAction, 
 	done, err := j.Recover(ctx)
 	a.reportOwed(j)
 	if err != nil && j.Pending() {
-		return done, fmt.Errorf("finish the interrupted apply of serial %d (journal %s): %w", r.Serial, j.Path(), err)
+		return done, nil, fmt.Errorf("finish the interrupted apply of serial %d (journal %s): %w", r.Serial, j.Path(), err)
 	}
 	if err != nil {
 		log.Error("the interrupted apply could not be finished and was undone", "error", err.Error())
-		return done, nil
+		return done, nil, nil
+	}
+	if j.Pending() {
+		log.Info("interrupted apply finished; this apply's smoke checks judge it, and a failure undoes it too", "actions", len(done))
+		return done, &j.Record, nil
 	}
 	log.Info("interrupted apply done", "stage", string(r.Stage), "actions", len(done))
-	return done, nil
+	return done, nil, nil
 }
 
 // reportOwed puts what the journal still owes in the status (nothing once

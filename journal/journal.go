@@ -59,6 +59,11 @@ const (
 	// the service actions and release switches not done yet are owed. A
 	// dead apply at this stage is finished.
 	StageChecked Stage = "checked"
+	// StageApplied: every action and switch happened; the smoke checks
+	// have not passed yet. Nothing is owed, but the record stays: an apply
+	// that finds it adopts it (Adopt), so that if the smoke checks then
+	// fail, the undo goes back to the state before the dead apply too.
+	StageApplied Stage = "applied"
 	// StageUndoing: the apply failed and is being undone; the previous
 	// files go back and the undo's actions are owed.
 	StageUndoing Stage = "undoing"
@@ -197,7 +202,7 @@ func (s Store) Load() (*Record, error) {
 		return nil, fmt.Errorf("journal: %s is not an apply journal (move it away to apply without it): %w", s.Path(), err)
 	}
 	switch r.Stage {
-	case StageWriting, StageChecked, StageUndoing:
+	case StageWriting, StageChecked, StageApplied, StageUndoing:
 	default:
 		return nil, fmt.Errorf("journal: %s has unknown stage %q (move it away to apply without it)", s.Path(), r.Stage)
 	}
@@ -347,7 +352,45 @@ func (j *Journal) Finish(ctx context.Context) ([]nodeagent.ServiceAction, error)
 	if err := run(true); err != nil {
 		return done, err
 	}
-	return done, j.Clear()
+	return done, j.Applied()
+}
+
+// Applied records that everything owed happened (stage applied); the
+// record stays until the smoke checks pass (then Clear) or fail (then
+// Undo). A kept (first) apply has nothing to undo: it is cleared at once.
+func (j *Journal) Applied() error {
+	if !j.saved {
+		return nil // nothing was recorded: nothing changed
+	}
+	if j.Record.Keep {
+		return j.Clear()
+	}
+	j.Record.Stage = StageApplied
+	return j.Save()
+}
+
+// Adopt takes over the record of a dead apply that got to stage applied
+// (its changes are in place, never smoke-checked): its files, keeping
+// their state from before it, its actions (done) and its switches become
+// this apply's, so that undoing this apply also undoes that one, back to
+// the last state that passed its smoke checks.
+func (j *Journal) Adopt(dead *Record) {
+	r := &j.Record
+	r.Files = append(slices.Clone(dead.Files), r.Files...)
+	r.Actions = append(slices.Clone(dead.Actions), r.Actions...)
+	r.Switches = append(slices.Clone(dead.Switches), r.Switches...)
+	r.Keep = r.Keep || dead.Keep
+}
+
+// AddFiles records files this apply is about to write, as they are now;
+// a file the record has already (adopted from a dead apply) keeps its
+// older state, the one to go back to.
+func (j *Journal) AddFiles(files []File) {
+	for _, f := range files {
+		if !slices.ContainsFunc(j.Record.Files, func(x File) bool { return x.Path == f.Path }) {
+			j.Record.Files = append(j.Record.Files, f)
+		}
+	}
 }
 
 // UndoReport says what an undo did.
@@ -402,15 +445,20 @@ func (j *Journal) Undo(ctx context.Context, why string) (UndoReport, error) {
 		}
 	}
 	var errs []error
-	for i := range r.Switches {
+	// Last switch first: an adopted switch r1 -> r2 followed by this
+	// apply's r2 -> r3 ends on r1.
+	for i := len(r.Switches) - 1; i >= 0; i-- {
 		s := &r.Switches[i]
 		if !s.Done {
 			continue
 		}
 		if s.From == "" || s.From == s.To {
-			rep.Kept[s.Product] = s.To
+			if _, back := rep.Switched[s.Product]; !back {
+				rep.Kept[s.Product] = s.To
+			}
 			continue
 		}
+		delete(rep.Kept, s.Product)
 		if j.Releases == nil {
 			errs = append(errs, fmt.Errorf("switch %s back to %s: no release manager is configured", s.Product, s.From))
 			continue
@@ -525,9 +573,12 @@ func restoreFiles(fsys hostfs.FS, files []File, log *slog.Logger) (int, error) {
 // service actions it performed (the finish's, or the undo's):
 //
 //   - stage writing: the files go back (no service was touched);
-//   - stage checked: the owed actions and switches are done (Finish); if
-//     one fails, the apply is undone like a live failure, unless the record
-//     says to keep it (a first apply), when it stays owed;
+//   - stage checked: the owed actions and switches are done (Finish),
+//     which leaves the record at stage applied; if one fails, the apply is
+//     undone like a live failure, unless the record says to keep it (a
+//     first apply), when it stays owed;
+//   - stage applied: nothing is owed; the record stays for the next apply
+//     to adopt (see Adopt);
 //   - stage undoing: the undo is resumed.
 //
 // On error the record stays on disk with what is still owed.
@@ -544,6 +595,8 @@ func (j *Journal) Recover(ctx context.Context) ([]nodeagent.ServiceAction, error
 			return append(done, rep.Actions...), fmt.Errorf("%w; undoing it failed too: %w", err, uerr)
 		}
 		return append(done, rep.Actions...), fmt.Errorf("%w; undone: %s", err, rep.Summary())
+	case StageApplied:
+		return nil, nil
 	case StageWriting:
 		rep, err := j.Undo(ctx, "interrupted while writing files")
 		return rep.Actions, err

@@ -228,8 +228,48 @@ func TestRecoverCheckedFinishesWhatIsOwed(t *testing.T) {
 	if got, _, _ := e.read(t, "/etc/app.conf"); got != "new\n" {
 		t.Errorf("finishing the apply changed its files: %q", got)
 	}
-	if r := e.pending(t); r != nil {
-		t.Errorf("journal still there after the apply was finished: %+v", r)
+	// Nothing is owed, but no smoke check has judged the result: the
+	// record stays for the next apply to adopt.
+	if r := e.pending(t); r == nil || r.Stage != journal.StageApplied || len(r.Owed()) != 0 {
+		t.Errorf("journal after the apply was finished: %+v, want stage applied with nothing owed", r)
+	}
+}
+
+func TestAdoptedApplyIsUndoneWithTheNextOne(t *testing.T) {
+	e := newEnv(t)
+	dead := e.applied(t, journal.StageApplied) // app.conf old -> new, shop r1 -> r2
+	for i := range dead.Actions {
+		dead.Actions[i].Tried, dead.Actions[i].Done = true, true
+	}
+	// The next apply changes app.conf again and switches shop to r3.
+	j := e.journal(journal.Record{Serial: 8})
+	j.Adopt(&dead)
+	j.AddFiles([]journal.File{{Path: "/etc/app.conf", Existed: true, Content: []byte("new\n"), Mode: 0o644}})
+	j.Record.Switches = append(j.Record.Switches, journal.Switch{Product: "shop", To: "r3"})
+	if err := j.Save(); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, "/etc/app.conf", "newer\n", 0o644)
+	prev, _ := e.rel.Activate("shop", "r3")
+	if err := j.Switched(1, prev); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.Record.Files) != 2 {
+		t.Fatalf("files %+v, want app.conf once (with its state before the dead apply) and x.conf", j.Record.Files)
+	}
+
+	// Its smoke checks fail: the undo goes back past the dead apply, to
+	// the last state that passed its checks.
+	e.svc.calls = nil
+	if _, err := j.Undo(context.Background(), "smoke checks failed"); err != nil {
+		t.Fatal(err)
+	}
+	e.checkRestored(t)
+	if e.rel.active["shop"] != "r1" {
+		t.Errorf("shop active %q, want r1 (before the dead apply)", e.rel.active["shop"])
+	}
+	if want := []string{"reload apache2", "reload php8.2-fpm"}; !slices.Equal(e.svc.calls, want) {
+		t.Errorf("undo service calls %v, want %v", e.svc.calls, want)
 	}
 }
 

@@ -139,7 +139,7 @@ func Apply(ctx context.Context, in ApplyInput) (*Result, error) {
 	for _, a := range actions {
 		owed = append(owed, journal.Action{ServiceAction: a})
 	}
-	j.Record.Files = files
+	j.AddFiles(files)
 	j.Record.Actions = append(owed, j.Record.Actions...)
 	j.Record.Stage = journal.StageWriting
 	if j.Empty() {

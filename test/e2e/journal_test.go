@@ -195,6 +195,44 @@ func TestInterruptedApply(t *testing.T) {
 		}
 	})
 
+	t.Run("killed before the smoke checks of a broken release", func(t *testing.T) {
+		applied := f.doc.Serial
+		broken := buildRelease(t, "shop-broken", "2026.05.03-1")
+		f.putRelease(t, broken)
+		f.setRelease(broken)
+		f.publish(t)
+		// The switch and PHP-FPM's reload happen; the agent dies before
+		// its smoke checks would have failed.
+		web.armTrap(t, phpUnit, "reload", "after")
+		web.mustBeKilled(t)
+		eventually(t, 15*time.Second, web.apacheURL("/"), serverName, 500, "database connection failed")
+
+		// The next apply finishes the dead one, and its smoke checks judge
+		// it: they fail, and the undo goes back to the release that passed.
+		r := web.agent(t, "apply", "--smoke-deadline", "3s")
+		if r.code != 1 {
+			t.Fatalf("apply after the kill, broken release still wanted: exit %d, want 1\n%s", r.code, r)
+		}
+		if !strings.Contains(r.stderr, "switched back to release "+r2.id) {
+			t.Errorf("apply does not say it switched back to %s:\n%s", r2.id, r.stderr)
+		}
+		if got := web.currentRelease(t); got != "releases/"+r2.id {
+			t.Errorf("current -> %s, want releases/%s", got, r2.id)
+		}
+		eventually(t, 15*time.Second, web.apacheURL("/"), serverName, 200, "Welcome")
+		eventually(t, 15*time.Second, envURL, serverName, 200, "release "+r2.id+"\n")
+		if st, sr := web.status(t); !st.Ready || st.Serial != applied || len(st.Owed) > 0 {
+			t.Errorf("status %+v, want ready at serial %d with nothing owed\n%s", st, applied, sr)
+		}
+		if web.journalLeft() {
+			t.Error("journal still there after the undo")
+		}
+
+		f.setRelease(r2)
+		f.publish(t)
+		web.mustApply(t)
+	})
+
 	t.Run("failing php-fpm reload is undone and stays owed until it works", func(t *testing.T) {
 		applied := f.doc.Serial
 		oldEnv := f.doc.Products[product].PHP.Env["APP_ENV"]
