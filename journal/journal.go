@@ -1,5 +1,6 @@
 // Package journal is the durable record of one apply, kept in the state dir
-// (<state dir>/apply.json) while the apply has anything in flight: what it
+// (<state dir>/apply.json) from before its first write until its smoke
+// checks pass or its undo is complete: what it
 // is about to change (every file with its previous content, mode and owner
 // and the directories its write creates), what it owes the services (the
 // reloads, restarts and starts, each cleared only once it has happened) and
