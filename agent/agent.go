@@ -60,6 +60,10 @@ type Agent struct {
 	// HTTPClient is used by smoke checks; nil means a client with a short
 	// timeout.
 	HTTPClient *http.Client
+
+	// swept: this process has swept the temp files dead processes left
+	// (see sweep); only the first apply needs to.
+	swept bool
 }
 
 // Applied records the last successful apply in the state dir.
