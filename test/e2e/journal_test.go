@@ -3,11 +3,15 @@
 package e2e_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -322,4 +326,78 @@ func TestInterruptedApply(t *testing.T) {
 			os.Remove(web.path(p))
 		}
 	})
+
+	t.Run("run killed mid-apply; the restarted run finishes it", func(t *testing.T) {
+		run1 := web.startRun(t)
+		eventually(t, 60*time.Second, "http://"+web.listen+"/ready", web.listen, 200, "")
+		web.armTrap(t, "apache2", "reload", "before")
+		f.editShop(func(p *productEdit) { p.aliases = append(p.aliases, "run.shop.example") })
+		f.publish(t)
+		if err := run1.waitKilled(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, _, _ := httpGet(web.apacheURL("/"), "run.shop.example"); code != 404 {
+			t.Errorf("new alias answers %d after run was killed before reloading, want 404", code)
+		}
+
+		run2 := web.startRun(t)
+		defer run2.kill()
+		eventually(t, 60*time.Second, web.apacheURL("/"), "run.shop.example", 200, "Welcome")
+		eventually(t, 30*time.Second, "http://"+web.listen+"/ready", web.listen, 200, "serial "+itoa(int(f.doc.Serial))+" applied")
+		if web.journalLeft() {
+			t.Error("journal still there after run converged")
+		}
+	})
+
+}
+
+// runProc is a `nodeagent run` the test started.
+type runProc struct {
+	cmd    *exec.Cmd
+	exited chan error
+	stderr *bytes.Buffer
+	done   bool
+}
+
+// startRun starts `nodeagent run` for the node; the test's cleanup kills
+// it if it is still running.
+func (n *node) startRun(t *testing.T) *runProc {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(nodeagentBin, "run", "--config", n.config)
+	cmd.Env = n.env
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &runProc{cmd: cmd, exited: make(chan error, 1), stderr: &stderr}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(p.kill)
+	return p
+}
+
+// waitKilled waits for run to die of SIGKILL (an armed trap), at most limit.
+func (p *runProc) waitKilled(limit time.Duration) error {
+	select {
+	case err := <-p.exited:
+		p.done = true
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+				return nil
+			}
+		}
+		return fmt.Errorf("run exited with %v, want killed by the trap\n%s", err, p.stderr)
+	case <-time.After(limit):
+		return fmt.Errorf("run was not killed by the trap within %s\n%s", limit, p.stderr)
+	}
+}
+
+func (p *runProc) kill() {
+	if p.done {
+		return
+	}
+	p.done = true
+	_ = p.cmd.Process.Kill()
+	<-p.exited
 }
