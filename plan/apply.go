@@ -85,17 +85,24 @@ const (
 
 // Apply executes a plan:
 //
+//  0. the journal records the apply before the first write: every planned
+//     file as it is on disk now (content, mode, owner, or missing with the
+//     directories its write creates; read fresh, not what the plan saw),
+//     and the service actions owed;
 //  1. every file change is written atomically with its mode and owner;
 //  2. every checked service whose files changed, or that will be started,
-//     has its whole configuration tree checked; if one is refused, every
-//     file written by this apply is put back exactly as it was (content,
-//     mode, owner; files that did not exist are removed) and a *CheckError
-//     is returned, with no service touched;
-//  3. service actions run: starts first, then reloads and restarts.
+//     has its whole configuration tree checked; if one is refused, the
+//     journal's undo puts every file back exactly as it was (content, mode,
+//     owner; files that did not exist are removed with the directories
+//     their writes created) and a *CheckError is returned, with no service
+//     touched;
+//  3. service actions run (starts first, then reloads and restarts), each
+//     cleared in the journal once done. A failed action leaves the journal
+//     on disk with the action owed: the caller undoes it (journal.Undo) or
+//     keeps it owed.
 //
-// A failed write also puts back what was already written. Apply snapshots
-// each file just before writing it, so what it restores is what was on disk
-// at apply time, not what the plan saw.
+// A failed write also puts back what was already written. A plan that
+// changes nothing writes no journal.
 func Apply(ctx context.Context, in ApplyInput) (*Result, error) {
 	if in.Plan == nil || in.Desired == nil {
 		return nil, errors.New("plan: apply: no plan or desired state")
