@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/readiness"
 )
