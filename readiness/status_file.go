@@ -10,7 +10,9 @@ import (
 )
 
 // WriteStatusFile writes st as JSON to path atomically (temporary file,
-// rename), creating the directory if needed. It does not fsync: the file is
+// rename), creating the directory if needed. The file is 0600: its errors
+// are redacted, but they still name hosts and paths that only root (who
+// runs `nodeagent status`) needs to see. It does not fsync: the file is
 // a report that every apply rewrites, a reader never sees a part of it, and
 // after a power loss the boot apply writes it again; two fsyncs would be
 // most of the cost of recording a no-change apply.
@@ -22,11 +24,13 @@ func WriteStatusFile(path string, st Status) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("readiness: write status file %s: %w", path, err)
 	}
-	if err := atomicfile.Write(path, append(b, '\n'), 0o644, false); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n'), statusFileMode, false); err != nil {
 		return fmt.Errorf("readiness: write status file: %w", err)
 	}
 	return nil
 }
+
+const statusFileMode = 0o600
 
 // ReadStatusFile reads a status written by WriteStatusFile.
 func ReadStatusFile(path string) (Status, error) {
