@@ -53,8 +53,9 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 		return nil, fmt.Errorf("instance metadata: %w", err)
 	}
 	// One AWS configuration for S3 and Auto Scaling: the region and the
-	// instance profile are looked up once.
-	awsEnv := awsenv.New(nil)
+	// instance profile are looked up once, through the discovery's IMDS
+	// client (one session token, no proxy).
+	awsEnv := awsenv.New(nil).UseIMDS(md.Client())
 	srcOpts := source.Options{Logger: log, AWS: awsEnv}
 	var src nodeagent.TopologySource
 	if w.needSource {
