@@ -115,3 +115,48 @@ func TestHandler(t *testing.T) {
 		})
 	}
 }
+
+// FuzzText: whatever surrounds a URL, its query string and userinfo never
+// survive redact.Text, and text without "://" is left alone.
+func FuzzText(f *testing.F) {
+	f.Add("download ", "https", "user:pw", "host/p", "X-Amz-Signature=", `": 403`)
+	f.Add(`Get "`, "s3", "", "b/k", "a=1&b=2", `"`)
+	f.Add("", "file", "", "/etc/x", "", "")
+	f.Fuzz(func(t *testing.T, before, scheme, user, hostPath, query, after string) {
+		if strings.Contains(before+after, "://") || scheme == "" || !isScheme(scheme) {
+			t.Skip()
+		}
+		// Only inputs the URL grammar allows in each part.
+		for _, part := range []string{user, hostPath, query} {
+			if strings.ContainsAny(part, " \t\n\r\"'<>`\\") {
+				t.Skip()
+			}
+		}
+		if strings.ContainsAny(user, "/?#@") || strings.ContainsAny(hostPath, "?#@") || strings.HasPrefix(hostPath, "/") && user != "" {
+			t.Skip()
+		}
+		const secret = "S3CR3T"
+		u := scheme + "://"
+		if user != "" {
+			u += user + secret + "@"
+		}
+		u += hostPath + "?" + query + secret
+		got := redact.Text(before + u + after)
+		if strings.Contains(got, secret) && !strings.Contains(before+after+hostPath, secret) {
+			t.Fatalf("Text(%q) = %q keeps the secret", before+u+after, got)
+		}
+		plain := before + after
+		if !strings.Contains(plain, "://") && redact.Text(plain) != plain {
+			t.Fatalf("Text changed %q", plain)
+		}
+	})
+}
+
+func isScheme(s string) bool {
+	for i, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return true
+}
