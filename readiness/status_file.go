@@ -32,7 +32,7 @@ func WriteStatusFile(path string, st Status) error {
 
 const statusFileMode = 0o600
 
-// ReadStatusFile reads a status written by WriteStatusFile.
+// ReadStatusFile reads a status written by WriteStatusFile, redacted.
 func ReadStatusFile(path string) (Status, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -42,5 +42,6 @@ func ReadStatusFile(path string) (Status, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return Status{}, fmt.Errorf("readiness: read status file %s: %w", path, err)
 	}
+	st.redact() // a file an older agent wrote may hold URL secrets
 	return st, nil
 }
