@@ -16,7 +16,10 @@
 //     AWS_ENDPOINT_URL_AUTO_SCALING), then AWS_ENDPOINT_URL;
 //   - IMDS: AWS_EC2_METADATA_SERVICE_ENDPOINT, and AWS_EC2_METADATA_DISABLED=true
 //     to never ask it. IMDSv2 only: a failed token is an error, never a
-//     tokenless request.
+//     tokenless request. IMDS is asked through the metadata package's
+//     client, never through HTTP_PROXY: the agent shares its discovery
+//     client (UseIMDS), so one session token serves discovery, the region
+//     and the instance profile's credentials.
 package awsenv
 
 import (
@@ -32,12 +35,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+
+	"github.com/nodeagent/nodeagent/metadata"
 )
 
 // Env resolves the shared AWS configuration once, on first use; it is safe
 // for concurrent use.
 type Env struct {
 	getenv func(string) string
+	imds   *imds.Client // nil: built on first use
 
 	mu     sync.Mutex
 	cfg    aws.Config
@@ -50,6 +56,16 @@ func New(getenv func(string) string) *Env {
 		getenv = os.Getenv
 	}
 	return &Env{getenv: getenv}
+}
+
+// UseIMDS makes e ask instance metadata through c (the discovery client,
+// metadata.Source.Client) rather than a client of its own. Call it before
+// the first Config; it returns e.
+func (e *Env) UseIMDS(c *imds.Client) *Env {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.imds = c
+	return e
 }
 
 // ErrNoRegion means no region is set and IMDS could not tell one.
@@ -67,10 +83,18 @@ func (e *Env) Config(ctx context.Context) (aws.Config, error) {
 	}
 	var md *imds.Client
 	if !strings.EqualFold(e.getenv("AWS_EC2_METADATA_DISABLED"), "true") {
-		md = imds.New(imds.Options{
-			Endpoint:       e.getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"),
-			EnableFallback: aws.FalseTernary,
-		})
+		md = e.imds
+		if md == nil {
+			endpoint := e.getenv(metadata.EndpointEnv)
+			if endpoint == "" {
+				endpoint = metadata.DefaultEndpoint
+			}
+			c, err := metadata.NewClient(metadata.Options{Endpoint: endpoint})
+			if err != nil {
+				return aws.Config{}, err
+			}
+			md, e.imds = c, c
+		}
 	}
 	region := firstNonEmpty(e.getenv("AWS_REGION"), e.getenv("AWS_DEFAULT_REGION"))
 	if region == "" && md != nil {

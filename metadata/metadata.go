@@ -85,14 +85,35 @@ var _ nodeagent.MetadataSource = (*Source)(nil)
 // New returns a Source. It does not contact IMDS; the first call does.
 func New(ctx context.Context, o Options) (*Source, error) {
 	_ = ctx // reserved: construction does no I/O
+	client, endpoint, log, err := newClient(o)
+	if err != nil {
+		return nil, err
+	}
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	return &Source{client: client, endpoint: endpoint, root: o.Root, log: log}, nil
+}
+
+// Client returns the Source's IMDS client, to share with the AWS
+// credential chain (awsenv): one client, one session token, and one
+// transport that never goes through HTTP_PROXY.
+func (s *Source) Client() *imds.Client { return s.client }
+
+// NewClient returns an IMDSv2 client as a Source uses: its own transport
+// with no proxy, a deadline per attempt, bounded retries. Options.Root is
+// not used.
+func NewClient(o Options) (*imds.Client, error) {
+	c, _, _, err := newClient(o)
+	return c, err
+}
+
+func newClient(o Options) (*imds.Client, string, *slog.Logger, error) {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = DefaultCallTimeout
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = DefaultAttempts
-	}
-	if o.Root == "" {
-		o.Root = "/"
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -105,7 +126,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		endpoint = DefaultEndpoint
 	}
 	if err := checkEndpoint(endpoint); err != nil {
-		return nil, fmt.Errorf("metadata: IMDS endpoint %q (from the agent config or %s): %w", endpoint, EndpointEnv, err)
+		return nil, "", nil, fmt.Errorf("metadata: IMDS endpoint %q (from the agent config or %s): %w", endpoint, EndpointEnv, err)
 	}
 	log := o.Logger.With("component", "imds", "endpoint", endpoint)
 
@@ -123,7 +144,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		ClientLogMode:            aws.LogRetries,
 		Logger:                   sdkLogger{log: log},
 	})
-	return &Source{client: client, endpoint: endpoint, root: o.Root, log: log}, nil
+	return client, endpoint, log, nil
 }
 
 func checkEndpoint(endpoint string) error {

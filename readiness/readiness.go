@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nodeagent/nodeagent/atomicfile"
+	"github.com/nodeagent/nodeagent/redact"
 	"github.com/nodeagent/nodeagent/smoke"
 )
 
@@ -78,6 +79,18 @@ func (st Status) clone() Status {
 	st.Smoke = slices.Clone(st.Smoke)
 	st.Owed = slices.Clone(st.Owed)
 	return st
+}
+
+// redact takes URL secrets (userinfo, query strings: a presigned release
+// URL's signature and token) out of the status's free text, so that
+// status.json, /status and `nodeagent status` never show them. st's Smoke
+// slice must be its own (clone first).
+func (st *Status) redact() {
+	st.ApplyError = redact.Text(st.ApplyError)
+	st.LastError = redact.Text(st.LastError)
+	for i := range st.Smoke {
+		st.Smoke[i].Err = redact.Text(st.Smoke[i].Err)
+	}
 }
 
 // evaluate computes readiness from the rest of the status. A node with no
@@ -160,8 +173,9 @@ func New(o Options) *State {
 	}
 	s := &State{o: o, log: o.Logger}
 	if o.Initial != nil {
-		s.st = *o.Initial
+		s.st = o.Initial.clone()
 		s.st.Draining = false
+		s.st.redact() // recorded by an older agent, perhaps unredacted
 	}
 	s.st.Ready, s.st.Reason = evaluate(&s.st)
 	s.st.Since = o.Now()
@@ -194,6 +208,8 @@ func (s *State) Update(f func(*Status)) {
 	s.mu.RUnlock()
 	next := prev.clone()
 	f(&next)
+	next.Smoke = slices.Clone(next.Smoke) // f may have set the caller's slice
+	next.redact()
 	next.Ready, next.Reason = evaluate(&next)
 
 	if next.Ready {

@@ -553,3 +553,48 @@ func TestInitial(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusRedactsURLSecrets: a presigned URL in an apply error shows on
+// neither /status nor status.json with its query string or userinfo, and
+// a status file an older agent wrote is redacted when read back.
+func TestStatusRedactsURLSecrets(t *testing.T) {
+	const url = "https://u:hunter2@releases.example/shop.tar.gz?X-Amz-Signature=SECRETSIG&X-Amz-Security-Token=SECRETTOK"
+	file := filepath.Join(t.TempDir(), "status.json")
+	s := readiness.New(readiness.Options{StatusFile: file})
+	s.Update(func(st *readiness.Status) {
+		st.LastError = "download " + url + ": 403"
+		st.ApplyError = `Get "` + url + `": EOF`
+		st.Smoke = []smoke.Result{{Name: "home", Err: "get " + url}}
+	})
+	snap, _ := json.Marshal(s.Snapshot())
+	disk, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	s.Handler(false).ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	for name, b := range map[string]string{"snapshot": string(snap), "status.json": string(disk), "/status": rec.Body.String()} {
+		for _, sec := range []string{"SECRETSIG", "SECRETTOK", "hunter2"} {
+			if strings.Contains(b, sec) {
+				t.Errorf("%s holds %s: %s", name, sec, b)
+			}
+		}
+		if !strings.Contains(b, "releases.example/shop.tar.gz?REDACTED") {
+			t.Errorf("%s does not name the URL redacted: %s", name, b)
+		}
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("status.json mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	// A status file written before redaction existed.
+	if err := os.WriteFile(file, []byte(`{"last_error":"download `+url+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := readiness.ReadStatusFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(st.LastError, "SECRETSIG") {
+		t.Errorf("ReadStatusFile kept the secret: %q", st.LastError)
+	}
+}

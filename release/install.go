@@ -21,6 +21,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/atomicfile"
+	"github.com/nodeagent/nodeagent/redact"
 )
 
 // Install downloads release r of product, verifies its sha256 while
@@ -137,25 +138,28 @@ func (m *Manager) removeStale(l Layout, product string, r nodeagent.Release) err
 // their own, a few blocks ahead of the one writing files (blockPipe).
 func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Release, staging string) (Marker, error) {
 	start := m.now()
+	// Messages, logs and the marker name the URL without its userinfo or
+	// query string (a presigned URL's signature and token).
+	shown := redact.URL(r.URL)
 	body, size, err := m.Store.Open(ctx, r.URL)
 	if err != nil {
-		return Marker{}, fmt.Errorf("download %s: %w", r.URL, err)
+		return Marker{}, fmt.Errorf("download %s: %w", shown, err)
 	}
 	defer body.Close()
-	log.Info("downloading release", logKeyURL, r.URL, "size", size)
+	log.Info("downloading release", logKeyURL, shown, "size", size)
 
-	pr := &progress{r: body, total: size, now: m.now, start: start, last: start, log: log, url: r.URL}
+	pr := &progress{r: body, total: size, now: m.now, start: start, last: start, log: log, url: shown}
 	h := sha256.New()
 	br := bufio.NewReaderSize(io.TeeReader(pr, h), 1<<20)
 	if magic, _ := br.Peek(2); len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
 		if pr.err != nil {
-			return Marker{}, fmt.Errorf("download %s: %w", r.URL, pr.err)
+			return Marker{}, fmt.Errorf("download %s: %w", shown, pr.err)
 		}
-		return Marker{}, &ArchiveError{URL: r.URL, Rule: RuleFormat, Detail: sniff(magic, br)}
+		return Marker{}, &ArchiveError{URL: shown, Rule: RuleFormat, Detail: sniff(magic, br)}
 	}
 	var p *blockPipe // set once the inflating goroutine runs
 	x := &extractor{
-		url: r.URL, dir: staging, relRoot: "releases/" + r.ID,
+		url: shown, dir: staging, relRoot: "releases/" + r.ID,
 		maxBytes: m.maxBytes(), maxFiles: m.maxFiles(),
 		readErr: func() error {
 			// pr belongs to the inflating goroutine until it has
@@ -196,11 +200,11 @@ func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Relea
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if !strings.EqualFold(sum, r.SHA256) {
-		return Marker{}, &ChecksumError{URL: r.URL, Expected: strings.ToLower(r.SHA256), Actual: sum}
+		return Marker{}, &ChecksumError{URL: shown, Expected: strings.ToLower(r.SHA256), Actual: sum}
 	}
 	pr.done()
 	return Marker{
-		ID: r.ID, URL: r.URL, SHA256: sum, InstalledAt: m.now().UTC(),
+		ID: r.ID, URL: shown, SHA256: sum, InstalledAt: m.now().UTC(),
 		Bytes: x.bytes, Files: x.count,
 	}, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/render"
+	"github.com/nodeagent/nodeagent/topology"
 )
 
 // Input is what Desire derives a node from.
@@ -34,10 +35,6 @@ const (
 
 // knownServices are the logical services a role may run.
 var knownServices = []string{nodeagent.ServiceApache, nodeagent.ServicePHPFPM, nodeagent.ServiceMemcached}
-
-// reservedEnv are the pool variables nodeagent sets itself; a product's
-// php.env may not override them.
-var reservedEnv = []string{"DB_MASTER_HOST", "DB_REPLICA_HOSTS", "DB_NAME", "DB_PORT", "MEMCACHED_SERVERS", "NODEAGENT_CONFIG"}
 
 // Desire derives everything the node should be: the /etc/hosts entries for
 // every node, and per role service (apache, php-fpm, memcached) its files,
@@ -249,7 +246,7 @@ func (b *builder) phpFPM() error {
 			return fmt.Errorf("roles: product %q is not in products", p)
 		}
 		pp := "products." + p
-		for _, k := range reservedEnv {
+		for _, k := range topology.ReservedEnv { // refused by validation; kept as a guard
 			if _, ok := pr.PHP.Env[k]; ok {
 				return fmt.Errorf("roles: %s.php.env.%s: reserved, nodeagent sets it from the document", pp, k)
 			}

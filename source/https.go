@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/redact"
 )
 
 // httpsScheme is https://host/path, through go-retryablehttp.
@@ -70,15 +73,7 @@ func newHTTPClient(o Options, whole bool) *retryablehttp.Client {
 		next = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	base.Transport = timedTransport{next: next, d: o.Timeout, whole: whole}
-	base.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 10 {
-			return errTooManyRedirects
-		}
-		if _, err := parseLocation(req.URL.String()); err != nil {
-			return err
-		}
-		return nil
-	}
+	base.CheckRedirect = checkRedirect
 	b := backoff{base: backoffBase, max: backoffMax}
 	return &retryablehttp.Client{
 		HTTPClient:   base,
@@ -96,6 +91,44 @@ func newHTTPClient(o Options, whole bool) *retryablehttp.Client {
 		// Hand back the last answer, so the error can name its status.
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
+}
+
+// checkRedirect follows a redirect only to https (plain http only from a
+// plain-http loopback URL, to loopback), and to a loopback or link-local
+// address (127.0.0.0/8, ::1, localhost, 169.254.0.0/16 where instance
+// metadata lives, fe80::/10) only when the original URL was one too: a
+// compromised or misconfigured server cannot send the agent's request to
+// a local service or to IMDS.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errTooManyRedirects
+	}
+	orig, to := via[0].URL, req.URL
+	if _, err := parseLocation(to.String()); err != nil {
+		return fmt.Errorf("redirect to %s: %w", redact.URL(to.String()), err)
+	}
+	if to.Scheme != schemeHTTPS && orig.Scheme != schemeHTTP {
+		return fmt.Errorf("redirect from https to %s: %w", redact.URL(to.String()), errRedirect)
+	}
+	if local(to.Hostname()) && !local(orig.Hostname()) {
+		return fmt.Errorf("redirect to %s, a loopback or link-local address: %w", redact.URL(to.String()), errRedirect)
+	}
+	return nil
+}
+
+// local reports whether host names this machine or its link: localhost,
+// a loopback or link-local (or unspecified) address.
+func local(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	return a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified()
 }
 
 // httpGet sends one GET (with retries) and returns a 2xx or 304 response.

@@ -22,11 +22,12 @@ type LastGood struct {
 	Path string
 }
 
-// File modes of the saved copy. The state dir is 0711: the web server's
-// user must reach the ELB health file and the PHP probe inside it by name,
-// but cannot list it.
+// File modes of the saved copy. The document may carry secrets (a
+// presigned release URL's signature and session token), so only root reads
+// it. The state dir is 0711: the web server's user must reach the ELB
+// health file and the PHP probe inside it by name, but cannot list it.
 const (
-	lastGoodMode = 0o640
+	lastGoodMode = 0o600
 	stateDirMode = 0o711
 )
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/awsenv"
+	"github.com/nodeagent/nodeagent/redact"
 )
 
 // Defaults for Options.
@@ -114,7 +115,7 @@ func schemeOf(name string) (scheme, bool) {
 
 // location is a parsed source URL.
 type location struct {
-	raw    string // as given, for messages (credentials redacted)
+	raw    string // as given, for messages: redact.URL (no userinfo, query or fragment)
 	scheme string
 	bucket string // s3
 	key    string // s3
@@ -125,9 +126,10 @@ type location struct {
 func parseLocation(raw string) (location, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return location{}, fmt.Errorf("source: %q: %w", raw, errors.Join(err, ErrUnsupportedURL))
+		// url.Parse's error quotes the URL whole: name it redacted.
+		return location{}, fmt.Errorf("source: %q: %w", redact.URL(raw), errors.Join(redact.Error(err), ErrUnsupportedURL))
 	}
-	loc := location{raw: u.Redacted(), scheme: u.Scheme, url: u}
+	loc := location{raw: redact.URL(raw), scheme: u.Scheme, url: u}
 	sch, ok := schemeOf(u.Scheme)
 	if !ok {
 		return location{}, fmt.Errorf("source: %q: scheme %q: %w", loc.raw, u.Scheme, ErrUnsupportedURL)
@@ -166,7 +168,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	msg := fmt.Sprintf("source: get %s: %v", e.URL, e.Err)
+	// The cause may quote the URL whole (net/http's url.Error, a refused
+	// redirect's target): it is redacted like the URL itself.
+	msg := fmt.Sprintf("source: get %s: %s", e.URL, redact.Text(e.Err.Error()))
 	if e.Hint != "" {
 		msg += " (" + e.Hint + ")"
 	}

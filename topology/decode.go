@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
 
@@ -85,12 +87,22 @@ type walker struct {
 	dec  *json.Decoder
 	data []byte
 	c    collector
+	// bad says why the string token read last is not text encoding/json
+	// would keep as written ("" when it is).
+	bad string
 }
 
 // token reads the next token; a syntax error carries its line and column.
 func (w *walker) token() (json.Token, error) {
+	off := w.dec.InputOffset()
 	tok, err := w.dec.Token()
+	w.bad = ""
 	if err == nil {
+		if _, ok := tok.(string); ok {
+			// The bytes read are the string and what came before it:
+			// whitespace, ':' or ',' only.
+			w.bad = rawStringProblem(w.data[off:w.dec.InputOffset()])
+		}
 		return tok, nil
 	}
 	if err == io.EOF {
@@ -162,6 +174,9 @@ func (w *walker) value(tok json.Token, path string, t reflect.Type) error {
 			w.c.add(path, "must be a string, got "+describe(tok))
 			return w.skip(tok)
 		}
+		if w.bad != "" {
+			w.c.add(path, w.bad)
+		}
 	case reflect.Bool:
 		if _, ok := tok.(bool); !ok {
 			w.c.add(path, "must be true or false, got "+describe(tok))
@@ -198,6 +213,9 @@ func (w *walker) object(path string, member func(key string) (reflect.Type, stri
 		}
 		key, _ := kt.(string) // the decoder only yields strings as keys
 		vt, vpath, known := member(key)
+		if w.bad != "" {
+			w.c.add(vpath, "key: "+w.bad)
+		}
 		if seen[key] {
 			w.c.add(vpath, "duplicate "+what+" (a later one would silently win)")
 		}
@@ -277,4 +295,58 @@ func describe(tok json.Token) string {
 		return "a boolean"
 	}
 	return "null"
+}
+
+// rawStringProblem says why raw, the bytes of a JSON string as written,
+// would not decode to what it says: invalid UTF-8, or a \u escape of a lone
+// UTF-16 surrogate. encoding/json replaces both with U+FFFD without a
+// word; a strict document refuses them. "" means the string is fine.
+func rawStringProblem(raw []byte) string {
+	if !utf8.Valid(raw) {
+		return "invalid UTF-8 (save the document as UTF-8)"
+	}
+	for i := 0; i+1 < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++ // a one-character escape, perhaps an escaped backslash
+			continue
+		}
+		r, ok := hex4(raw[i+2:])
+		switch {
+		case !ok || !utf16.IsSurrogate(r):
+		case r < 0xdc00 && i+11 < len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u':
+			if lo, ok := hex4(raw[i+8:]); ok && lo >= 0xdc00 && lo <= 0xdfff {
+				i += 11 // a surrogate pair: one character
+				continue
+			}
+			return "lone UTF-16 surrogate escape (\\u" + string(raw[i+2:i+6]) + ")"
+		default:
+			return "lone UTF-16 surrogate escape (\\u" + string(raw[i+2:i+6]) + ")"
+		}
+		i += 5
+	}
+	return ""
+}
+
+// hex4 reads four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

@@ -266,8 +266,9 @@ func (d *cleanDecoder) list(v reflect.Value) bool {
 
 // str reads a string. The result aliases the document when the string is
 // plain ASCII without escapes; anything else is unquoted by encoding/json,
-// so escapes and invalid UTF-8 come out exactly as json.Unmarshal makes
-// them.
+// so escapes come out exactly as json.Unmarshal makes them. A string that
+// encoding/json would silently repair (invalid UTF-8, a lone surrogate
+// escape, both made U+FFFD) is not clean.
 func (d *cleanDecoder) str() ([]byte, bool) {
 	if d.next() != '"' {
 		return nil, false
@@ -280,6 +281,9 @@ func (d *cleanDecoder) str() ([]byte, bool) {
 			d.pos = i + 1
 			if plain {
 				return d.data[start+1 : i], true
+			}
+			if rawStringProblem(d.data[start+1:i]) != "" {
+				return nil, false // the slow path reports it with its path
 			}
 			var s string
 			if err := json.Unmarshal(d.data[start:d.pos], &s); err != nil {

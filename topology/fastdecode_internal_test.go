@@ -38,7 +38,6 @@ func TestDecodeCleanMatchesSlowPath(t *testing.T) {
 		{"big and negative numbers", `{"schema":-2147483648,"serial":9223372036854775807,"apache":{"port":-1}}`},
 		{"escapes", `{"domain":"a\"b\\c\/d\u00e9\ud83d\ude00\n\t","aliases":{"k\u0041":"v"}}`},
 		{"utf-8", `{"domain":"café ✓","nodes":{"nœud":{"ip":"x","role":"é"}}}`},
-		{"invalid utf-8", "{\"domain\":\"a\xffb\xc3\"}"},
 		{"pointers", `{"roles":{"r":{"memcached":{"memory_mb":64}}},"products":{"p":{"release":{"id":"1"},"cache":{"nodes":["a","b"],"port":1}}}}`},
 	}
 	for _, tt := range tests {
@@ -75,6 +74,8 @@ func TestDecodeCleanGivesUp(t *testing.T) {
 		{"duplicate map key", `{"aliases":{"a":"x","a":"x"}}`},
 		{"duplicate map key by escape", `{"aliases":{"a":"x","\u0061":"x"}}`},
 		{"null value", `{"domain":null}`},
+		{"invalid utf-8", "{\"domain\":\"a\xffb\xc3\"}"},
+		{"lone surrogate escape", `{"domain":"a\ud800b"}`},
 		{"null pointer", `{"roles":{"r":{"memcached":null}}}`},
 		{"null map value", `{"nodes":{"a":null}}`},
 		{"null list element", `{"roles":{"r":{"services":[null]}}}`},

@@ -12,12 +12,15 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/roles"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
 // FuzzLoad checks that Load never panics, that whatever it accepts survives
-// a JSON round trip unchanged, and that no accepted string can break a line
-// of a rendered file.
+// a JSON round trip unchanged, that no accepted string can break a line
+// of a rendered file, and that apply derives and renders every role of an
+// accepted document (validate and apply agree: what Load accepts, roles
+// and render never refuse).
 func FuzzLoad(f *testing.F) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.*"))
 	if err != nil || len(files) == 0 {
@@ -56,7 +59,20 @@ func FuzzLoad(f *testing.F) {
 		if diff := cmp.Diff(top, top2, cmpopts.EquateEmpty()); diff != "" {
 			t.Fatalf("round trip changed the document (-first +second):\n%s", diff)
 		}
+		for name, r := range top.Roles {
+			id := nodeagent.Identity{Role: name, Products: r.Products}
+			if _, err := roles.Desire(roles.Input{Instance: fuzzInstance, Topology: top, Identity: id, ServiceRoot: "/", StateDir: "/var/lib/nodeagent"}); err != nil {
+				t.Fatalf("Load accepted it, apply refuses role %s: %v\n%s", name, err, data)
+			}
+		}
 	})
+}
+
+// fuzzInstance is a Debian node not listed in nodes, with the longest
+// instance id (its own /etc/hosts name is as long as one can be).
+var fuzzInstance = nodeagent.Instance{
+	ID: "i-0fedcba9876543210", PrivateIP: "10.0.1.50", AZ: "us-east-1a", Region: "us-east-1",
+	MemoryBytes: 8 << 30, OSFamily: nodeagent.OSDebian, OSID: "debian", PHPVersion: "8.2",
 }
 
 // badStrings returns the paths of every string (values and map keys) that

@@ -2,9 +2,12 @@ package topology_test
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nodeagent/nodeagent/topology"
 )
 
 // readTestdata returns a file under testdata.
@@ -67,3 +70,5 @@ func (d doc) bytes(t testing.TB) []byte {
 	}
 	return b
 }
+
+func asErrors(err error, target *topology.Errors) bool { return errors.As(err, target) }

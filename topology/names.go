@@ -3,6 +3,7 @@ package topology
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // The document's names and values are checked by the functions below, each
@@ -137,14 +138,35 @@ func isDNSName(s string) bool {
 	return true
 }
 
-// controlFree reports whether s has no control characters (C0 such as
-// newline, CR and NUL; DEL; C1) and no Unicode line or paragraph separator,
-// so it cannot end a line of a rendered file or hide a NUL.
+// controlFree reports whether s is valid UTF-8 with no control characters
+// (C0 such as newline, CR and NUL; DEL; C1), no Unicode line or paragraph
+// separator and no bidirectional control, so it cannot end a line of a
+// rendered file, hide a NUL, or make a file read differently on screen
+// than it does to the program that parses it (Trojan Source, CVE-2021-42574).
 func controlFree(s string) bool {
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return false
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return textFree(s[i:])
 		}
 	}
+	return true // plain printable ASCII, the common case
+}
+
+func textFree(s string) bool {
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n <= 1 || unicode.IsControl(r) || isBidi(r) || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+		s = s[n:]
+	}
 	return true
+}
+
+// isBidi reports whether r is a bidirectional formatting character: the
+// marks (LRM, RLM, ALM), embeddings and overrides (LRE, RLE, PDF, LRO, RLO)
+// and isolates (LRI, RLI, FSI, PDI).
+func isBidi(r rune) bool {
+	return r == '\u200e' || r == '\u200f' || r == '\u061c' ||
+		r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069'
 }

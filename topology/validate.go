@@ -6,18 +6,42 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/nodeagent/nodeagent"
 )
 
-// Limits beyond which a setting is a typo rather than a choice.
+// Upper bounds: beyond them a number is a typo (or an attack) rather than
+// a choice, and would render a config that the service refuses or that
+// exhausts the machine. README (Security) lists them.
 const (
-	maxMemcachedMB = 1 << 20 // 1 TiB
-	maxShown       = 64      // characters of a bad value quoted in a message
+	// MaxSerial is 2^53-1, the largest integer every JSON reader (jq,
+	// JavaScript) holds exactly.
+	MaxSerial = 1<<53 - 1
+	// MaxMemcachedMB is 1 TiB of cache.
+	MaxMemcachedMB = 1 << 20
+	// MaxMemcachedConnections is memcached's -c; 65,536 is far above what
+	// one memcached process serves and keeps its per-connection buffers
+	// bounded.
+	MaxMemcachedConnections = 65536
+	// MaxPHPChildren bounds pm.max_children of one pool: at the smallest
+	// PHP worker (about 32 MiB) 4,096 children are 128 GiB.
+	MaxPHPChildren = 4096
+	// MaxApacheWorkers bounds MaxRequestWorkers: 20,000 threads are 800
+	// event-MPM processes of 25 threads (Apache's own ceiling is 20,000
+	// processes).
+	MaxApacheWorkers = 20000
+	// MaxLatencyMS bounds a smoke check's max_latency_ms: 10 minutes.
+	MaxLatencyMS = 600000
+	// MaxPort is the largest TCP port.
+	MaxPort = 65535
+
+	maxShown = 64 // characters of a bad value quoted in a message
 )
 
 // Validate checks a decoded document against every rule of SPEC section 3
@@ -36,8 +60,130 @@ func Validate(t *nodeagent.Topology) error {
 	v.products()
 	v.health()
 	v.apache()
+	v.text()
 	return v.c.err()
 }
+
+// text refuses control characters, bidirectional controls and invalid
+// UTF-8 in every string of the document (values and map keys), including
+// those no rule above looks at: any of them may reach a rendered file, a log
+// line or an operator's terminal. A string already reported is not
+// reported twice. The walk builds a path only for a string it reports.
+func (v *validator) text() {
+	w := textWalker{v: v}
+	if len(v.c.errs) > 0 {
+		w.reported = make(map[string]bool, len(v.c.errs))
+		for _, e := range v.c.errs {
+			w.reported[e.Path] = true
+		}
+	}
+	w.walk(reflect.ValueOf(v.t).Elem())
+}
+
+// textWalker is one text check: the path to the current value is the
+// stack of segments, each a field or key name, or a list index (key "",
+// index >= 0).
+type textWalker struct {
+	v        *validator
+	reported map[string]bool
+	segs     []textSeg
+}
+
+type textSeg struct {
+	key   string
+	index int
+}
+
+func (w *textWalker) path() string {
+	p := ""
+	for _, s := range w.segs {
+		if s.index >= 0 {
+			p = index(p, s.index)
+		} else {
+			p = join(p, s.key)
+		}
+	}
+	return p
+}
+
+func (w *textWalker) check(s, what string) {
+	if controlFree(s) {
+		return
+	}
+	p := w.path()
+	if w.reported[p] {
+		return
+	}
+	if w.reported == nil {
+		w.reported = map[string]bool{}
+	}
+	w.reported[p] = true
+	w.v.add(p, "%s must not contain control characters (newline, CR, NUL, DEL), bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F) or invalid UTF-8, got %s", what, show(s))
+}
+
+func (w *textWalker) push(key string, i int) { w.segs = append(w.segs, textSeg{key: key, index: i}) }
+func (w *textWalker) pop()                   { w.segs = w.segs[:len(w.segs)-1] }
+
+func (w *textWalker) walk(rv reflect.Value) {
+	switch rv.Kind() {
+	case reflect.String:
+		w.check(rv.String(), "value")
+	case reflect.Pointer:
+		if !rv.IsNil() {
+			w.walk(rv.Elem())
+		}
+	case reflect.Struct:
+		t := rv.Type()
+		fields := textFields(t)
+		for i, name := range fields {
+			if name == "" {
+				continue
+			}
+			w.push(name, -1)
+			w.walk(rv.Field(i))
+			w.pop()
+		}
+	case reflect.Slice:
+		for i := range rv.Len() {
+			w.push("", i)
+			w.walk(rv.Index(i))
+			w.pop()
+		}
+	case reflect.Map:
+		if rv.Len() == 0 {
+			return
+		}
+		k := reflect.New(rv.Type().Key()).Elem()
+		e := reflect.New(rv.Type().Elem()).Elem()
+		for it := rv.MapRange(); it.Next(); {
+			k.SetIterKey(it)
+			e.SetIterValue(it)
+			w.push(k.String(), -1)
+			w.check(k.String(), "name")
+			w.walk(e)
+			w.pop()
+		}
+	}
+}
+
+// textFields returns the JSON names of a struct type's fields ("" for a
+// field the document does not have), computed once per type.
+func textFields(t reflect.Type) []string {
+	if f, ok := textFieldCache.Load(t); ok {
+		return f.([]string)
+	}
+	names := make([]string, t.NumField())
+	for i := range names {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "-" && t.Field(i).IsExported() {
+			names[i] = name
+		}
+	}
+	textFieldCache.Store(t, names)
+	return names
+}
+
+var textFieldCache sync.Map // reflect.Type -> []string
 
 type validator struct {
 	t *nodeagent.Topology
@@ -73,11 +219,47 @@ func (v *validator) header() {
 	switch {
 	case t.Serial == 0:
 		v.add("serial", "missing or 0; must be a positive number that grows with every change")
-	case t.Serial < 0:
-		v.add("serial", "must be positive, got %d", t.Serial)
+	case t.Serial < 0 || t.Serial > MaxSerial:
+		v.add("serial", "must be from 1 to %d, got %d", int64(MaxSerial), t.Serial)
 	}
-	if t.Domain != "" && !isDNSName(t.Domain) {
+	switch {
+	case t.Domain == "":
+	case !isDNSName(t.Domain):
 		v.add("domain", "%s, got %s", reasonDNSName, show(t.Domain))
+	case len(t.Domain) > maxDomain:
+		v.add("domain", "must be %d characters at most, so that every host name plus the domain (an instance id is up to %d) fits in 253, got %d", maxDomain, maxInstanceID, len(t.Domain))
+	case t.Domain == "localhost" || strings.HasSuffix(t.Domain, ".localhost"):
+		v.add("domain", "%s is reserved for loopback names (RFC 6761); every name under it would mean this machine", show(t.Domain))
+	}
+}
+
+// Host name lengths in /etc/hosts: a name plus "." plus the domain is 253
+// characters at most, and a node that is not listed is named by its
+// instance id (i- and up to 17 hex digits).
+const (
+	maxInstanceID = 19
+	maxDomain     = 253 - 1 - maxInstanceID
+)
+
+// reservedHosts are the names a stock /etc/hosts (Debian, RHEL, macOS) gives
+// to loopback and IPv6 multicast addresses; a node or alias with one of
+// these names would send traffic for it elsewhere (or this machine's own
+// traffic to another node).
+var reservedHosts = []string{
+	"localhost", "localhost.localdomain", "localhost4", "localhost6", "localdomain",
+	"broadcasthost", "ip6-localhost", "ip6-loopback", "ip6-localnet", "ip6-mcastprefix",
+	"ip6-allnodes", "ip6-allrouters", "ip6-allhosts",
+}
+
+// hostName checks a node or alias name as it appears in /etc/hosts: not a
+// reserved name, and with the domain still a valid host name.
+func (v *validator) hostName(p, name, what string) {
+	if slices.Contains(reservedHosts, name) {
+		v.add(p, "%s name %s is reserved for this machine's own addresses in /etc/hosts (%s); choose another name", what, name, strings.Join(reservedHosts, ", "))
+		return
+	}
+	if d := v.t.Domain; d != "" && isLabel(name) && len(name)+1+len(d) > 253 {
+		v.add(p, "%s.%s is %d characters; a host name is 253 at most: shorten the name or the domain", name, d, len(name)+1+len(d))
 	}
 }
 
@@ -89,6 +271,7 @@ func (v *validator) nodes() {
 		if !isLabel(name) {
 			v.add(p, "node name %s", reasonLabel)
 		}
+		v.hostName(p, name, "node")
 		v.ip(join(p, "ip"), n.IP)
 		v.roleRef(join(p, "role"), n.Role)
 		if n.InstanceID != "" {
@@ -138,6 +321,7 @@ func (v *validator) aliases() {
 		if !isLabel(name) {
 			v.add(p, "alias name %s", reasonLabel)
 		}
+		v.hostName(p, name, "alias")
 		if _, ok := v.t.Nodes[name]; ok {
 			v.add(p, "%s is both a node and an alias; rename one", name)
 		}
@@ -210,12 +394,12 @@ func (v *validator) roles() {
 			if !seen[nodeagent.ServiceMemcached] {
 				v.add(mp, "memcached settings on a role that does not run memcached; add memcached to services or remove them")
 			}
-			if m.MemoryMB < 0 || m.MemoryMB > maxMemcachedMB {
-				v.add(join(mp, "memory_mb"), "must be 0 (size from the machine's memory) up to %d, got %d", maxMemcachedMB, m.MemoryMB)
+			if m.MemoryMB < 0 || m.MemoryMB > MaxMemcachedMB {
+				v.add(join(mp, "memory_mb"), "must be 0 (size from the machine's memory) up to %d, got %d", MaxMemcachedMB, m.MemoryMB)
 			}
 			v.port(join(mp, "port"), m.Port)
-			if m.MaxConnections < 0 {
-				v.add(join(mp, "max_connections"), "must be 0 (default 1024) or more, got %d", m.MaxConnections)
+			if m.MaxConnections < 0 || m.MaxConnections > MaxMemcachedConnections {
+				v.add(join(mp, "max_connections"), "must be 0 (default 1024) up to %d, got %d", MaxMemcachedConnections, m.MaxConnections)
 			}
 		}
 	}
@@ -223,8 +407,8 @@ func (v *validator) roles() {
 
 // port checks a port number where 0 means "the default".
 func (v *validator) port(p string, port int) {
-	if port < 0 || port > 65535 {
-		v.add(p, "must be a port from 1 to 65535 (or absent for the default), got %d", port)
+	if port < 0 || port > MaxPort {
+		v.add(p, "must be a port from 1 to %d (or absent for the default), got %d", MaxPort, port)
 	}
 }
 
@@ -428,17 +612,20 @@ func (v *validator) php(p string, php nodeagent.PHPSettings) {
 	if php.MemoryLimit != "" && !isMemoryLimit(php.MemoryLimit) {
 		v.add(join(p, "memory_limit"), "must be -1 or a number with an optional K, M or G suffix (256M), got %s", show(php.MemoryLimit))
 	}
-	if php.MaxChildren < 0 {
-		v.add(join(p, "max_children"), "must be 0 (size from the machine's memory) or more, got %d", php.MaxChildren)
+	if php.MaxChildren < 0 || php.MaxChildren > MaxPHPChildren {
+		v.add(join(p, "max_children"), "must be 0 (size from the machine's memory) up to %d, got %d", MaxPHPChildren, php.MaxChildren)
 	}
 	for _, k := range slices.Sorted(maps.Keys(php.Env)) {
 		ep := join(join(p, "env"), k)
-		if !isEnvKey(k) {
+		switch {
+		case !isEnvKey(k):
 			v.add(ep, "environment variable name must be letters, digits and '_', not starting with a digit")
+		case slices.Contains(ReservedEnv, k):
+			v.add(ep, "reserved: nodeagent sets %s itself from the document (reserved: %s)", k, strings.Join(ReservedEnv, ", "))
 		}
 		val := php.Env[k]
 		if !controlFree(val) || strings.ContainsAny(val, "\"\\") || strings.Contains(val, "${") {
-			v.add(ep, "value must not contain control characters (newline, CR, NUL), double quotes, backslashes or ${ (they would break the PHP-FPM pool file)")
+			v.add(ep, "value must not contain control characters (newline, CR, NUL, bidirectional controls), double quotes, backslashes or ${ (they would break the PHP-FPM pool file)")
 		}
 	}
 }
@@ -463,16 +650,76 @@ func (v *validator) smoke(p string, checks []nodeagent.SmokeCheck) {
 		if !controlFree(c.Contains) {
 			v.add(join(cp, "contains"), "must not contain control characters")
 		}
-		if c.MaxLatencyMS < 0 {
-			v.add(join(cp, "max_latency_ms"), "must be 0 (no limit) or more, got %d", c.MaxLatencyMS)
+		if c.MaxLatencyMS < 0 || c.MaxLatencyMS > MaxLatencyMS {
+			v.add(join(cp, "max_latency_ms"), "must be 0 (no limit) up to %d, got %d", MaxLatencyMS, c.MaxLatencyMS)
 		}
 	}
 }
 
+// ReservedEnv are the pool variables nodeagent sets itself; a product's
+// php.env may not override them.
+var ReservedEnv = []string{"DB_MASTER_HOST", "DB_REPLICA_HOSTS", "DB_NAME", "DB_PORT", "MEMCACHED_SERVERS", "NODEAGENT_CONFIG"}
+
+// ProbePrefix is where every product vhost serves the agent's PHP probe
+// (/.nodeagent/php-probe.php, local clients only).
+const ProbePrefix = "/.nodeagent"
+
+// reservedHealth are URL paths the health check must not take over: Apache's
+// own status pages (mod_status, mod_info: local clients only) and the agent's
+// PHP probe. The path and everything under it are refused.
+var reservedHealth = []string{"/server-status", "/server-info", ProbePrefix}
+
+// directoryIndex are the files a product's docroot answers "/" with: a
+// health path there would shadow the application's front page.
+var directoryIndex = []string{"/index.php", "/index.html"}
+
 func (v *validator) health() {
-	if p := v.t.Health.Path; p != "" && (!strings.HasPrefix(p, "/") || !isPathChars(p)) {
-		v.add("health.path", "must start with / and contain only letters, digits, '.', '_', '-' and '/', got %s", show(p))
+	p := v.t.Health.Path
+	if p == "" {
+		return
 	}
+	if !strings.HasPrefix(p, "/") || !isPathChars(p) {
+		v.add("health.path", "must start with / and contain only letters, digits, '.', '_', '-' and '/', got %s", show(p))
+		return
+	}
+	if reason := reservedHealthPath(p); reason != "" {
+		v.add("health.path", "%s is reserved: %s; use a path of its own such as %s", show(p), reason, DefaultHealthPath)
+		return
+	}
+	// Every product vhost answers the health path itself, so a smoke
+	// check there would test the health file, not the application.
+	for _, name := range slices.Sorted(maps.Keys(v.t.Products)) {
+		for i, c := range v.t.Products[name].Smoke {
+			cp, _, _ := strings.Cut(c.Path, "?")
+			if cp == p || strings.HasPrefix(cp, p+"/") {
+				v.add("health.path", "%s shadows the application's %s (products.%s.smoke[%d].path): the health check answers it instead", show(p), show(c.Path), name, i)
+			}
+		}
+	}
+}
+
+// reservedHealthPath returns why p cannot be the health path, or "".
+func reservedHealthPath(p string) string {
+	lower := strings.ToLower(p)
+	switch {
+	case p == "/":
+		return "it would answer every request of the site"
+	case path.Clean(p) != p:
+		return "it must be a clean path (no trailing '/', '//', '.' or '..' segments)"
+	case strings.Contains(lower, "/.ht"):
+		return "Apache denies .ht* files (.htaccess, .htpasswd) to every client"
+	case slices.Contains(directoryIndex, lower):
+		return "it is the application's directory index"
+	}
+	for _, r := range reservedHealth {
+		if lower == r || strings.HasPrefix(lower, r+"/") {
+			if r == ProbePrefix {
+				return "the agent serves its PHP probe under " + ProbePrefix + "/ to local clients only"
+			}
+			return "Apache serves " + r + " to local clients only (Require local); the health check's grant would open it to everyone"
+		}
+	}
+	return ""
 }
 
 func (v *validator) apache() {
@@ -483,7 +730,7 @@ func (v *validator) apache() {
 	default:
 		v.add("apache.bind", "must be %q or %q, got %s", nodeagent.BindAll, nodeagent.BindPrivate, show(a.Bind))
 	}
-	if a.MaxRequestWorkers < 0 {
-		v.add("apache.max_request_workers", "must be 0 (size from the machine's memory) or more, got %d", a.MaxRequestWorkers)
+	if a.MaxRequestWorkers < 0 || a.MaxRequestWorkers > MaxApacheWorkers {
+		v.add("apache.max_request_workers", "must be 0 (size from the machine's memory) up to %d, got %d", MaxApacheWorkers, a.MaxRequestWorkers)
 	}
 }

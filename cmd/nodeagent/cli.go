@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"github.com/nodeagent/nodeagent/redact"
 )
 
 // Exit codes (SPEC section 2), kept in one place.
@@ -70,7 +72,7 @@ func (c *cli) Run(ctx context.Context, args []string) int {
 		c.usage(c.stderr)
 		return ExitUsage
 	}
-	err := info.make(c).Run(ctx, args[1:])
+	err := redact.Error(info.make(c).Run(ctx, args[1:]))
 	switch {
 	case err == nil:
 		return ExitOK

@@ -15,6 +15,7 @@ import (
 	"github.com/nodeagent/nodeagent/lifecycle"
 	"github.com/nodeagent/nodeagent/metadata"
 	"github.com/nodeagent/nodeagent/readiness"
+	"github.com/nodeagent/nodeagent/redact"
 	"github.com/nodeagent/nodeagent/release"
 	"github.com/nodeagent/nodeagent/service"
 	"github.com/nodeagent/nodeagent/source"
@@ -27,10 +28,13 @@ func newLogger(w io.Writer, format string) *slog.Logger {
 		f, ok := w.(*os.File)
 		json = !ok || !isTerminal(f)
 	}
+	// Every record goes through redact.Handler: no log line carries a
+	// URL's userinfo or query string (a presigned URL's signature and
+	// session token), whoever logs it.
 	if json {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		return slog.New(redact.Handler(slog.NewJSONHandler(w, nil)))
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(redact.Handler(slog.NewTextHandler(w, nil)))
 }
 
 // wiring is what a command needs beyond the config.
@@ -49,8 +53,9 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 		return nil, fmt.Errorf("instance metadata: %w", err)
 	}
 	// One AWS configuration for S3 and Auto Scaling: the region and the
-	// instance profile are looked up once.
-	awsEnv := awsenv.New(nil)
+	// instance profile are looked up once, through the discovery's IMDS
+	// client (one session token, no proxy).
+	awsEnv := awsenv.New(nil).UseIMDS(md.Client())
 	srcOpts := source.Options{Logger: log, AWS: awsEnv}
 	var src nodeagent.TopologySource
 	if w.needSource {
