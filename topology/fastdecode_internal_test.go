@@ -39,6 +39,8 @@ func TestDecodeCleanMatchesSlowPath(t *testing.T) {
 		{"escapes", `{"domain":"a\"b\\c\/d\u00e9\ud83d\ude00\n\t","aliases":{"k\u0041":"v"}}`},
 		{"utf-8", `{"domain":"café ✓","nodes":{"nœud":{"ip":"x","role":"é"}}}`},
 		{"invalid utf-8", "{\"domain\":\"a\xffb\xc3\"}"},
+		{"fleet", `{"fleet":{"reports":"s3://fleet-config/reports/"}}`},
+		{"empty fleet", `{"fleet":{}}`},
 		{"pointers", `{"roles":{"r":{"memcached":{"memory_mb":64}}},"products":{"p":{"release":{"id":"1"},"cache":{"nodes":["a","b"],"port":1}}}}`},
 	}
 	for _, tt := range tests {
