@@ -52,6 +52,9 @@ func (l Location) URLOf(instanceID string) string {
 
 // Client reads and writes reports in S3. It is safe for concurrent use.
 type Client struct {
+	env *awsenv.Env
+
+	mu       sync.Mutex
 	api      *s3.Client
 	endpoint string
 	// Timeout bounds each request, retries included; default
@@ -61,19 +64,45 @@ type Client struct {
 	Parallel int
 }
 
-// NewClient builds a client from the shared AWS configuration (awsenv:
-// region, credentials, AWS_ENDPOINT_URL_S3; a custom endpoint means
-// path-style addressing, as for MinIO). env nil means the process
-// environment.
-func NewClient(ctx context.Context, env *awsenv.Env) (*Client, error) {
+// NewClient returns a client configured from the shared AWS configuration
+// (awsenv: region, credentials, AWS_ENDPOINT_URL_S3; a custom endpoint
+// means path-style addressing, as for MinIO) on first use, so a node
+// whose region lookup fails now still reports later. env nil means the
+// process environment.
+func NewClient(env *awsenv.Env) *Client {
 	if env == nil {
 		env = awsenv.New(nil)
 	}
-	cfg, err := env.Config(ctx)
+	return &Client{env: env}
+}
+
+// NewClientFromAPI wraps an S3 client configured elsewhere.
+func NewClientFromAPI(api *s3.Client) *Client {
+	c := &Client{}
+	c.setAPI(api)
+	return c
+}
+
+func (c *Client) setAPI(api *s3.Client) {
+	c.api = api
+	if ep := api.Options().BaseEndpoint; ep != nil {
+		c.endpoint = *ep
+	}
+}
+
+// client returns the S3 client, building it on first use.
+func (c *Client) client(ctx context.Context) (*s3.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.api != nil {
+		return c.api, nil
+	}
+	cfg, err := c.env.Config(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("AWS config: %w", err)
 	}
-	api := s3.NewFromConfig(cfg, func(so *s3.Options) {
+	env := c.env
+	c.setAPI(s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if ep := env.Endpoint("S3"); ep != "" {
 			so.BaseEndpoint = aws.String(ep)
 			so.UsePathStyle = true
@@ -82,17 +111,8 @@ func NewClient(ctx context.Context, env *awsenv.Env) (*Client, error) {
 			t.MaxIdleConnsPerHost = DefaultParallel
 		})
 		so.DisableLogOutputChecksumValidationSkipped = true
-	})
-	return NewClientFromAPI(api), nil
-}
-
-// NewClientFromAPI wraps an S3 client configured elsewhere.
-func NewClientFromAPI(api *s3.Client) *Client {
-	c := &Client{api: api}
-	if ep := api.Options().BaseEndpoint; ep != nil {
-		c.endpoint = *ep
-	}
-	return c
+	}))
+	return c.api, nil
 }
 
 func (c *Client) timeout() time.Duration {
@@ -110,7 +130,11 @@ func (c *Client) Put(ctx context.Context, loc Location, r *Report) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
-	_, err = c.api.PutObject(ctx, &s3.PutObjectInput{
+	api, err := c.client(ctx)
+	if err != nil {
+		return fmt.Errorf("report: put %s: %w", loc.URLOf(r.InstanceID), err)
+	}
+	_, err = api.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(loc.Bucket),
 		Key:           aws.String(Key(loc.Prefix, r.InstanceID)),
 		Body:          bytes.NewReader(body),
@@ -140,8 +164,12 @@ type Entry struct {
 // Only a failed listing is an error; an object that cannot be read or
 // decoded is an Entry with Err set. Entries are sorted by key.
 func (c *Client) Read(ctx context.Context, loc Location) ([]Entry, error) {
+	api, err := c.client(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("report: list %s: %w", loc.URL, err)
+	}
 	var entries []Entry
-	p := s3.NewListObjectsV2Paginator(c.api, &s3.ListObjectsV2Input{
+	p := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{
 		Bucket:    aws.String(loc.Bucket),
 		Prefix:    aws.String(loc.Prefix),
 		Delimiter: aws.String("/"), // sub-folders are not reports
@@ -185,7 +213,7 @@ func (c *Client) Read(ctx context.Context, loc Location) ([]Entry, error) {
 		sem <- struct{}{}
 		go func(e *Entry) {
 			defer func() { <-sem; wg.Done() }()
-			e.Report, e.Err = c.get(ctx, loc, e.Key, e.InstanceID)
+			e.Report, e.Err = c.get(ctx, api, loc, e.Key, e.InstanceID)
 		}(&entries[i])
 	}
 	wg.Wait()
@@ -193,10 +221,10 @@ func (c *Client) Read(ctx context.Context, loc Location) ([]Entry, error) {
 	return entries, nil
 }
 
-func (c *Client) get(ctx context.Context, loc Location, key, id string) (*Report, error) {
+func (c *Client) get(ctx context.Context, api *s3.Client, loc Location, key, id string) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
-	out, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(loc.Bucket), Key: aws.String(key)})
+	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(loc.Bucket), Key: aws.String(key)})
 	if err != nil {
 		return nil, fmt.Errorf("get: %w", c.explain(loc, err, "s3:GetObject"))
 	}
