@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nodeagent/nodeagent"
@@ -399,28 +400,60 @@ var ErrNoReports = errors.New(`the topology has no fleet.reports: add "fleet": {
 // Load fetches the topology, validates it as an apply would, reads every
 // report under its fleet.reports prefix, and builds the Snapshot.
 func Load(ctx context.Context, in LoadInput) (*Snapshot, error) {
-	f, err := in.Topology.Fetch(ctx, "")
+	return NewLoader(in).Load(ctx)
+}
+
+// Loader loads snapshots again and again at little cost: the topology
+// with a conditional GET, the reports with one LIST and a GET only for
+// the reports that changed (report.Client.ReadCached). It is safe for
+// concurrent use; loads run one at a time.
+type Loader struct {
+	in LoadInput
+
+	mu      sync.Mutex
+	etag    string
+	top     *nodeagent.Topology
+	entries []report.Entry
+	loc     report.Location
+}
+
+// NewLoader returns a Loader reading what in names.
+func NewLoader(in LoadInput) *Loader { return &Loader{in: in} }
+
+// Load builds a Snapshot of the fleet now.
+func (l *Loader) Load(ctx context.Context) (*Snapshot, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	name := l.in.Topology.String()
+	f, err := l.in.Topology.Fetch(ctx, l.etag)
 	if err != nil {
 		return nil, fmt.Errorf("fetch topology: %w", err)
 	}
-	t, err := topology.Load(f.Body, in.Topology.String())
+	if !f.NotModified || l.top == nil {
+		t, err := topology.Load(f.Body, name)
+		if err != nil {
+			return nil, err
+		}
+		if t.Fleet == nil || t.Fleet.Reports == "" {
+			return nil, fmt.Errorf("topology %s: %w", name, ErrNoReports)
+		}
+		loc, err := report.ParseLocation(t.Fleet.Reports)
+		if err != nil {
+			return nil, err
+		}
+		if loc != l.loc {
+			l.entries = nil
+		}
+		l.top, l.etag, l.loc = t, f.ETag, loc
+	}
+	entries, err := l.in.Reports.ReadCached(ctx, l.loc, l.entries)
 	if err != nil {
 		return nil, err
 	}
-	if t.Fleet == nil || t.Fleet.Reports == "" {
-		return nil, fmt.Errorf("topology %s: %w", in.Topology.String(), ErrNoReports)
-	}
-	loc, err := report.ParseLocation(t.Fleet.Reports)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := in.Reports.Read(ctx, loc)
-	if err != nil {
-		return nil, err
-	}
+	l.entries = entries
 	now := time.Now
-	if in.Now != nil {
-		now = in.Now
+	if l.in.Now != nil {
+		now = l.in.Now
 	}
-	return Build(Input{Topology: t, TopologyFrom: in.Topology.String(), Entries: entries, Now: now(), ReportInterval: in.ReportInterval}), nil
+	return Build(Input{Topology: l.top, TopologyFrom: name, Entries: entries, Now: now(), ReportInterval: l.in.ReportInterval}), nil
 }

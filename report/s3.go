@@ -152,6 +152,7 @@ type Entry struct {
 	Key          string
 	InstanceID   string    // from the key; "" when the key names no instance
 	LastModified time.Time // S3's time of the last write
+	ETag         string    // S3's ETag, to skip unchanged objects (ReadCached)
 	Report       *Report   // nil when Err is set
 	// Err says why the object is not a usable report: it wraps
 	// ErrCorrupt, ErrSchema or ErrForeign (see Kind), or is the failed
@@ -164,6 +165,20 @@ type Entry struct {
 // Only a failed listing is an error; an object that cannot be read or
 // decoded is an Entry with Err set. Entries are sorted by key.
 func (c *Client) Read(ctx context.Context, loc Location) ([]Entry, error) {
+	return c.ReadCached(ctx, loc, nil)
+}
+
+// ReadCached is Read that reuses the entries of an earlier Read of the same
+// prefix whose key and ETag have not changed: a watcher that re-reads a
+// quiet fleet of N nodes pays one LIST per 1,000 objects, not N GETs.
+// Entries that failed to GET are read again.
+func (c *Client) ReadCached(ctx context.Context, loc Location, prev []Entry) ([]Entry, error) {
+	known := make(map[string]Entry, len(prev))
+	for _, e := range prev {
+		if e.ETag != "" && (e.Report != nil || errors.Is(e.Err, ErrCorrupt) || errors.Is(e.Err, ErrSchema) || errors.Is(e.Err, ErrForeign)) {
+			known[e.Key] = e
+		}
+	}
 	api, err := c.client(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("report: list %s: %w", loc.URL, err)
@@ -183,7 +198,12 @@ func (c *Client) Read(ctx context.Context, loc Location) ([]Entry, error) {
 		}
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
-			e := Entry{Key: key, LastModified: aws.ToTime(o.LastModified).UTC()}
+			e := Entry{Key: key, LastModified: aws.ToTime(o.LastModified).UTC(), ETag: aws.ToString(o.ETag)}
+			if k, ok := known[key]; ok && k.ETag == e.ETag {
+				e.InstanceID, e.Report, e.Err = k.InstanceID, k.Report, k.Err
+				entries = append(entries, e)
+				continue
+			}
 			if id, ok := InstanceOf(loc.Prefix, key); ok {
 				e.InstanceID = id
 			} else {
@@ -206,7 +226,7 @@ func (c *Client) Read(ctx context.Context, loc Location) ([]Entry, error) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, par)
 	for i := range entries {
-		if entries[i].Err != nil {
+		if entries[i].Err != nil || entries[i].Report != nil {
 			continue
 		}
 		wg.Add(1)
