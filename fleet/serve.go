@@ -131,11 +131,11 @@ func (s *Server) Handler() http.Handler {
 	files := http.FileServerFS(static)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/fleet", s.serveSnapshot)
+	index, _ := fs.ReadFile(static, "index.html")
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = "/index.html"
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
-		http.ServeFileFS(w, r2, static, "index.html")
+		_, _ = w.Write(index)
 	})
 	mux.Handle("GET /static/", http.StripPrefix("/static/", files))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
