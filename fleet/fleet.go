@@ -270,11 +270,14 @@ func judge(n *Node, serial int64, staleAfter time.Duration) {
 	if n.Unknown {
 		flag("unknown")
 	}
-	stale := n.AgeSeconds > staleAfter.Seconds()
-	switch {
-	case r.Terminated:
+	if r.Terminated {
+		// Its instance is gone or going: nothing else about it matters.
 		flag(StateTerminated)
-	case r.Draining:
+		n.State = StateTerminated
+		return
+	}
+	stale := n.AgeSeconds > staleAfter.Seconds()
+	if r.Draining {
 		flag(StateDraining)
 	}
 	if stale {
@@ -288,10 +291,10 @@ func judge(n *Node, serial int64, staleAfter time.Duration) {
 	if failing {
 		flag(StateFailing)
 	}
-	if !r.Ready && !r.Draining && !r.Terminated {
+	if !r.Ready && !r.Draining {
 		flag(StateUnready)
 	}
-	n.Live = !stale && !r.Terminated && !r.Draining
+	n.Live = !stale && !r.Draining
 	n.Converged = n.Live && !behind && r.Ready
 	n.State = StateOK
 	for _, st := range []string{StateTerminated, StateDraining, StateStale, StateFailing, StateBehind, StateUnready} {

@@ -110,7 +110,13 @@
   function nodes(s) {
     const head = el('tr', {}, ...['node', 'instance', 'role', 'products', 'AZ', 'IP', 'serial', 'release', 'ready',
       'last apply', 'reported', 'agent', 'marks'].map(h => el('th', {}, h)));
-    const rows = s.nodes.map(n => {
+    const q = (document.getElementById('filter').value || '').trim().toLowerCase();
+    const problemsOnly = document.getElementById('problems').checked;
+    const shown = s.nodes.filter(n => (!problemsOnly || n.state !== 'ok') &&
+      (!q || [n.name, n.instance_id, n.role, n.az, n.ip, n.group, n.state, ...(n.flags || []), ...(n.products || [])]
+        .some(v => v && String(v).toLowerCase().includes(q))));
+    document.getElementById('shown').textContent = shown.length === s.nodes.length ? s.nodes.length + ' nodes' : shown.length + ' of ' + s.nodes.length + ' nodes';
+    const rows = shown.map(n => {
       const r = n.report;
       const la = r && r.last_apply;
       const ready = r ? (r.ready ? el('span', { class: 'yes' }, 'ready') : el('span', { class: 'no', title: r.reason }, 'not ready')) : '—';
@@ -118,14 +124,19 @@
       const tr = el('tr', {
         'data-id': n.id, 'data-state': n.state, 'data-ready': String(!!(r && r.ready)), 'data-live': String(n.live),
         class: (n.id === selected ? 'selected ' : '') + (n.live ? '' : 'dim'),
-        onclick: () => { selected = (selected === n.id ? null : n.id); render(last); }
+        onclick: () => {
+          selected = (selected === n.id ? null : n.id);
+          render(last);
+          if (selected) document.getElementById('detail').scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+        }
       },
-        el('td', {}, n.name || '—'), el('td', { class: 'mono' }, n.instance_id || '—'), el('td', {}, n.role || '—'),
+        el('td', {}, n.name || el('span', { class: 'muted', title: 'not listed in the topology; found through its Auto Scaling group' }, n.group ? 'group ' + n.group : '—')),
+        el('td', { class: 'mono' }, n.instance_id || '—'), el('td', {}, n.role || '—'),
         el('td', {}, (n.products || []).join(', ') || '—'), el('td', {}, azChip(n.az)), el('td', { class: 'mono' }, n.ip || '—'),
-        el('td', {}, serial), el('td', {}, releases(n)), el('td', {}, ready),
+        el('td', {}, serial), el('td', { class: 'clip', title: releases(n) }, releases(n)), el('td', {}, ready),
         el('td', {}, la ? la.result + ' ' + age(since(s.generated_at, la.at)) + ' ago' : '—'),
         el('td', {}, n.age_seconds >= 0 ? age(n.age_seconds) + ' ago' : '—'),
-        el('td', {}, (r && r.agent_version) || '—'),
+        el('td', { class: 'clip', title: (r && r.agent_version) || '' }, (r && r.agent_version) || '—'),
         el('td', {}, ...(n.flags && n.flags.length ? n.flags.map(badge) : [badge('ok')])));
       return tr;
     });
@@ -185,7 +196,7 @@
     document.getElementById('bad-table').replaceChildren(
       el('thead', {}, el('tr', {}, el('th', {}, 'key'), el('th', {}, 'problem'), el('th', {}, 'detail'))),
       el('tbody', {}, ...list.map(b => el('tr', { 'data-bad': b.key, 'data-kind': b.kind },
-        el('td', { class: 'mono' }, b.key), el('td', {}, badge(b.kind === 'foreign' ? 'unknown' : 'failing'), b.kind), el('td', { class: 'mono' }, b.error)))));
+        el('td', { class: 'mono' }, b.key), el('td', {}, badge(b.kind)), el('td', { class: 'mono' }, b.error)))));
   }
 
   let last = null;
@@ -226,5 +237,7 @@
     }
     setTimeout(tick, refresh * 1000);
   }
+  document.getElementById('filter').addEventListener('input', () => render(last));
+  document.getElementById('problems').addEventListener('change', () => render(last));
   tick();
 })();

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/nodeagent/nodeagent/report"
 	"github.com/nodeagent/nodeagent/test/harness"
 )
 
@@ -95,6 +96,28 @@ func testPanel(t *testing.T, f *lightFleet, drained *lightNode) {
 	}
 	if v := attr(t, ctx, `#matrix tr[data-role="db"]`, "data-imbalanced"); v != "false" {
 		t.Errorf("db row data-imbalanced=%q, want false", v)
+	}
+
+	// Everything in a report is text on the page, never markup: a
+	// report (terminated, so it changes no count) full of HTML.
+	hostile := `<img id="injected" src="x" onerror="document.body.dataset.pwned=1">`
+	evil, err := report.Encode(&report.Report{Schema: 1, InstanceID: "i-0evil", Role: "front", Group: frontGroup, AZ: "us-east-1a",
+		AgentVersion: hostile, Reason: hostile, Terminated: true, Draining: true, ReportedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.minio.Put(t, reportsBucket, reportsPrefix+"i-0evil.json", evil)
+	evilRow := `#nodes tbody tr[data-id="i-0evil"]`
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(evilRow))); err != nil {
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(evilRow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	injected, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('injected') !== null || document.body.dataset.pwned === '1'`))
+	if err != nil || injected || !strings.Contains(text, hostile) {
+		t.Errorf("a report's HTML reached the DOM as markup (injected %v, %v); row text %q", injected, err, text)
 	}
 
 	// Drain one agent (SIGTERM; --drain-time 0): its drain report is
