@@ -40,6 +40,8 @@ type lightFleet struct {
 	minio      *harness.MinIO
 	apachePort int
 	workers    int // apache.max_request_workers: changing it changes every front node's Apache files
+	// every is the agents' --report-interval (default reportInterval).
+	every time.Duration
 	mu         sync.Mutex
 	nodes      []*lightNode
 }
@@ -60,7 +62,7 @@ func frontID(i int) string { return fmt.Sprintf("i-0f40%013x", i) }
 func dbID(i int) string    { return fmt.Sprintf("i-0db0%013x", i) }
 
 func newLightFleet(t testing.TB) *lightFleet {
-	f := &lightFleet{t: t, minio: harness.StartMinIO(t), apachePort: harness.FreePort(t), workers: 32}
+	f := &lightFleet{t: t, minio: harness.StartMinIO(t), apachePort: harness.FreePort(t), workers: 32, every: reportInterval}
 	return f
 }
 
@@ -122,7 +124,7 @@ func (f *lightFleet) start(name, role, az, instanceID, ip, topology string, env 
 		"--services", "none",
 		"--log-format", "json",
 		"--poll-interval", "1s", "--splay", "0s", "--settle", "0s", "--drain-time", "0s",
-		"--report-interval", reportInterval.String(),
+		"--report-interval", f.every.String(),
 	)
 	n.cmd.Env = slices.Concat(os.Environ(), imds.Env(), f.minio.Env(), env)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
