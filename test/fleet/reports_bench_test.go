@@ -46,9 +46,9 @@ func seedReports(b *testing.B, f *lightFleet, n int) {
 				AZ: []string{"us-east-1a", "us-east-1b", "us-east-1c"}[i%3], Group: frontGroup, Role: "front", Products: []string{"shop"},
 				SerialApplied: 1, SerialSeen: 1, Releases: map[string]string{"shop": "2026.11.20-1"}, Ready: true,
 				Reason: "serial 1 applied, 2 smoke checks passed", AgentVersion: "1.4.0", BootTime: now.Add(-time.Hour), ReportedAt: now,
-				Event: report.EventHeartbeat,
+				Event:     report.EventHeartbeat,
 				LastApply: &report.Apply{Result: report.ResultOK, Serial: 1, At: now.Add(-time.Hour), DurationMS: 850, ChangedFiles: 9},
-				Smoke: []report.SmokeResult{{Name: "shop/home", OK: true, DurationMS: 12}, {Name: "shop/php-probe", OK: true, DurationMS: 4}}}
+				Smoke:     []report.SmokeResult{{Name: "shop/home", OK: true, DurationMS: 12}, {Name: "shop/php-probe", OK: true, DurationMS: 4}}}
 			for _, p := range []string{"/etc/hosts", "/etc/apache2/ports.conf", "/etc/apache2/conf-enabled/nodeagent.conf",
 				"/etc/apache2/sites-enabled/00-nodeagent-default.conf", "/etc/apache2/sites-enabled/nodeagent-shop.conf",
 				"/etc/php/8.2/fpm/pool.d/00-nodeagent-global.conf", "/etc/php/8.2/fpm/pool.d/nodeagent-shop.conf",

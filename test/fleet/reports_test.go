@@ -42,8 +42,8 @@ type lightFleet struct {
 	workers    int // apache.max_request_workers: changing it changes every front node's Apache files
 	// every is the agents' --report-interval (default reportInterval).
 	every time.Duration
-	mu         sync.Mutex
-	nodes      []*lightNode
+	mu    sync.Mutex
+	nodes []*lightNode
 }
 
 type lightNode struct {
