@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -148,4 +149,53 @@ func TestRunReportFailureChangesNothing(t *testing.T) {
 	if got := e.applies("ok"); got != 1 {
 		t.Errorf("%v ok applies, want 1", got)
 	}
+}
+
+// blockingSink is a ReportWriter whose PUTs hang until released (an S3
+// that accepts the connection and never answers).
+type blockingSink struct {
+	release chan struct{}
+	mu      sync.Mutex
+	started int
+}
+
+func (s *blockingSink) Put(ctx context.Context, _ report.Location, _ *report.Report) error {
+	s.mu.Lock()
+	s.started++
+	s.mu.Unlock()
+	select {
+	case <-s.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *blockingSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started
+}
+
+func TestRunHungReportWriteDelaysNoApply(t *testing.T) {
+	store := &objectStore{}
+	sink := &blockingSink{release: make(chan struct{})}
+	e := newRunEnv(t, runSettings{Source: func(*runEnv) nodeagent.TopologySource { return store.source() },
+		Reports: sink, ReportInterval: time.Hour})
+	store.put(withReports(t, document{Serial: 1, Port: e.port}.bytes(), "s3://fleet/reports/"))
+	e.start()
+	e.waitApplied(1, 10*time.Second)
+	eventually(t, 5*time.Second, "the boot apply's report PUT under way", func() bool { return sink.count() == 1 })
+
+	// The PUT hangs; the next document is applied all the same.
+	store.put(withReports(t, document{Serial: 2, Master: "db-b", Port: e.port}.bytes(), "s3://fleet/reports/"))
+	e.recheck <- struct{}{}
+	e.waitApplied(2, 10*time.Second)
+	if !strings.Contains(e.read("etc/hosts"), dbBIP+"\tdbserver") {
+		t.Errorf("serial 2 not applied while a report write hung:\n%s", e.read("etc/hosts"))
+	}
+	if st := e.status(); !st.Ready {
+		t.Errorf("not ready while a report write hung: %+v", st)
+	}
+	close(sink.release)
 }
