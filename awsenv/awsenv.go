@@ -17,6 +17,12 @@
 //   - IMDS: AWS_EC2_METADATA_SERVICE_ENDPOINT, and AWS_EC2_METADATA_DISABLED=true
 //     to never ask it. IMDSv2 only: a failed token is an error, never a
 //     tokenless request.
+//
+// An operator's Env (NewOperator), for the commands an operator runs from a
+// workstation (topology publish, failover, rollback), never asks IMDS: the
+// region comes from AWS_REGION or AWS_DEFAULT_REGION and the credentials from
+// the environment, and a missing one is an error saying which variable to
+// set, instead of a wait for an instance metadata service that is not there.
 package awsenv
 
 import (
@@ -37,7 +43,8 @@ import (
 // Env resolves the shared AWS configuration once, on first use; it is safe
 // for concurrent use.
 type Env struct {
-	getenv func(string) string
+	getenv   func(string) string
+	operator bool // never ask IMDS; credentials must be in the environment
 
 	mu     sync.Mutex
 	cfg    aws.Config
@@ -52,8 +59,21 @@ func New(getenv func(string) string) *Env {
 	return &Env{getenv: getenv}
 }
 
+// NewOperator returns an Env for commands run off EC2: the region and the
+// credentials come from the environment only, and IMDS is never asked.
+func NewOperator(getenv func(string) string) *Env {
+	e := New(getenv)
+	e.operator = true
+	return e
+}
+
 // ErrNoRegion means no region is set and IMDS could not tell one.
 var ErrNoRegion = errors.New("no AWS region: set AWS_REGION, or run on EC2 where instance metadata gives it")
+
+// ErrNoCredentials means an operator's Env found no credentials in the
+// environment.
+var ErrNoCredentials = errors.New("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" +
+	" (and AWS_SESSION_TOKEN); from a profile or SSO login: eval \"$(aws configure export-credentials --format env)\"")
 
 // Config returns the shared configuration: region and credentials. The
 // region may take one IMDS request; credentials are fetched (and cached
@@ -66,7 +86,7 @@ func (e *Env) Config(ctx context.Context) (aws.Config, error) {
 		return e.cfg, nil
 	}
 	var md *imds.Client
-	if !strings.EqualFold(e.getenv("AWS_EC2_METADATA_DISABLED"), "true") {
+	if !e.operator && !strings.EqualFold(e.getenv("AWS_EC2_METADATA_DISABLED"), "true") {
 		md = imds.New(imds.Options{
 			Endpoint:       e.getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"),
 			EnableFallback: aws.FalseTernary,
@@ -80,12 +100,17 @@ func (e *Env) Config(ctx context.Context) (aws.Config, error) {
 		}
 		region = r
 	}
+	if region == "" && e.operator {
+		return aws.Config{}, fmt.Errorf("%w (commands run off EC2 take the region from the environment only)", ErrNoRegion)
+	}
 	if region == "" {
 		return aws.Config{}, ErrNoRegion
 	}
 	cfg := aws.Config{Region: region}
 	if id, secret := e.getenv("AWS_ACCESS_KEY_ID"), e.getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
 		cfg.Credentials = credentials.NewStaticCredentialsProvider(id, secret, e.getenv("AWS_SESSION_TOKEN"))
+	} else if e.operator {
+		return aws.Config{}, ErrNoCredentials
 	} else if md != nil {
 		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = md }))
 	}

@@ -13,6 +13,13 @@
 //	nodeagent fleet serve [--listen ADDR] --topology URL
 //	                                      the control panel: the same data as a web page
 //	nodeagent version
+//	nodeagent topology publish FILE --to s3://bucket/key [--bump] [--dry-run] [--allow-node-drop]
+//	nodeagent topology failover --product P|--alias NAME --to NODE [--topology URL] [--old-master-as-replica] [--dry-run]
+//	nodeagent topology rollback --to SERIAL [--topology URL] [--dry-run] [--allow-node-drop]
+//
+// The topology commands are the operator's: they run off EC2 and never ask
+// instance metadata; the region and credentials come from AWS_REGION and
+// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN (package publish).
 //
 // Exit codes: 0 success; 1 the work failed; 2 usage error.
 //

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/nodeagent/nodeagent/awsenv"
+	"github.com/nodeagent/nodeagent/publish"
+	"github.com/nodeagent/nodeagent/source"
+	"github.com/nodeagent/nodeagent/topology"
+)
+
+// topologyCommand is the operator's side of the topology document:
+// `nodeagent topology publish|failover|rollback`. It runs off EC2: the
+// region and credentials come from the environment (awsenv.NewOperator).
+type topologyCommand struct {
+	*cli
+}
+
+// topologySubcommands are the subcommands, with their summaries.
+var topologySubcommands = map[string]struct {
+	summary string
+	run     func(*topologyCommand, context.Context, []string) error
+}{
+	"publish":  {"publish a document: nodeagent topology publish FILE --to s3://bucket/key", (*topologyCommand).publish},
+	"failover": {"move a database master: nodeagent topology failover --product P|--alias NAME --to NODE", (*topologyCommand).failover},
+	"rollback": {"republish a kept document as a new serial: nodeagent topology rollback --to SERIAL", (*topologyCommand).rollback},
+}
+
+// opTimeout bounds the S3 work of one operator command (not a --wait).
+const opTimeout = 2 * time.Minute
+
+// raceAttempts is how many times failover and rollback compute and publish
+// their document when other publishes land in between.
+const raceAttempts = 3
+
+func (c *topologyCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		w := c.stderr
+		if len(args) > 0 {
+			w = c.stdout
+		}
+		fmt.Fprintln(w, "Usage: nodeagent topology SUBCOMMAND [flags]\n\nSubcommands:")
+		names := make([]string, 0, len(topologySubcommands))
+		for n := range topologySubcommands {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(w, "  %-9s %s\n", n, topologySubcommands[n].summary)
+		}
+		fmt.Fprintln(w, "\nRun 'nodeagent topology SUBCOMMAND --help' for its flags. Credentials and region come from\n"+
+			"AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and AWS_REGION; AWS_ENDPOINT_URL_S3\n"+
+			"names another S3 endpoint.")
+		if len(args) == 0 {
+			return usagef("name a subcommand")
+		}
+		return flag.ErrHelp
+	}
+	sub, ok := topologySubcommands[args[0]]
+	if !ok {
+		return usagef("unknown subcommand %q (publish, failover, rollback)", args[0])
+	}
+	return sub.run(c, ctx, args[1:])
+}
+
+// parseInterspersed parses flags that may come after positional arguments
+// ("publish FILE --to URL") and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// publisher builds the S3 client from the operator's environment.
+func (c *topologyCommand) publisher(ctx context.Context, url string) (*publish.Publisher, error) {
+	if url == "" {
+		return nil, usagef("name the topology document: --topology s3://bucket/key (or NODEAGENT_TOPOLOGY)")
+	}
+	api, err := source.NewS3Client(ctx, source.Options{AWS: awsenv.NewOperator(c.getenv)})
+	if err != nil {
+		return nil, err
+	}
+	return publish.New(api, url)
+}
+
+func (c *topologyCommand) publish(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("topology publish FILE --to s3://bucket/key [--bump] [--dry-run] [--allow-node-drop]",
+		"Publish a topology document: validate it exactly as the agents do, print what changes against\n"+
+			"the current document, refuse a serial not above the current one (--bump takes current+1),\n"+
+			"keep the current document as history/<serial>.json beside the key, and replace it only if\n"+
+			"nobody published meanwhile (S3 conditional write). Exit 1 when refused or raced.",
+		"nodeagent topology publish topology.json --to s3://fleet-config/topology.json --bump")
+	to := fs.String("to", c.getenv("NODEAGENT_TOPOLOGY"), "the published document, s3://bucket/key (default $NODEAGENT_TOPOLOGY)")
+	bump := fs.Bool("bump", false, "publish a serial not above the current one as current+1")
+	dryRun := fs.Bool("dry-run", false, "print the change; write nothing")
+	allowDrop := fs.Bool("allow-node-drop", false, "publish a document dropping more than half of the current nodes")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one FILE, got %d arguments", len(pos))
+	}
+	file := pos[0]
+	body, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read topology: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	p, err := c.publisher(ctx, *to)
+	if err != nil {
+		return err
+	}
+	cur, err := p.Read(ctx)
+	if err != nil {
+		return err
+	}
+	ch, err := p.Prepare(cur, publish.Input{Body: body, Name: file, Bump: *bump, AllowNodeDrop: *allowDrop})
+	if err != nil {
+		return c.explainRefusal(file, err)
+	}
+	c.printChange(p, cur, ch)
+	if *dryRun {
+		fmt.Fprintln(c.stdout, "dry run: nothing written")
+		return nil
+	}
+	res, err := p.Write(ctx, cur, ch)
+	if err != nil {
+		return err
+	}
+	c.printPublished(ch, res)
+	return nil
+}
+
+func (c *topologyCommand) failover(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("topology failover --product P|--alias NAME --to NODE [--topology URL] [--old-master-as-replica] [--wait --timeout D]",
+		"Move a database master (the seeds' failover script) and publish the result as the next serial.\n"+
+			"--product moves one product's master; --alias retargets an alias, moving every product whose\n"+
+			"master it is. NODE must be a node of the master's role. The new master leaves the replica\n"+
+			"lists; --old-master-as-replica puts the old master there instead (a replica alias of the new\n"+
+			"master then points at the old one). Computed from the current document and published with a\n"+
+			"conditional write, recomputed if someone publishes meanwhile.",
+		"nodeagent topology failover --alias dbserver --to db-b --old-master-as-replica --topology s3://fleet-config/topology.json")
+	url := fs.String("topology", c.getenv("NODEAGENT_TOPOLOGY"), "the published document, s3://bucket/key (default $NODEAGENT_TOPOLOGY)")
+	var f publish.Failover
+	fs.StringVar(&f.Product, "product", "", "the product whose database master moves")
+	fs.StringVar(&f.Alias, "alias", "", "the alias that moves (every product using it follows)")
+	fs.StringVar(&f.To, "to", "", "the node that becomes the master")
+	fs.BoolVar(&f.OldMasterAsReplica, "old-master-as-replica", false, "the old master becomes a replica")
+	dryRun := fs.Bool("dry-run", false, "print the change; write nothing")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	if (f.Product == "") == (f.Alias == "") {
+		return usagef("name exactly one of --product and --alias")
+	}
+	if f.To == "" {
+		return usagef("name the new master: --to NODE")
+	}
+	opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	p, err := c.publisher(opCtx, *url)
+	if err != nil {
+		return err
+	}
+	var moved publish.Moved
+	out, err := p.Update(opCtx, raceAttempts, *dryRun, func(cur *publish.Current) (publish.Input, error) {
+		body, mv, err := f.Edit(cur)
+		moved = mv
+		return publish.Input{Body: body, Name: p.URL(), Serial: cur.Serial + 1}, err
+	})
+	if errors.Is(err, publish.ErrAlreadyMaster) {
+		fmt.Fprintf(c.stdout, "%s is already the master of %v at %s (serial %d): nothing to publish\n", f.To, moved.Products, p.URL(), out.Prev.Serial)
+		return nil
+	}
+	if err != nil {
+		return c.explainRefusal(p.URL(), err)
+	}
+	fmt.Fprintf(c.stdout, "failover: database master %s -> %s for %v\n", moved.From, moved.To, moved.Products)
+	for _, n := range moved.Notes {
+		fmt.Fprintf(c.stdout, "  %s\n", n)
+	}
+	c.printChange(p, out.Prev, out.Change)
+	if *dryRun {
+		fmt.Fprintln(c.stdout, "dry run: nothing written")
+		return nil
+	}
+	c.printPublished(out.Change, out.Result)
+	return nil
+}
+
+func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("topology rollback --to SERIAL [--topology URL] [--dry-run] [--allow-node-drop]",
+		"Republish the kept document of SERIAL (history/<SERIAL>.json beside the key) as a new serial,\n"+
+			"current+1, through the same checks and conditional write as publish.",
+		"nodeagent topology rollback --to 41 --topology s3://fleet-config/topology.json")
+	url := fs.String("topology", c.getenv("NODEAGENT_TOPOLOGY"), "the published document, s3://bucket/key (default $NODEAGENT_TOPOLOGY)")
+	to := fs.String("to", "", "the serial whose kept document is republished")
+	dryRun := fs.Bool("dry-run", false, "print the change; write nothing")
+	allowDrop := fs.Bool("allow-node-drop", false, "publish a document dropping more than half of the current nodes")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	serial, err := strconv.ParseInt(*to, 10, 64)
+	if err != nil || serial <= 0 {
+		return usagef("--to: want the serial to roll back to (a positive whole number), got %q", *to)
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	p, err := c.publisher(ctx, *url)
+	if err != nil {
+		return err
+	}
+	body, name, err := p.History(ctx, serial)
+	if err != nil {
+		return err
+	}
+	out, err := p.Update(ctx, raceAttempts, *dryRun, func(cur *publish.Current) (publish.Input, error) {
+		return publish.Input{Body: body, Name: name, Serial: cur.Serial + 1, AllowNodeDrop: *allowDrop}, nil
+	})
+	if err != nil {
+		return c.explainRefusal(name, err)
+	}
+	fmt.Fprintf(c.stdout, "rollback: the document of serial %d (%s) as serial %d\n", serial, name, out.Change.To)
+	c.printChange(p, out.Prev, out.Change)
+	if *dryRun {
+		fmt.Fprintln(c.stdout, "dry run: nothing written")
+		return nil
+	}
+	c.printPublished(out.Change, out.Result)
+	return nil
+}
+
+// explainRefusal prints an invalid document's problems exactly as validate
+// does, and adds the flag that lifts the node-drop guard.
+func (c *topologyCommand) explainRefusal(name string, err error) error {
+	var verrs topology.Errors
+	if errors.As(err, &verrs) {
+		fmt.Fprintf(c.stdout, "%s: invalid, %d problem(s):\n", name, len(verrs))
+		for _, e := range verrs {
+			fmt.Fprintf(c.stdout, "  %s\n", e.Error())
+		}
+		return fmt.Errorf("%s is invalid; fix the fields above and validate again", name)
+	}
+	if errors.Is(err, topology.ErrNodesDropped) {
+		return fmt.Errorf("%w; if that is the intent, run again with --allow-node-drop", err)
+	}
+	return err
+}
+
+// printChange says what replaces what, and which document paths change.
+func (c *topologyCommand) printChange(p *publish.Publisher, cur *publish.Current, ch *publish.Change) {
+	w := c.stdout
+	switch {
+	case !cur.Exists:
+		fmt.Fprintf(w, "%s: nothing published yet; serial %d is the first document\n", p.URL(), ch.To)
+		return
+	case cur.Doc == nil:
+		fmt.Fprintf(w, "%s: serial %d -> %d (the current document is not valid: %v)\n", p.URL(), ch.From, ch.To, cur.Invalid)
+		return
+	}
+	bumped := ""
+	if ch.Bumped {
+		bumped = fmt.Sprintf(" (the document said %d)", ch.Given)
+	}
+	fmt.Fprintf(w, "%s: serial %d -> %d%s, %d changed path(s):\n", p.URL(), ch.From, ch.To, bumped, len(ch.Paths))
+	printPaths(w, ch.Paths)
+}
+
+func printPaths(w io.Writer, paths []string) {
+	for _, p := range paths {
+		fmt.Fprintf(w, "  %s\n", p)
+	}
+}
+
+func (c *topologyCommand) printPublished(ch *publish.Change, res publish.Result) {
+	if res.HistoryURL != "" {
+		fmt.Fprintf(c.stdout, "published serial %d to %s; serial %d kept as %s\n", ch.To, res.URL, ch.From, res.HistoryURL)
+		return
+	}
+	fmt.Fprintf(c.stdout, "published serial %d to %s\n", ch.To, res.URL)
+}
