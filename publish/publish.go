@@ -435,6 +435,7 @@ func (p *Publisher) Update(ctx context.Context, attempts int, dryRun bool, edit 
 		if err != nil {
 			return o, err
 		}
+		o.Prev = cur
 		in, err := edit(cur)
 		if err != nil {
 			return o, err
@@ -443,7 +444,7 @@ func (p *Publisher) Update(ctx context.Context, attempts int, dryRun bool, edit 
 		if err != nil {
 			return o, err
 		}
-		o.Prev, o.Change = cur, ch
+		o.Change = ch
 		if dryRun {
 			return o, nil
 		}
