@@ -11,8 +11,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/nodeagent/nodeagent/awsenv"
+	"github.com/nodeagent/nodeagent/fleet"
 	"github.com/nodeagent/nodeagent/publish"
+	"github.com/nodeagent/nodeagent/report"
 	"github.com/nodeagent/nodeagent/source"
 	"github.com/nodeagent/nodeagent/topology"
 )
@@ -87,16 +91,69 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// operator is what a topology subcommand talks to: the document's
+// publisher, and the S3 client and AWS environment it was built from (for
+// following the reports).
+type operator struct {
+	*publish.Publisher
+	env *awsenv.Env
+	api *s3.Client
+}
+
 // publisher builds the S3 client from the operator's environment.
-func (c *topologyCommand) publisher(ctx context.Context, url string) (*publish.Publisher, error) {
+func (c *topologyCommand) publisher(ctx context.Context, url string) (*operator, error) {
 	if url == "" {
 		return nil, usagef("name the topology document: --topology s3://bucket/key (or NODEAGENT_TOPOLOGY)")
 	}
-	api, err := source.NewS3Client(ctx, source.Options{AWS: awsenv.NewOperator(c.getenv)})
+	env := awsenv.NewOperator(c.getenv)
+	api, err := source.NewS3Client(ctx, source.Options{AWS: env})
 	if err != nil {
 		return nil, err
 	}
-	return publish.New(api, url)
+	p, err := publish.New(api, url)
+	if err != nil {
+		return nil, err
+	}
+	return &operator{Publisher: p, env: env, api: api}, nil
+}
+
+// waitFlags are --wait and its settings.
+type waitFlags struct {
+	wait     *bool
+	timeout  *time.Duration
+	interval *time.Duration
+}
+
+func addWaitFlags(fs *flag.FlagSet) waitFlags {
+	return waitFlags{
+		wait:     fs.Bool("wait", false, "follow the node reports (the topology's fleet.reports) and print when each live node applied the new serial; exit 1 if not all did within --timeout"),
+		timeout:  fs.Duration("timeout", 10*time.Minute, "how long --wait waits"),
+		interval: fs.Duration("report-interval", fleet.DefaultReportInterval, "the agents' --report-interval: a node without a report for 3 intervals is stale and not waited for"),
+	}
+}
+
+// waitEvery is how often --wait reads the reports.
+const waitEvery = 2 * time.Second
+
+// follow waits until every live node reports serial applied.
+func (c *topologyCommand) follow(ctx context.Context, op *operator, wf waitFlags, serial int64, published time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, *wf.timeout)
+	defer cancel()
+	src, err := source.New(ctx, op.URL(), source.Options{AWS: op.env, S3: op.api})
+	if err != nil {
+		return err
+	}
+	reports := report.NewClientFromAPI(op.api)
+	fmt.Fprintf(c.stdout, "waiting up to %s for every live node to apply serial %d…\n", *wf.timeout, serial)
+	return publish.Wait(ctx, publish.WaitInput{
+		Serial:    serial,
+		Published: published,
+		Load: func(ctx context.Context) (*fleet.Snapshot, error) {
+			return fleet.Load(ctx, fleet.LoadInput{Topology: src, Reports: reports, ReportInterval: *wf.interval})
+		},
+		Every: waitEvery,
+		Out:   c.stdout,
+	})
 }
 
 func (c *topologyCommand) publish(ctx context.Context, args []string) error {
@@ -136,7 +193,7 @@ func (c *topologyCommand) publish(ctx context.Context, args []string) error {
 	if err != nil {
 		return c.explainRefusal(file, err)
 	}
-	c.printChange(p, cur, ch)
+	c.printChange(p.Publisher, cur, ch)
 	if *dryRun {
 		fmt.Fprintln(c.stdout, "dry run: nothing written")
 		return nil
@@ -150,13 +207,14 @@ func (c *topologyCommand) publish(ctx context.Context, args []string) error {
 }
 
 func (c *topologyCommand) failover(ctx context.Context, args []string) error {
-	fs := c.newFlagSet("topology failover --product P|--alias NAME --to NODE [--topology URL] [--old-master-as-replica] [--wait --timeout D]",
+	fs := c.newFlagSet("topology failover --product P|--alias NAME --to NODE [--topology URL] [--old-master-as-replica] [--dry-run] [--wait --timeout D]",
 		"Move a database master (the seeds' failover script) and publish the result as the next serial.\n"+
 			"--product moves one product's master; --alias retargets an alias, moving every product whose\n"+
 			"master it is. NODE must be a node of the master's role. The new master leaves the replica\n"+
 			"lists; --old-master-as-replica puts the old master there instead (a replica alias of the new\n"+
 			"master then points at the old one). Computed from the current document and published with a\n"+
-			"conditional write, recomputed if someone publishes meanwhile.",
+			"conditional write, recomputed if someone publishes meanwhile. --wait then follows the node\n"+
+			"reports and prints when each live node applied it.",
 		"nodeagent topology failover --alias dbserver --to db-b --old-master-as-replica --topology s3://fleet-config/topology.json")
 	url := fs.String("topology", c.getenv("NODEAGENT_TOPOLOGY"), "the published document, s3://bucket/key (default $NODEAGENT_TOPOLOGY)")
 	var f publish.Failover
@@ -165,6 +223,7 @@ func (c *topologyCommand) failover(ctx context.Context, args []string) error {
 	fs.StringVar(&f.To, "to", "", "the node that becomes the master")
 	fs.BoolVar(&f.OldMasterAsReplica, "old-master-as-replica", false, "the old master becomes a replica")
 	dryRun := fs.Bool("dry-run", false, "print the change; write nothing")
+	wf := addWaitFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -184,6 +243,7 @@ func (c *topologyCommand) failover(ctx context.Context, args []string) error {
 		return err
 	}
 	var moved publish.Moved
+	published := time.Now()
 	out, err := p.Update(opCtx, raceAttempts, *dryRun, func(cur *publish.Current) (publish.Input, error) {
 		body, mv, err := f.Edit(cur)
 		moved = mv
@@ -200,17 +260,20 @@ func (c *topologyCommand) failover(ctx context.Context, args []string) error {
 	for _, n := range moved.Notes {
 		fmt.Fprintf(c.stdout, "  %s\n", n)
 	}
-	c.printChange(p, out.Prev, out.Change)
+	c.printChange(p.Publisher, out.Prev, out.Change)
 	if *dryRun {
 		fmt.Fprintln(c.stdout, "dry run: nothing written")
 		return nil
 	}
 	c.printPublished(out.Change, out.Result)
+	if *wf.wait {
+		return c.follow(ctx, p, wf, out.Change.To, published)
+	}
 	return nil
 }
 
 func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
-	fs := c.newFlagSet("topology rollback --to SERIAL [--topology URL] [--dry-run] [--allow-node-drop]",
+	fs := c.newFlagSet("topology rollback --to SERIAL [--topology URL] [--dry-run] [--allow-node-drop] [--wait --timeout D]",
 		"Republish the kept document of SERIAL (history/<SERIAL>.json beside the key) as a new serial,\n"+
 			"current+1, through the same checks and conditional write as publish.",
 		"nodeagent topology rollback --to 41 --topology s3://fleet-config/topology.json")
@@ -218,6 +281,7 @@ func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
 	to := fs.String("to", "", "the serial whose kept document is republished")
 	dryRun := fs.Bool("dry-run", false, "print the change; write nothing")
 	allowDrop := fs.Bool("allow-node-drop", false, "publish a document dropping more than half of the current nodes")
+	wf := addWaitFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -228,29 +292,33 @@ func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
 	if err != nil || serial <= 0 {
 		return usagef("--to: want the serial to roll back to (a positive whole number), got %q", *to)
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	opCtx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	p, err := c.publisher(ctx, *url)
+	p, err := c.publisher(opCtx, *url)
 	if err != nil {
 		return err
 	}
-	body, name, err := p.History(ctx, serial)
+	body, name, err := p.History(opCtx, serial)
 	if err != nil {
 		return err
 	}
-	out, err := p.Update(ctx, raceAttempts, *dryRun, func(cur *publish.Current) (publish.Input, error) {
+	published := time.Now()
+	out, err := p.Update(opCtx, raceAttempts, *dryRun, func(cur *publish.Current) (publish.Input, error) {
 		return publish.Input{Body: body, Name: name, Serial: cur.Serial + 1, AllowNodeDrop: *allowDrop}, nil
 	})
 	if err != nil {
 		return c.explainRefusal(name, err)
 	}
 	fmt.Fprintf(c.stdout, "rollback: the document of serial %d (%s) as serial %d\n", serial, name, out.Change.To)
-	c.printChange(p, out.Prev, out.Change)
+	c.printChange(p.Publisher, out.Prev, out.Change)
 	if *dryRun {
 		fmt.Fprintln(c.stdout, "dry run: nothing written")
 		return nil
 	}
 	c.printPublished(out.Change, out.Result)
+	if *wf.wait {
+		return c.follow(ctx, p, wf, out.Change.To, published)
+	}
 	return nil
 }
 
