@@ -193,7 +193,7 @@ func (c *topologyCommand) publish(ctx context.Context, args []string) error {
 	if err != nil {
 		return c.explainRefusal(file, err)
 	}
-	c.printChange(p.Publisher, cur, ch)
+	c.printChange(p.Publisher, cur, ch, true)
 	if *dryRun {
 		fmt.Fprintln(c.stdout, "dry run: nothing written")
 		return nil
@@ -260,7 +260,7 @@ func (c *topologyCommand) failover(ctx context.Context, args []string) error {
 	for _, n := range moved.Notes {
 		fmt.Fprintf(c.stdout, "  %s\n", n)
 	}
-	c.printChange(p.Publisher, out.Prev, out.Change)
+	c.printChange(p.Publisher, out.Prev, out.Change, false)
 	if *dryRun {
 		fmt.Fprintln(c.stdout, "dry run: nothing written")
 		return nil
@@ -310,7 +310,7 @@ func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
 		return c.explainRefusal(name, err)
 	}
 	fmt.Fprintf(c.stdout, "rollback: the document of serial %d (%s) as serial %d\n", serial, name, out.Change.To)
-	c.printChange(p.Publisher, out.Prev, out.Change)
+	c.printChange(p.Publisher, out.Prev, out.Change, false)
 	if *dryRun {
 		fmt.Fprintln(c.stdout, "dry run: nothing written")
 		return nil
@@ -340,7 +340,9 @@ func (c *topologyCommand) explainRefusal(name string, err error) error {
 }
 
 // printChange says what replaces what, and which document paths change.
-func (c *topologyCommand) printChange(p *publish.Publisher, cur *publish.Current, ch *publish.Change) {
+// bumpNote says the input carried a serial of its own worth showing (a
+// published file), unlike the documents failover and rollback compute.
+func (c *topologyCommand) printChange(p *publish.Publisher, cur *publish.Current, ch *publish.Change, bumpNote bool) {
 	w := c.stdout
 	switch {
 	case !cur.Exists:
@@ -351,7 +353,7 @@ func (c *topologyCommand) printChange(p *publish.Publisher, cur *publish.Current
 		return
 	}
 	bumped := ""
-	if ch.Bumped {
+	if ch.Bumped && bumpNote {
 		bumped = fmt.Sprintf(" (the document said %d)", ch.Given)
 	}
 	fmt.Fprintf(w, "%s: serial %d -> %d%s, %d changed path(s):\n", p.URL(), ch.From, ch.To, bumped, len(ch.Paths))
