@@ -357,6 +357,10 @@ func TestDemoUnattended(t *testing.T) {
 	for _, want := range []string{
 		"master db-b (127.77.0.32:3306)",
 		`reason="aliases.dbserver, aliases.replserver changed"`,
+		// The operator's failover, followed through the node reports.
+		"topology failover --alias dbserver --to db-b --old-master-as-replica",
+		"published serial 2 to s3://demo-topology/shop/topology.json; serial 1 kept as s3://demo-topology/shop/history/1.json",
+		"every live node (2) applied serial 2",
 		"unattended: the change was picked up; done.",
 	} {
 		if !strings.Contains(out, want) {
