@@ -254,23 +254,33 @@ func (p *Publisher) Write(ctx context.Context, cur *Current, ch *Change) (Result
 	} else {
 		in.IfNoneMatch = aws.String("*")
 	}
-	out, err := p.api.PutObject(ctx, in)
-	if err == nil {
-		res.ETag = aws.ToString(out.ETag)
-		return res, nil
-	}
-	if !conflict(err) {
-		return res, p.explain("write", p.key, err)
-	}
-	// The document changed. If it is ours (an SDK retry of a write whose
-	// answer was lost), the publish happened.
-	now, rerr := p.Read(ctx)
-	if rerr != nil {
-		return res, fmt.Errorf("publish: %s changed meanwhile, and reading it again failed: %w", p.url, rerr)
-	}
-	if now.Exists && bytes.Equal(now.Body, ch.Body) {
-		res.ETag = now.ETag
-		return res, nil
+	var now *Current
+	for attempt := 1; ; attempt++ {
+		in.Body = bytes.NewReader(ch.Body)
+		out, err := p.api.PutObject(ctx, in)
+		if err == nil {
+			res.ETag = aws.ToString(out.ETag)
+			return res, nil
+		}
+		if !conflict(err) {
+			return res, p.explain("write", p.key, err)
+		}
+		// The condition failed. If the document is ours (an SDK retry of
+		// a write whose answer was lost), the publish happened.
+		var rerr error
+		if now, rerr = p.Read(ctx); rerr != nil {
+			return res, fmt.Errorf("publish: %s changed meanwhile, and reading it again failed: %w", p.url, rerr)
+		}
+		if now.Exists && bytes.Equal(now.Body, ch.Body) {
+			res.ETag = now.ETag
+			return res, nil
+		}
+		// Unchanged: a 409 for another conditional write in flight that
+		// did not land. Try once more.
+		if attempt == 1 && now.Exists == cur.Exists && now.ETag == cur.ETag {
+			continue
+		}
+		break
 	}
 	return res, &RaceError{URL: p.url, Serial: now.Serial}
 }

@@ -87,7 +87,11 @@ func Wait(ctx context.Context, in WaitInput) error {
 	p := NewProgress(in.Serial, in.Published)
 	var pending []fleet.Node
 	var lastErr error
-	tick := time.NewTicker(in.Every)
+	every := in.Every
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		s, err := in.Load(ctx)
