@@ -143,14 +143,14 @@ func (c *topologyCommand) follow(ctx context.Context, op *operator, wf waitFlags
 	if err != nil {
 		return err
 	}
-	reports := report.NewClientFromAPI(op.api)
+	// One Loader: each read is a conditional GET of the topology, one LIST
+	// and a GET per changed report.
+	l := fleet.NewLoader(fleet.LoadInput{Topology: src, Reports: report.NewClientFromAPI(op.api), ReportInterval: *wf.interval})
 	fmt.Fprintf(c.stdout, "waiting up to %s for every live node to apply serial %d…\n", *wf.timeout, serial)
 	return publish.Wait(ctx, publish.WaitInput{
 		Serial:    serial,
 		Published: published,
-		Load: func(ctx context.Context) (*fleet.Snapshot, error) {
-			return fleet.Load(ctx, fleet.LoadInput{Topology: src, Reports: reports, ReportInterval: *wf.interval})
-		},
+		Load:      l.Load,
 		Every: waitEvery,
 		Out:   c.stdout,
 	})

@@ -16,9 +16,9 @@ import (
 	"github.com/nodeagent/nodeagent"
 )
 
-// reportsPrefix is where the agents of TestFailoverWait write their
+// waitReportsURL is where the agents of TestFailoverWait write their
 // reports.
-const reportsPrefix = "s3://" + topologyBucket + "/reports/"
+const waitReportsURL = "s3://" + topologyBucket + "/reports/"
 
 // withReports is a topology document with fleet.reports set.
 func (f *fleet) withReports(body []byte) []byte {
@@ -27,7 +27,7 @@ func (f *fleet) withReports(body []byte) []byte {
 	if err := json.Unmarshal(body, &t); err != nil {
 		f.t.Fatal(err)
 	}
-	t.Fleet = &nodeagent.Fleet{Reports: reportsPrefix}
+	t.Fleet = &nodeagent.Fleet{Reports: waitReportsURL}
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
 		f.t.Fatal(err)
