@@ -151,8 +151,8 @@ func (c *topologyCommand) follow(ctx context.Context, op *operator, wf waitFlags
 		Serial:    serial,
 		Published: published,
 		Load:      l.Load,
-		Every: waitEvery,
-		Out:   c.stdout,
+		Every:     waitEvery,
+		Out:       c.stdout,
 	})
 }
 
