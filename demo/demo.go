@@ -181,6 +181,12 @@ func (d *demo) boot(ctx context.Context) error {
 	if err := os.WriteFile(opEnv, []byte(strings.Join(env, "\n")+"\n"), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	d.step("starting the control panel (nodeagent fleet serve, from the nodes' reports in S3)")
+	fmt.Fprintf(d.out, "$ %s %s\n", d.opt.nodeagent, strings.Join(panelArgs(), " "))
+	if err := d.startPanel(ctx, env); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "control panel at http://%s/\n", panelAddr)
 	return nil
 }
 
@@ -297,8 +303,10 @@ func (d *demo) showSite(ctx context.Context) error {
              %[7]s/web-1/etc/nodeagent/products/shop.php
              %[7]s/cache-1/etc/memcached.conf
   logs       %[7]s/logs/web-1.log, %[7]s/logs/cache-1.log
+  panel      http://%[10]s/   (the same as: env $(cat %[7]s/agents/operator.env) %[6]s fleet status --topology %[11]s)
   operator   env $(cat %[7]s/agents/operator.env) %[6]s %[9]s --dry-run
-`, siteHost, web.IP, sitePort, web.listen(), cache.listen(), d.opt.nodeagent, root, d.dir, strings.Join(failoverArgs(), " "))
+`, siteHost, web.IP, sitePort, web.listen(), cache.listen(), d.opt.nodeagent, root, d.dir, strings.Join(failoverArgs(), " "),
+		panelAddr, "s3://"+topologyBucket+"/"+topologyKey)
 	return nil
 }
 
