@@ -14,8 +14,8 @@
 //	                                      the control panel: the same data as a web page
 //	nodeagent version
 //	nodeagent topology publish FILE --to s3://bucket/key [--bump] [--dry-run] [--allow-node-drop]
-//	nodeagent topology failover --product P|--alias NAME --to NODE [--topology URL] [--old-master-as-replica] [--dry-run]
-//	nodeagent topology rollback --to SERIAL [--topology URL] [--dry-run] [--allow-node-drop]
+//	nodeagent topology failover --product P|--alias NAME --to NODE [--topology URL] [--old-master-as-replica] [--dry-run] [--wait --timeout D]
+//	nodeagent topology rollback --to SERIAL [--topology URL] [--dry-run] [--allow-node-drop] [--wait --timeout D]
 //
 // The topology commands are the operator's: they run off EC2 and never ask
 // instance metadata; the region and credentials come from AWS_REGION and
