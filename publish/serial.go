@@ -40,6 +40,7 @@ func jsonSerial(body []byte) (start, end int, err error) {
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return 0, 0, errors.New("not a JSON object")
 	}
+	start, end = -1, -1
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -54,21 +55,27 @@ func jsonSerial(body []byte) (start, end int, err error) {
 		if key != "serial" {
 			continue
 		}
-		end := int(dec.InputOffset())
-		// The value is the last len(v) bytes before end, after the colon.
-		i := bytes.Index(body[after:end], v)
+		if start >= 0 {
+			return 0, 0, errors.New("two top-level \"serial\" members")
+		}
+		stop := int(dec.InputOffset())
+		// The value is the last len(v) bytes before stop, after the colon.
+		i := bytes.Index(body[after:stop], v)
 		if i < 0 {
 			return 0, 0, errors.New("cannot locate the serial's value")
 		}
 		if _, err := strconv.ParseInt(string(v), 10, 64); err != nil {
 			return 0, 0, fmt.Errorf("serial %s is not an integer", v)
 		}
-		return after + i, after + i + len(v), nil
+		start, end = after+i, after+i+len(v)
 	}
 	if _, err := dec.Token(); err != nil && err != io.EOF {
 		return 0, 0, err
 	}
-	return 0, 0, errors.New("no top-level \"serial\" member")
+	if start < 0 {
+		return 0, 0, errors.New("no top-level \"serial\" member")
+	}
+	return start, end, nil
 }
 
 func concat(parts ...[]byte) []byte {
