@@ -299,6 +299,12 @@ func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
 		return err
 	}
 	body, name, err := p.History(opCtx, serial)
+	if errors.Is(err, publish.ErrNoHistory) {
+		// The published document is kept only once it is replaced.
+		if cur, rerr := p.Read(opCtx); rerr == nil && cur.Exists && cur.Serial == serial {
+			return fmt.Errorf("rollback: serial %d is the document published now at %s: nothing to roll back", serial, p.URL())
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -117,6 +117,13 @@ func TestFailoverAndRollback(t *testing.T) {
 		}
 	})
 
+	t.Run("rollback to the current serial", func(t *testing.T) {
+		r := run(t, env, "topology", "rollback", "--to", "5", topo)
+		if r.code != 1 || !strings.Contains(r.stderr, "serial 5 is the document published now") {
+			t.Fatalf("want a refusal:\n%s", r)
+		}
+	})
+
 	t.Run("rollback to a serial never kept", func(t *testing.T) {
 		r := run(t, env, "topology", "rollback", "--to", "99", topo)
 		if r.code != 1 || !strings.Contains(r.stderr, "no s3://"+bucket+"/prod/history/99.json") {
