@@ -70,6 +70,15 @@ func NewOperator(getenv func(string) string) *Env {
 // ErrNoRegion means no region is set and IMDS could not tell one.
 var ErrNoRegion = errors.New("no AWS region: set AWS_REGION, or run on EC2 where instance metadata gives it")
 
+// errOperatorNoRegion is ErrNoRegion for an operator's Env, whose advice
+// cannot be "run on EC2".
+type errOperatorNoRegion struct{}
+
+func (errOperatorNoRegion) Error() string {
+	return "no AWS region: set AWS_REGION (commands run off EC2 never ask instance metadata)"
+}
+func (errOperatorNoRegion) Is(target error) bool { return target == ErrNoRegion }
+
 // ErrNoCredentials means an operator's Env found no credentials in the
 // environment.
 var ErrNoCredentials = errors.New("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" +
@@ -101,7 +110,7 @@ func (e *Env) Config(ctx context.Context) (aws.Config, error) {
 		region = r
 	}
 	if region == "" && e.operator {
-		return aws.Config{}, fmt.Errorf("%w (commands run off EC2 take the region from the environment only)", ErrNoRegion)
+		return aws.Config{}, errOperatorNoRegion{}
 	}
 	if region == "" {
 		return aws.Config{}, ErrNoRegion
