@@ -247,6 +247,9 @@ func (c *topologyCommand) failover(ctx context.Context, args []string) error {
 	out, err := p.Update(opCtx, raceAttempts, *dryRun, func(cur *publish.Current) (publish.Input, error) {
 		body, mv, err := f.Edit(cur)
 		moved = mv
+		if err == nil && *wf.wait {
+			err = reportsNamed(body, p.URL())
+		}
 		return publish.Input{Body: body, Name: p.URL(), Serial: cur.Serial + 1}, err
 	})
 	if errors.Is(err, publish.ErrAlreadyMaster) {
@@ -309,6 +312,11 @@ func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
 		return err
 	}
 	published := time.Now()
+	if *wf.wait {
+		if err := reportsNamed(body, name); err != nil {
+			return err
+		}
+	}
 	out, err := p.Update(opCtx, raceAttempts, *dryRun, func(cur *publish.Current) (publish.Input, error) {
 		return publish.Input{Body: body, Name: name, Serial: cur.Serial + 1, AllowNodeDrop: *allowDrop}, nil
 	})
@@ -326,6 +334,17 @@ func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
 		return c.follow(ctx, p, wf, out.Change.To, published)
 	}
 	return nil
+}
+
+// reportsNamed refuses --wait, before anything is published, for a
+// document that names no reports prefix: there would be nothing to follow.
+// A document that does not decode is left to the publish's own checks.
+func reportsNamed(body []byte, name string) error {
+	t, err := topology.Decode(body, name)
+	if err != nil || (t.Fleet != nil && t.Fleet.Reports != "") {
+		return nil
+	}
+	return usagef("--wait follows the node reports, but %s names none (fleet.reports): publish without --wait, or add \"fleet\": {\"reports\": \"s3://bucket/prefix/\"} first", name)
 }
 
 // explainRefusal prints an invalid document's problems exactly as validate

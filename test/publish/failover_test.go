@@ -67,6 +67,16 @@ func TestFailoverAndRollback(t *testing.T) {
 		}
 	})
 
+	t.Run("--wait without reports publishes nothing", func(t *testing.T) {
+		r := run(t, env, "topology", "failover", "--product", "shop", "--to", "db-a", topo, "--wait")
+		if r.code != 2 || !strings.Contains(r.stderr, "--wait follows the node reports, but "+docURL+" names none") {
+			t.Fatalf("want a usage error:\n%s", r)
+		}
+		if got := s.current(t).Serial; got != 2 {
+			t.Fatalf("serial %d, want 2 (nothing published)", got)
+		}
+	})
+
 	t.Run("not a database node", func(t *testing.T) {
 		r := run(t, env, "topology", "failover", "--product", "shop", "--to", "cache-1", topo)
 		if r.code != 1 || !strings.Contains(r.stderr, `cache-1 has role "cache", but the master db-b has role "db"`) {
