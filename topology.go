@@ -14,6 +14,16 @@ type Topology struct {
 	Products map[string]Product `json:"products,omitempty"`
 	Health   Health             `json:"health"`
 	Apache   ApacheSettings     `json:"apache"`
+	// Fleet is where the fleet's operator side lives; nil means no node
+	// reports.
+	Fleet *Fleet `json:"fleet,omitempty"`
+}
+
+// Fleet configures the fleet's operator side (SPEC section 11).
+type Fleet struct {
+	// Reports is the S3 prefix every agent writes its report under, as
+	// "s3://bucket/prefix/" (ending in "/"): <prefix><instance-id>.json.
+	Reports string `json:"reports,omitempty"`
 }
 
 // Node is one named server of the fleet (a database, a cache node, a pinned

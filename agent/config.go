@@ -45,6 +45,8 @@ type Config struct {
 	Settle       Duration `json:"settle,omitempty"`        // fold a burst of changes into one apply
 	Splay        Duration `json:"splay,omitempty"`         // random delay before a re-apply, per node
 	DrainTime    Duration `json:"drain_time,omitempty"`    // wait after going unready before completing the terminate hook
+	// ReportInterval is the heartbeat of the node report (fleet.reports).
+	ReportInterval Duration `json:"report_interval,omitempty"`
 
 	KeepReleases int `json:"keep_releases,omitempty"`
 
@@ -97,6 +99,7 @@ func DefaultConfig() Config {
 		Settle:            Duration(2 * time.Second),
 		Splay:             Duration(5 * time.Second),
 		DrainTime:         Duration(30 * time.Second),
+		ReportInterval:    Duration(DefaultReportInterval),
 		KeepReleases:      3,
 	}
 }
@@ -165,7 +168,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for flag, d := range map[string]Duration{"deadline": c.Deadline, "smoke-deadline": c.SmokeDeadline,
-		"poll-interval": c.PollInterval, "heartbeat-interval": c.HeartbeatInterval} {
+		"poll-interval": c.PollInterval, "heartbeat-interval": c.HeartbeatInterval, "report-interval": c.ReportInterval} {
 		if d <= 0 {
 			bad(flag, "must be positive, got %s", d.D())
 		}

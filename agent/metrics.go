@@ -17,6 +17,7 @@ type Metrics struct {
 	Ready         *metrics.Gauge
 	Smoke         metrics.GaugeVec   // by check: 1 passed, 0 failed
 	Polls         metrics.CounterVec // by outcome: changed, not_modified, error
+	Reports       metrics.CounterVec // node report writes by result: ok, error
 }
 
 // NewMetrics registers the agent's metrics (plus Go and process metrics) on
@@ -39,6 +40,9 @@ func NewMetrics() *Metrics {
 		Polls: r.NewCounterVec("nodeagent_source_polls_total",
 			"Topology source checks by outcome (changed, not_modified, error).",
 			"outcome", "changed", "not_modified", "error"),
+		Reports: r.NewCounterVec("nodeagent_reports_total",
+			"Node report writes to the fleet.reports prefix by result (ok, error); a failed write never fails an apply.",
+			"result", "ok", "error"),
 	}
 }
 

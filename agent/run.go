@@ -31,6 +31,13 @@ type RunOptions struct {
 	LifecycleInterval time.Duration
 	// Listener serves the endpoints; nil means listen on Config.Listen.
 	Listener net.Listener
+	// Reports writes the node report when the applied topology names a
+	// fleet.reports prefix; nil writes none. ReportInterval is the
+	// heartbeat (default DefaultReportInterval); AgentVersion goes into
+	// the report.
+	Reports        ReportWriter
+	ReportInterval time.Duration
+	AgentVersion   string
 }
 
 // DefaultLifecycleInterval spaces checks of the target lifecycle state. A
@@ -69,7 +76,8 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		_ = srv.Shutdown(sctx)
 	}()
 
-	w := &worker{a: a, m: o.Metrics}
+	w := &worker{a: a, m: o.Metrics, rep: a.startReporter(o)}
+	defer w.rep.close()
 	// The first apply is the boot apply: launch hook included.
 	w.start(ctx, func(ctx context.Context) { w.boot(ctx) })
 
@@ -106,6 +114,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		case <-o.Terminate:
 			return a.drain(w, o, "stop requested (SIGTERM)")
 		case <-terminated:
+			w.rep.terminating()
 			return a.drain(w, o, "instance lifecycle state is Terminated")
 		case <-ping:
 			if w.healthy(a.Config.BootDeadline()) {
@@ -256,6 +265,7 @@ func (a *Agent) drain(w *worker, o RunOptions, why string) error {
 	a.Logger.Warn("draining", "why", why, "drain_time", a.Config.DrainTime.D().String())
 	a.Readiness.Drain()
 	o.Metrics.Ready.Set(0)
+	w.rep.draining()
 	w.cancelAndWait()
 	// Keep the watchdog fed while the load balancer drains: the unit is
 	// still running, and a watchdog kill now would lose the terminate hook.
@@ -289,8 +299,9 @@ func (a *Agent) drain(w *worker, o RunOptions, why string) error {
 // worker runs one apply at a time off the main loop, so that the loop keeps
 // answering signals and pinging the watchdog while an apply runs.
 type worker struct {
-	a *Agent
-	m *Metrics
+	a   *Agent
+	m   *Metrics
+	rep *reporter // nil: no reports
 
 	mu      sync.Mutex
 	running bool
@@ -486,6 +497,7 @@ func (w *worker) finish(out *Outcome, etag string, err error, start time.Time) {
 	took := time.Since(start)
 	refused := errors.As(err, new(*RefusedError))
 	w.remember(out, etag, err == nil || refused)
+	w.rep.applied(out, err, took)
 	st := a.Readiness.Snapshot()
 	m.SerialSeen.Set(float64(st.SeenSerial))
 	switch {

@@ -388,6 +388,9 @@ type runSettings struct {
 	Splay        time.Duration
 	DrainTime    time.Duration
 	Watchdog     time.Duration
+	// Reports and ReportInterval go to RunOptions (node reports).
+	Reports        agent.ReportWriter
+	ReportInterval time.Duration
 }
 
 // newRunEnv prepares a node; start runs the agent.
@@ -500,6 +503,9 @@ func (e *runEnv) start() {
 		Watchdog:          e.settings.Watchdog,
 		LifecycleInterval: 20 * time.Millisecond,
 		Listener:          ln,
+		Reports:           e.settings.Reports,
+		ReportInterval:    e.settings.ReportInterval,
+		AgentVersion:      "test-version",
 	}
 	go func() { e.done <- e.agent.Run(ctx, opts) }()
 	e.t.Cleanup(func() {

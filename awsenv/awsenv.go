@@ -20,6 +20,12 @@
 //     client, never through HTTP_PROXY: the agent shares its discovery
 //     client (UseIMDS), so one session token serves discovery, the region
 //     and the instance profile's credentials.
+//
+// An operator's Env (NewOperator), for the commands an operator runs from a
+// workstation (topology publish, failover, rollback), never asks IMDS: the
+// region comes from AWS_REGION or AWS_DEFAULT_REGION and the credentials from
+// the environment, and a missing one is an error saying which variable to
+// set, instead of a wait for an instance metadata service that is not there.
 package awsenv
 
 import (
@@ -42,8 +48,9 @@ import (
 // Env resolves the shared AWS configuration once, on first use; it is safe
 // for concurrent use.
 type Env struct {
-	getenv func(string) string
-	imds   *imds.Client // nil: built on first use
+	getenv   func(string) string
+	imds     *imds.Client // nil: built on first use
+	operator bool         // never ask IMDS; credentials must be in the environment
 
 	mu     sync.Mutex
 	cfg    aws.Config
@@ -68,8 +75,30 @@ func (e *Env) UseIMDS(c *imds.Client) *Env {
 	return e
 }
 
+// NewOperator returns an Env for commands run off EC2: the region and the
+// credentials come from the environment only, and IMDS is never asked.
+func NewOperator(getenv func(string) string) *Env {
+	e := New(getenv)
+	e.operator = true
+	return e
+}
+
 // ErrNoRegion means no region is set and IMDS could not tell one.
 var ErrNoRegion = errors.New("no AWS region: set AWS_REGION, or run on EC2 where instance metadata gives it")
+
+// errOperatorNoRegion is ErrNoRegion for an operator's Env, whose advice
+// cannot be "run on EC2".
+type errOperatorNoRegion struct{}
+
+func (errOperatorNoRegion) Error() string {
+	return "no AWS region: set AWS_REGION (commands run off EC2 never ask instance metadata)"
+}
+func (errOperatorNoRegion) Is(target error) bool { return target == ErrNoRegion }
+
+// ErrNoCredentials means an operator's Env found no credentials in the
+// environment.
+var ErrNoCredentials = errors.New("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" +
+	" (and AWS_SESSION_TOKEN); from a profile or SSO login: eval \"$(aws configure export-credentials --format env)\"")
 
 // Config returns the shared configuration: region and credentials. The
 // region may take one IMDS request; credentials are fetched (and cached
@@ -82,7 +111,7 @@ func (e *Env) Config(ctx context.Context) (aws.Config, error) {
 		return e.cfg, nil
 	}
 	var md *imds.Client
-	if !strings.EqualFold(e.getenv("AWS_EC2_METADATA_DISABLED"), "true") {
+	if !e.operator && !strings.EqualFold(e.getenv("AWS_EC2_METADATA_DISABLED"), "true") {
 		md = e.imds
 		if md == nil {
 			endpoint := e.getenv(metadata.EndpointEnv)
@@ -104,12 +133,17 @@ func (e *Env) Config(ctx context.Context) (aws.Config, error) {
 		}
 		region = r
 	}
+	if region == "" && e.operator {
+		return aws.Config{}, errOperatorNoRegion{}
+	}
 	if region == "" {
 		return aws.Config{}, ErrNoRegion
 	}
 	cfg := aws.Config{Region: region}
 	if id, secret := e.getenv("AWS_ACCESS_KEY_ID"), e.getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
 		cfg.Credentials = credentials.NewStaticCredentialsProvider(id, secret, e.getenv("AWS_SESSION_TOKEN"))
+	} else if e.operator {
+		return aws.Config{}, ErrNoCredentials
 	} else if md != nil {
 		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = md }))
 	}

@@ -101,3 +101,43 @@ func TestEndpoint(t *testing.T) {
 		t.Errorf("Auto Scaling endpoint = %q, want the general AWS_ENDPOINT_URL", got)
 	}
 }
+
+// TestOperator: an operator's Env takes the region and the credentials from
+// the environment and never asks IMDS, even when IMDS would answer.
+func TestOperator(t *testing.T) {
+	asked := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = true
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr error
+	}{
+		{name: "environment", env: map[string]string{"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s"}},
+		{name: "no region", env: map[string]string{"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s"}, wantErr: awsenv.ErrNoRegion},
+		{name: "no credentials", env: map[string]string{"AWS_DEFAULT_REGION": "eu-west-1"}, wantErr: awsenv.ErrNoCredentials},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = srv.URL
+			e := awsenv.NewOperator(func(k string) string { return tt.env[k] })
+			cfg, err := e.Config(context.Background())
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Config error = %v, want %v", err, tt.wantErr)
+			}
+			if asked {
+				t.Fatal("an operator's Env asked IMDS")
+			}
+			if err != nil {
+				return
+			}
+			c, err := cfg.Credentials.Retrieve(context.Background())
+			if err != nil || c.AccessKeyID != "AKID" || cfg.Region != "eu-west-1" {
+				t.Fatalf("config = region %q, key %q, %v", cfg.Region, c.AccessKeyID, err)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -174,6 +175,18 @@ func (d *demo) boot(ctx context.Context) error {
 		}
 		fmt.Fprintf(d.out, "%s is ready after %s (GET http://%s/ready → 200)\n", n.Name, time.Since(start).Round(100*time.Millisecond), n.listen())
 	}
+	// An operator's environment: the S3 endpoint and credentials, for
+	// env $(cat agents/operator.env) nodeagent topology …
+	opEnv := filepath.Join(d.dir, "agents", "operator.env")
+	if err := os.WriteFile(opEnv, []byte(strings.Join(env, "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	d.step("starting the control panel (nodeagent fleet serve, from the nodes' reports in S3)")
+	fmt.Fprintf(d.out, "$ %s %s\n", d.opt.nodeagent, strings.Join(panelArgs(), " "))
+	if err := d.startPanel(ctx, env); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "control panel at http://%s/\n", panelAddr)
 	return nil
 }
 
@@ -290,7 +303,10 @@ func (d *demo) showSite(ctx context.Context) error {
              %[7]s/web-1/etc/nodeagent/products/shop.php
              %[7]s/cache-1/etc/memcached.conf
   logs       %[7]s/logs/web-1.log, %[7]s/logs/cache-1.log
-`, siteHost, web.IP, sitePort, web.listen(), cache.listen(), d.opt.nodeagent, root, d.dir)
+  panel      http://%[10]s/   (the same as: env $(cat %[7]s/agents/operator.env) %[6]s fleet status --topology %[11]s)
+  operator   env $(cat %[7]s/agents/operator.env) %[6]s %[9]s --dry-run
+`, siteHost, web.IP, sitePort, web.listen(), cache.listen(), d.opt.nodeagent, root, d.dir, strings.Join(failoverArgs(), " "),
+		panelAddr, "s3://"+topologyBucket+"/"+topologyKey)
 	return nil
 }
 
@@ -323,8 +339,10 @@ func (d *demo) waitForGo(ctx context.Context, stdin io.Reader) error {
 	return nil
 }
 
-// moveMaster publishes the next serial with the database master moved to
-// db-b and waits until the shop's page shows it; then it prints what the
+// moveMaster moves the database master to db-b the way an operator does,
+// with `nodeagent topology failover --wait` (a conditional publish of the
+// next serial, then the node reports followed until every node applied
+// it), and waits until the shop's page shows it; then it prints what the
 // web node's agent logged about it.
 func (d *demo) moveMaster(ctx context.Context) error {
 	web := d.web()
@@ -332,7 +350,7 @@ func (d *demo) moveMaster(ctx context.Context) error {
 	offset := fileSize(a.log)
 	d.step("a live topology change: the database master moves from %s to %s", masterBefore, masterAfter)
 	start := time.Now()
-	if err := d.publish(2, masterAfter); err != nil {
+	if err := d.failover(ctx); err != nil {
 		return err
 	}
 	v, err := newVisitor(web)
@@ -358,6 +376,29 @@ func (d *demo) moveMaster(ctx context.Context) error {
 	// show the log once the agent says the apply is done.
 	logged := applyLog(ctx, a.log, offset, 2)
 	fmt.Fprintf(d.out, "\nwhat the %s agent logged (%s):\n%s\n", web.Name, a.log, indent(lastLines(logged, 40)))
+	return nil
+}
+
+// failoverArgs is the operator's failover command of the demo.
+func failoverArgs() []string {
+	return []string{"topology", "failover", "--alias", "dbserver", "--to", masterAfter, "--old-master-as-replica",
+		"--topology", "s3://" + topologyBucket + "/" + topologyKey}
+}
+
+// failover runs `nodeagent topology failover … --wait` as an operator off
+// EC2 would (credentials, region and endpoint from the environment, no
+// instance metadata), its output shown as it comes.
+func (d *demo) failover(ctx context.Context) error {
+	args := append(failoverArgs(), "--wait", "--timeout", changeLimit.String())
+	fmt.Fprintf(d.out, "$ %s %s\n", d.opt.nodeagent, strings.Join(args, " "))
+	ctx, cancel := context.WithTimeout(ctx, changeLimit+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.opt.nodeagent, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, d.s3.Env()...)
+	cmd.Stdout, cmd.Stderr = d.out, d.out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("demo: nodeagent topology failover: %w", err)
+	}
 	return nil
 }
 

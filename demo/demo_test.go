@@ -5,6 +5,7 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -30,6 +31,9 @@ const (
 	siteHost = "www.shop.example"
 	siteURL  = "http://" + webIP + ":8080/"
 )
+
+// panelAddr is where the demo's control panel listens.
+const panelAddr = "127.77.0.1:9108"
 
 // demoRun is a running nodeagent-demo whose output the test reads line by
 // line.
@@ -204,7 +208,7 @@ func assertAllStopped(t *testing.T, root string, nodeRoots []string) {
 	if pids := processesNaming(root); len(pids) > 0 {
 		t.Errorf("processes naming %s still running: %v", root, pids)
 	}
-	for _, addr := range []string{webIP + ":8080", webIP + ":9107", cacheIP + ":11211", cacheIP + ":9107"} {
+	for _, addr := range []string{webIP + ":8080", webIP + ":9107", cacheIP + ":11211", cacheIP + ":9107", panelAddr} {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
 			t.Errorf("%s still accepts connections", addr)
@@ -332,6 +336,37 @@ func TestDemoUnattended(t *testing.T) {
 		}
 	})
 
+	t.Run("control panel", func(t *testing.T) {
+		// nodeagent fleet serve, from both agents' reports in MinIO.
+		resp, err := http.Get("http://" + panelAddr + "/api/fleet")
+		if err != nil {
+			t.Fatalf("control panel: %v", err)
+		}
+		defer resp.Body.Close()
+		var snap struct {
+			Serial int64
+			Nodes  []struct {
+				InstanceID string `json:"instance_id"`
+				Live       bool
+			}
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("control panel /api/fleet: %d, %v", resp.StatusCode, err)
+		}
+		live := map[string]bool{}
+		for _, n := range snap.Nodes {
+			live[n.InstanceID] = n.Live
+		}
+		for _, id := range []string{"i-0de000000000a0001", "i-0de000000000c0001"} {
+			if !live[id] {
+				t.Errorf("control panel: %s not live in %+v", id, snap)
+			}
+		}
+		if !strings.Contains(r.output(), "control panel at http://"+panelAddr+"/") {
+			t.Error("the demo does not print the control panel's URL")
+		}
+	})
+
 	t.Run("status", func(t *testing.T) {
 		bin, err := binaries()
 		if err != nil {
@@ -357,6 +392,10 @@ func TestDemoUnattended(t *testing.T) {
 	for _, want := range []string{
 		"master db-b (127.77.0.32:3306)",
 		`reason="aliases.dbserver, aliases.replserver changed"`,
+		// The operator's failover, followed through the node reports.
+		"topology failover --alias dbserver --to db-b --old-master-as-replica",
+		"published serial 2 to s3://demo-topology/shop/topology.json; serial 1 kept as s3://demo-topology/shop/history/1.json",
+		"every live node (2) applied serial 2",
 		"unattended: the change was picked up; done.",
 	} {
 		if !strings.Contains(out, want) {

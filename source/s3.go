@@ -76,6 +76,19 @@ func newS3Client(ctx context.Context, o Options) (*s3Client, error) {
 	return c, nil
 }
 
+// NewS3Client returns the SDK client that s3:// sources use, built the same
+// way (o.AWS: region, credentials, AWS_ENDPOINT_URL_S3 with path-style
+// addressing; o.HTTPClient; o.Timeout as the dial timeout), for callers that
+// make other S3 calls, such as the operator's topology publish. Its retries
+// are the SDK's standard ones.
+func NewS3Client(ctx context.Context, o Options) (*s3.Client, error) {
+	c, err := newS3Client(ctx, o.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	return c.api, nil
+}
+
 // get runs GetObject with our retryer; whole says whether the per-attempt
 // deadline also covers reading the body.
 func (c *s3Client) get(ctx context.Context, in *s3.GetObjectInput, whole bool) (*s3.GetObjectOutput, error) {

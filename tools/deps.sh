@@ -19,7 +19,8 @@ packages=(
 	patch
 	perl
 	procps
-	systemd # systemd-analyze, for checking the packaged unit
+	systemd  # systemd-analyze, for checking the packaged unit
+	chromium # headless browser for the fleet serve page test (chromedp)
 )
 
 sudo=()

@@ -42,7 +42,12 @@ func Decode(data []byte, name string) (*nodeagent.Topology, error) {
 	}
 	// Not clean: find every problem, with its path.
 	if err := checkShape(data); err != nil {
-		return nil, fmt.Errorf("topology %s: %w", name, err)
+		err = fmt.Errorf("topology %s: %w", name, err)
+		if serial, ok := topSerial(data); ok {
+			// A refused push still shows as seen.
+			return nil, &InvalidError{Serial: serial, Err: err}
+		}
+		return nil, err
 	}
 	t = nodeagent.Topology{}
 	if err := json.Unmarshal(data, &t); err != nil {
@@ -51,6 +56,19 @@ func Decode(data []byte, name string) (*nodeagent.Topology, error) {
 		return nil, fmt.Errorf("topology %s: %w", name, err)
 	}
 	return &t, nil
+}
+
+// topSerial reads only the top-level serial of a document that failed
+// decoding elsewhere; false when the JSON is broken or the serial itself is
+// not a number. Only refused documents pay for this second, shallow decode.
+func topSerial(data []byte) (int64, bool) {
+	var d struct {
+		Serial *int64 `json:"serial"`
+	}
+	if json.Unmarshal(data, &d) != nil || d.Serial == nil {
+		return 0, false
+	}
+	return *d.Serial, true
 }
 
 func isYAML(name string) bool {

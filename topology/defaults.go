@@ -100,9 +100,10 @@ func Load(data []byte, name string) (*nodeagent.Topology, error) {
 	return t, nil
 }
 
-// InvalidError is a document that decoded but failed validation. It
-// carries the document's serial, so that a refused push still shows as
-// seen (serial_seen above serial_applied) without decoding it again.
+// InvalidError is a document that failed validation, or decoding with a
+// readable top-level serial. It carries that serial, so that a refused push
+// still shows as seen (serial_seen above serial_applied) without the caller
+// decoding it again.
 type InvalidError struct {
 	Serial int64
 	Err    error

@@ -384,6 +384,26 @@ func TestLoadInvalid(t *testing.T) {
 			want:   []problem{{"apache.bind", `must be "all" or "private"`}},
 		},
 		{
+			name:   "reports prefix not s3",
+			mutate: func(t *testing.T, d doc) { d.set(t, map[string]any{"reports": "https://b/reports/"}, "fleet") },
+			want:   []problem{{"fleet.reports", "s3://bucket/prefix/"}},
+		},
+		{
+			name:   "reports prefix without a trailing slash",
+			mutate: func(t *testing.T, d doc) { d.set(t, map[string]any{"reports": "s3://fleet-config/reports"}, "fleet") },
+			want:   []problem{{"fleet.reports", "must end in /"}},
+		},
+		{
+			name:   "reports bucket not a bucket name",
+			mutate: func(t *testing.T, d doc) { d.set(t, map[string]any{"reports": "s3://Fleet_Config/reports/"}, "fleet") },
+			want:   []problem{{"fleet.reports", "bucket must be"}},
+		},
+		{
+			name:   "unknown fleet field",
+			mutate: func(t *testing.T, d doc) { d.set(t, map[string]any{"report": "s3://b/r/"}, "fleet") },
+			want:   []problem{{"fleet.report", "unknown field"}},
+		},
+		{
 			name: "unknown field in yaml",
 			file: "bad.yaml",
 			raw:  "schema: 1\nserial: 1\nroles:\n  web:\n    services: [apache]\n    servces: [php-fpm]\n",

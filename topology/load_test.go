@@ -151,3 +151,21 @@ func TestValidateNil(t *testing.T) {
 		t.Fatalf("Validate(nil) = %v, want *Errors", err)
 	}
 }
+
+func TestFleetReports(t *testing.T) {
+	for _, reports := range []string{"s3://fleet-config/reports/", "s3://fleet-config/", "s3://fleet.config-1/a/b/"} {
+		d := exampleDoc(t)
+		d.set(t, map[string]any{"reports": reports}, "fleet")
+		top, err := topology.Load(d.bytes(t), "fleet.json")
+		if err != nil {
+			t.Fatalf("%s: %v", reports, err)
+		}
+		if top.Fleet == nil || top.Fleet.Reports != reports {
+			t.Errorf("fleet %+v, want reports %s", top.Fleet, reports)
+		}
+	}
+	bucket, prefix, err := topology.ParseReportsURL("s3://fleet-config/reports/eu/")
+	if err != nil || bucket != "fleet-config" || prefix != "reports/eu/" {
+		t.Errorf("ParseReportsURL = %q, %q, %v", bucket, prefix, err)
+	}
+}

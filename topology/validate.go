@@ -60,6 +60,7 @@ func Validate(t *nodeagent.Topology) error {
 	v.products()
 	v.health()
 	v.apache()
+	v.fleet()
 	v.text()
 	return v.c.err()
 }
@@ -733,4 +734,46 @@ func (v *validator) apache() {
 	if a.MaxRequestWorkers < 0 || a.MaxRequestWorkers > MaxApacheWorkers {
 		v.add("apache.max_request_workers", "must be 0 (size from the machine's memory) up to %d, got %d", MaxApacheWorkers, a.MaxRequestWorkers)
 	}
+}
+
+func (v *validator) fleet() {
+	f := v.t.Fleet
+	if f == nil || f.Reports == "" {
+		return
+	}
+	if _, _, err := ParseReportsURL(f.Reports); err != nil {
+		v.add("fleet.reports", "%s, got %s", err.Error(), show(f.Reports))
+	}
+}
+
+// ParseReportsURL splits a reports prefix "s3://bucket/prefix/" into its
+// bucket and key prefix ("prefix/"; "" for the bucket's top). It is the
+// rule Validate applies to fleet.reports.
+func ParseReportsURL(s string) (bucket, prefix string, err error) {
+	rest, ok := strings.CutPrefix(s, "s3://")
+	if !ok {
+		return "", "", fmt.Errorf("must be an s3://bucket/prefix/ URL")
+	}
+	bucket, prefix, _ = strings.Cut(rest, "/")
+	switch {
+	case !isBucketName(bucket):
+		return "", "", fmt.Errorf("bucket must be 3 to 63 lower-case letters, digits, '.' and '-'")
+	case prefix != "" && !strings.HasSuffix(prefix, "/"):
+		return "", "", fmt.Errorf("prefix must end in / (reports are <prefix><instance-id>.json)")
+	case !controlFree(prefix) || strings.ContainsAny(prefix, "?#\\") || strings.Contains(prefix, "//") || strings.HasPrefix(prefix, "/"):
+		return "", "", fmt.Errorf("prefix must not contain control characters, '?', '#', backslashes or empty segments")
+	}
+	return bucket, prefix, nil
+}
+
+func isBucketName(b string) bool {
+	if len(b) < 3 || len(b) > 63 {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -44,6 +44,8 @@ var commands = map[string]commandInfo{
 	"status":   {"what the node last applied, and whether it is ready", func(c *cli) command { return &statusCommand{cli: c} }},
 	"smoke":    {"run this node's smoke checks now and print a table", func(c *cli) command { return &smokeCommand{cli: c} }},
 	"version":  {"print the version", func(c *cli) command { return &versionCommand{cli: c} }},
+	"fleet":    {"the operator's view: fleet status (table, --json, --wait-converged) and fleet serve (web page)", func(c *cli) command { return &fleetCommand{cli: c} }},
+	"topology": {"the operator's side: publish a document, fail over a database, roll back", func(c *cli) command { return &topologyCommand{cli: c} }},
 }
 
 // cli carries the process's outside world so tests can drive commands

@@ -49,6 +49,12 @@ func TestExitCodes(t *testing.T) {
 		{"missing explicit config", []string{"apply", "--config", filepath.Join(dir, "none.json")}, ExitUsage, "", "config file"},
 		{"bad services flag", []string{"apply", "--services", "magic", "--topology", "file://" + good}, ExitUsage, "", "--services"},
 		{"bad duration", []string{"apply", "--deadline", "soon"}, ExitUsage, "", `--deadline="soon"`},
+		{"fleet without subcommand", []string{"fleet"}, ExitUsage, "", "want a subcommand"},
+		{"fleet unknown subcommand", []string{"fleet", "list"}, ExitUsage, "", `unknown subcommand "list"`},
+		{"fleet status without topology", []string{"fleet", "status"}, ExitUsage, "", "--topology is required"},
+		{"fleet status bad interval", []string{"fleet", "status", "--topology", "file://" + good, "--report-interval", "0s"}, ExitUsage, "", "--report-interval must be positive"},
+		{"fleet status without fleet.reports", []string{"fleet", "status", "--topology", "file://" + good}, ExitFailed, "", "the topology has no fleet.reports"},
+		{"fleet serve without topology", []string{"fleet", "serve"}, ExitUsage, "", "--topology is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,7 +8,18 @@
 //	nodeagent validate FILE|URL           check a topology document; exit 0 valid, 1 invalid
 //	nodeagent status [--json] [flags]     what the node last applied, and whether it is ready
 //	nodeagent smoke [flags]               run this node's smoke checks now
+//	nodeagent fleet status [--json] [--wait-converged --timeout D] --topology URL
+//	                                      every node's report: table, JSON or a pipeline gate
+//	nodeagent fleet serve [--listen ADDR] --topology URL
+//	                                      the control panel: the same data as a web page
 //	nodeagent version
+//	nodeagent topology publish FILE --to s3://bucket/key [--bump] [--dry-run] [--allow-node-drop]
+//	nodeagent topology failover --product P|--alias NAME --to NODE [--topology URL] [--old-master-as-replica] [--dry-run] [--wait --timeout D]
+//	nodeagent topology rollback --to SERIAL [--topology URL] [--dry-run] [--allow-node-drop] [--wait --timeout D]
+//
+// The topology commands are the operator's: they run off EC2 and never ask
+// instance metadata; the region and credentials come from AWS_REGION and
+// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN (package publish).
 //
 // Exit codes: 0 success; 1 the work failed; 2 usage error.
 //
@@ -36,6 +47,7 @@
 //	--settle D                 settle delay for bursts of changes (default 2s)
 //	--splay D                  maximum random delay before a re-apply (default 5s)
 //	--drain-time D             wait between unready and the terminate hook (default 30s)
+//	--report-interval D        heartbeat of the node report under fleet.reports (default 5m)
 //	--keep-releases N          releases kept per product (default 3)
 //	--allow-lower-serial       accept a lower topology serial (deliberate rollback)
 //	--allow-node-drop          accept a topology dropping more than half the nodes

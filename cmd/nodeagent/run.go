@@ -8,7 +8,9 @@ import (
 	"syscall"
 
 	"github.com/nodeagent/nodeagent/agent"
+	"github.com/nodeagent/nodeagent/awsenv"
 	"github.com/nodeagent/nodeagent/readiness"
+	"github.com/nodeagent/nodeagent/report"
 )
 
 // runCommand is the long-running agent: `nodeagent run`.
@@ -24,7 +26,8 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 			"document is never applied: the node keeps serving its last good state and reports it. On\n"+
 			"SIGTERM, or when the instance's lifecycle state becomes Terminated, the node drains:\n"+
 			"/ready and the ELB health path go 503, it waits --drain-time, completes the terminate hook\n"+
-			"and exits 0.",
+			"and exits 0. When the topology names fleet.reports, the node writes its report there after\n"+
+			"every apply outcome, on drain and every --report-interval.",
 		"nodeagent run --topology s3://fleet-config/topology.json")
 	common := registerCommon(fs)
 	if err := parse(fs, args); err != nil {
@@ -39,7 +42,8 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	}
 	log := newLogger(c.stderr, cfg.LogFormat)
 	log.Info("nodeagent starting", "version", Version, "commit", Commit)
-	a, err := newAgent(ctx, cfg, log, wiring{needSource: true, mutate: true})
+	awsEnv := awsenv.New(nil)
+	a, err := newAgent(ctx, cfg, log, wiring{needSource: true, mutate: true, aws: awsEnv})
 	if err != nil {
 		return err
 	}
@@ -66,5 +70,6 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	}()
 	notifier := readiness.SystemdNotifier{}
 	interval, _ := readiness.WatchdogInterval()
-	return a.Run(ctx, agent.RunOptions{Recheck: recheck, Notifier: notifier, Watchdog: interval})
+	return a.Run(ctx, agent.RunOptions{Recheck: recheck, Notifier: notifier, Watchdog: interval,
+		Reports: report.NewClient(awsEnv), ReportInterval: cfg.ReportInterval.D(), AgentVersion: Version})
 }

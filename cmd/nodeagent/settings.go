@@ -102,6 +102,7 @@ var settings = []setting{
 	durSetting("poll-interval", "how often run polls an s3:// or https:// topology", func(c *cfg) *agent.Duration { return &c.PollInterval }),
 	durSetting("settle", "quiet time that folds a burst of topology changes into one apply", func(c *cfg) *agent.Duration { return &c.Settle }),
 	durSetting("splay", "maximum random delay before a re-apply, so a fleet does not reload at once", func(c *cfg) *agent.Duration { return &c.Splay }),
+	durSetting("report-interval", "heartbeat of the node report under the topology's fleet.reports (one PUT per interval, plus one per change)", func(c *cfg) *agent.Duration { return &c.ReportInterval }),
 	durSetting("drain-time", "time between going unready and completing the terminate hook", func(c *cfg) *agent.Duration { return &c.DrainTime }),
 	intSetting("keep-releases", "releases kept per product (the active one is never removed)", func(c *cfg) *int { return &c.KeepReleases }),
 	boolSetting("allow-lower-serial", "accept a topology whose serial is lower than the last applied (a deliberate rollback)", func(c *cfg) *bool { return &c.AllowLowerSerial }),

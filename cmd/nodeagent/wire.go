@@ -43,6 +43,9 @@ type wiring struct {
 	// mutate says the command may change the host: only then does the
 	// agent manage the ELB health file and the status file.
 	mutate bool
+	// aws is the AWS configuration to share with the caller's own
+	// clients (node reports); nil means a fresh one.
+	aws *awsenv.Env
 }
 
 // newAgent builds an Agent with the real adapters for cfg.
@@ -55,7 +58,11 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 	// One AWS configuration for S3 and Auto Scaling: the region and the
 	// instance profile are looked up once, through the discovery's IMDS
 	// client (one session token, no proxy).
-	awsEnv := awsenv.New(nil).UseIMDS(md.Client())
+	awsEnv := w.aws
+	if awsEnv == nil {
+		awsEnv = awsenv.New(nil)
+	}
+	awsEnv.UseIMDS(md.Client())
 	srcOpts := source.Options{Logger: log, AWS: awsEnv}
 	var src nodeagent.TopologySource
 	if w.needSource {

@@ -2,9 +2,11 @@
 # Fleet benchmarks of `nodeagent run` against real components (see
 # test/fleet/doc.go): propagation of a topology change to fleets of 10 and
 # 50 agents (20 trials each), and the idle cost of one agent (RSS, CPU,
-# conditional GETs per interval counted at a proxy in front of MinIO and by MinIO itself).
+# conditional GETs per interval counted at a proxy in front of MinIO and by MinIO itself), and the
+# fleet reports: fleet status and fleet serve over 2,000 reports in MinIO, report PUTs of an idle
+# agent counted by MinIO.
 # Writes the figures as Markdown to OUT (default test/fleet/BENCHMARKS.md)
-# and prints them. Takes about 13 minutes on 2 cores.
+# and prints them. Takes about 17 minutes on 2 cores.
 #
 # Usage: test/fleet/bench.sh [OUT]
 #   NODEAGENT_FLEET_TRIALS=N       trials per fleet size (default 20)
@@ -18,12 +20,14 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
 NODEAGENT_FLEET_BENCH_DIR=$dir go test -tags integration -count=1 -timeout 60m \
-	-run '^$' -bench '^Benchmark(Propagation|Idle)$' -benchtime 1x ./test/fleet/ | tee "$dir/go-bench.txt"
+	-run '^$' -bench '^Benchmark(Propagation|Idle|FleetStatus|FleetServe|ReportPuts)$' -benchtime 1x ./test/fleet/ | tee "$dir/go-bench.txt"
 
 shopt -s nullglob
 prop=("$dir"/propagation-*.md)
 idle=("$dir"/idle-*.md)
-if [ "${#prop[@]}" -eq 0 ] || [ "${#idle[@]}" -eq 0 ]; then
+reports=("$dir"/reports-status.md "$dir"/reports-serve.md)
+puts=("$dir"/reports-puts.md)
+if [ "${#prop[@]}" -eq 0 ] || [ "${#idle[@]}" -eq 0 ] || [ ! -e "${reports[0]}" ] || [ ! -e "${reports[1]}" ] || [ ! -e "${puts[0]}" ]; then
 	echo "bench.sh: the benchmarks wrote no figures" >&2
 	exit 1
 fi
@@ -55,5 +59,23 @@ fi
 	echo "| settings | window | peak RSS | RSS at end | CPU | topology GETs |"
 	echo "|---|---|---|---|---|---|"
 	cat "${idle[@]}"
+	echo
+	echo "### Fleet reports: \`fleet status\`, \`fleet serve\`, report PUTs"
+	echo
+	echo "2,000 reports (a web node's: nine changed files with reasons, two smoke checks) in MinIO."
+	echo "\`fleet status\` is the binary, a cold process per run: topology GET, ListObjectsV2 pages,"
+	echo "2,000 GETs (32 at a time), the table or JSON. \`fleet serve\` is timed by a client on loopback"
+	echo "(the snapshot is encoded and gzipped once per reload, so a request is a copy)."
+	echo
+	echo "| what | runs | median | min | max | target | result |"
+	echo "|---|---|---|---|---|---|---|"
+	cat "${reports[@]}"
+	echo
+	echo "Report PUTs of one idle light agent, counted by MinIO (its own request metrics). Target:"
+	echo "one per --report-interval, 60 / (interval in minutes) per hour (12 per hour at the default 5m)."
+	echo
+	echo "| agent | window | PUTs | per hour | expected per hour | result |"
+	echo "|---|---|---|---|---|---|"
+	cat "${puts[@]}"
 } >"$out"
 cat "$out"
