@@ -13,7 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nodeagent/nodeagent/atomicfile"
+	"golang.org/x/sys/unix"
+
+	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
 // Activate makes release id the active release of product: shared/ is
@@ -36,7 +38,7 @@ func (m *Manager) activate(product, id string) (string, error) {
 		return "", err
 	}
 	l := m.Layout(product)
-	if _, err := readMarker(l.Marker(id)); err != nil {
+	if _, err := readMarker(l, id); err != nil {
 		return "", fmt.Errorf("release is not installed (no valid marker): %w", err)
 	}
 	prev, err := m.Active(product)
@@ -47,22 +49,30 @@ func (m *Manager) activate(product, id string) (string, error) {
 		return prev, err
 	}
 	m.step("activate:shared")
-	if err := os.Remove(l.currentTmp()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// current.tmp and current are links the agent makes: they are created,
+	// renamed and replaced as links, through the product directory resolved
+	// without following any symlink.
+	base, err := beneath.OpenDir(l.root, l.host)
+	if err != nil {
+		return prev, err
+	}
+	defer base.Close()
+	if err := base.Remove("current.tmp"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return prev, err
 	}
 	if prev == id {
 		return prev, nil
 	}
-	if err := os.Symlink(filepath.Join("releases", id), l.currentTmp()); err != nil {
-		return prev, err
+	if err := unix.Symlinkat(filepath.Join("releases", id), base.Fd(), "current.tmp"); err != nil {
+		return prev, &fs.PathError{Op: "symlink", Path: l.currentTmp(), Err: err}
 	}
 	m.step("activate:link")
-	if err := os.Rename(l.currentTmp(), l.Current()); err != nil {
-		os.Remove(l.currentTmp())
+	if err := base.Rename("current.tmp", "current"); err != nil {
+		base.Remove("current.tmp")
 		return prev, err
 	}
 	m.step("activate:renamed")
-	if err := atomicfile.SyncDir(l.Base); err != nil {
+	if err := base.Sync(); err != nil {
 		return prev, err
 	}
 	m.logger().Info("release activated", logKeyProduct, product, logKeyRelease, id, "previous", prev)
@@ -73,12 +83,17 @@ func (m *Manager) activate(product, id string) (string, error) {
 // that is a symlink (to a network volume, say) is the operator's and left
 // alone.
 func (m *Manager) ensureShared(l Layout) error {
-	fi, err := os.Lstat(l.Shared())
+	base, err := beneath.OpenDir(l.root, l.host)
+	if err != nil {
+		return err
+	}
+	defer base.Close()
+	fi, err := base.Lstat("shared")
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.Mkdir(l.Shared(), 0o755); err != nil {
+		if err := base.Mkdir("shared", 0o755); err != nil {
 			return err
 		}
-		fi, err = os.Lstat(l.Shared())
+		fi, err = base.Lstat("shared")
 	}
 	if err != nil {
 		return err
@@ -104,7 +119,7 @@ func (m *Manager) ensureShared(l Layout) error {
 	if ok && (uid == -1 || int(st.Uid) == uid) && (gid == -1 || int(st.Gid) == gid) {
 		return nil
 	}
-	if err := os.Lchown(l.Shared(), uid, gid); err != nil {
+	if err := unix.Fchownat(base.Fd(), "shared", uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown %s to %s:%s: %w", l.Shared(), m.Owner, m.Group, err)
 	}
 	return nil
@@ -172,25 +187,26 @@ func (m *Manager) prune(product string) ([]string, error) {
 	if err := m.cleanDebris(l); err != nil {
 		return nil, err
 	}
-	os.Remove(l.Staging())
-	entries, err := os.ReadDir(l.Releases())
+	beneath.Remove(l.root, l.hp(".staging")) // only when empty
+	names, err := beneath.ReadDirNames(l.root, l.hp("releases"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	sort.Strings(names)
 	type installed struct {
 		id string
 		at time.Time
 	}
 	var rels []installed
-	for _, e := range entries {
+	for _, name := range names {
 		at := time.Time{} // no marker: not ours to keep, oldest
-		if mk, err := readMarker(l.Marker(e.Name())); err == nil {
+		if mk, err := readMarker(l, name); err == nil {
 			at = mk.InstalledAt
 		}
-		rels = append(rels, installed{id: e.Name(), at: at})
+		rels = append(rels, installed{id: name, at: at})
 	}
 	sort.Slice(rels, func(i, j int) bool {
 		if !rels[i].at.Equal(rels[j].at) {

@@ -10,8 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Rule is a safety rule an archive broke; callers can branch on it through
@@ -36,7 +36,14 @@ const (
 	RuleType        Rule = "unsupported entry type"
 	RuleSize        Rule = "unpacked size past the limit"
 	RuleFileCount   Rule = "entry count past the limit"
+	RuleInodes      Rule = "files, directories and links created past the limit (directories an entry's path makes count)"
+	RuleDepth       Rule = "path deeper than the limit"
+	RulePathLength  Rule = "path or link target longer than the limit"
 )
+
+// maxShownName bounds how much of an entry name an error shows: a hostile
+// name may be a megabyte long.
+const maxShownName = 200
 
 // ArchiveError is an archive refused by a safety rule. Nothing of it is
 // kept.
@@ -52,7 +59,11 @@ func (e *ArchiveError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "release archive %s refused", e.URL)
 	if e.Entry != "" {
-		fmt.Fprintf(&b, ": entry %q", e.Entry)
+		if len(e.Entry) > maxShownName {
+			fmt.Fprintf(&b, ": entry %q… (%d bytes)", strings.ToValidUTF8(e.Entry[:maxShownName], ""), len(e.Entry))
+		} else {
+			fmt.Fprintf(&b, ": entry %q", e.Entry)
+		}
 	}
 	fmt.Fprintf(&b, ": %s", e.Rule)
 	if e.Detail != "" {
@@ -91,12 +102,21 @@ const (
 const maxTrailing = 1 << 20
 
 // extractor unpacks one tar stream into dir, refusing anything unsafe.
+//
+// Everything is created with *at system calls relative to dirfd, the
+// staging directory opened beneath the root without following a symlink
+// (package beneath), and never through a link: every parent of an entry is
+// a directory this extractor made (see parents).
 type extractor struct {
-	url      string
-	dir      string // staging directory, absolute
-	relRoot  string // the release's final place relative to the product dir: "releases/<id>"
-	maxBytes int64
-	maxFiles int
+	url        string
+	dir        string // staging directory, absolute, for messages
+	dirfd      int    // the staging directory
+	relRoot    string // the release's final place relative to the product dir: "releases/<id>"
+	maxBytes   int64
+	maxFiles   int
+	maxInodes  int // files, links and directories created, implicit ones included
+	maxDepth   int // directories in an entry's path
+	maxPathLen int // bytes of an entry's name or a link's target
 	// readErr reports a failure of the download itself (not of the
 	// archive), so that a network error is not called a corrupt archive.
 	readErr func() error
@@ -104,6 +124,7 @@ type extractor struct {
 	entries map[string]entryKind // cleaned names extracted so far
 	bytes   int64                // file bytes actually written
 	count   int                  // entries seen
+	inodes  int                  // files, links and directories created
 	buf     []byte
 }
 
@@ -186,9 +207,18 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil // pax global header: metadata only
 	}
+	if len(hdr.Name) > x.maxPathLen {
+		return x.refuse(hdr.Name, RulePathLength, fmt.Sprintf("%d bytes, limit %d", len(hdr.Name), x.maxPathLen), nil)
+	}
+	if len(hdr.Linkname) > x.maxPathLen {
+		return x.refuse(hdr.Name, RulePathLength, fmt.Sprintf("link target of %d bytes, limit %d", len(hdr.Linkname), x.maxPathLen), nil)
+	}
 	name, err := x.cleanName(hdr.Name)
 	if err != nil {
 		return err
+	}
+	if depth := strings.Count(name, "/"); depth > x.maxDepth {
+		return x.refuse(hdr.Name, RuleDepth, fmt.Sprintf("%d directories, limit %d", depth, x.maxDepth), nil)
 	}
 	if hdr.Mode&(04000|02000|01000) != 0 {
 		return x.refuse(hdr.Name, RuleSpecialBits, fmt.Sprintf("mode %o", hdr.Mode), nil)
@@ -217,22 +247,27 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 	if prev, ok := x.entries[name]; ok && !(prev == kindDir && hdr.Typeflag == tar.TypeDir) {
 		return x.refuse(hdr.Name, RuleDuplicate, "path already extracted", nil)
 	}
-	full := filepath.Join(x.dir, filepath.FromSlash(name))
-	switch hdr.Typeflag {
-	case tar.TypeDir:
+	if hdr.Typeflag == tar.TypeDir {
 		if _, ok := x.entries[name]; ok {
 			return nil
 		}
-		if err := os.Mkdir(full, 0o755); err != nil {
-			return fmt.Errorf("extract %s: %w", hdr.Name, err)
+	}
+	if err := x.create(hdr.Name); err != nil {
+		return err
+	}
+	rel := filepath.FromSlash(name) // relative to dirfd
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := unix.Mkdirat(x.dirfd, rel, 0o755); err != nil {
+			return x.fsErr(hdr.Name, "mkdir", name, err)
 		}
 		x.entries[name] = kindDir
 	case tar.TypeSymlink:
 		if err := x.checkSymlink(hdr.Name, name, hdr.Linkname); err != nil {
 			return err
 		}
-		if err := os.Symlink(hdr.Linkname, full); err != nil {
-			return fmt.Errorf("extract %s: %w", hdr.Name, err)
+		if err := unix.Symlinkat(hdr.Linkname, x.dirfd, rel); err != nil {
+			return x.fsErr(hdr.Name, "symlink", name, err)
 		}
 		x.entries[name] = kindLink
 	case tar.TypeLink:
@@ -240,17 +275,32 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 		if err != nil || x.entries[target] != kindFile {
 			return x.refuse(hdr.Name, RuleHardLink, "target "+hdr.Linkname, nil)
 		}
-		if err := os.Link(filepath.Join(x.dir, filepath.FromSlash(target)), full); err != nil {
-			return fmt.Errorf("extract %s: %w", hdr.Name, err)
+		if err := unix.Linkat(x.dirfd, filepath.FromSlash(target), x.dirfd, rel, 0); err != nil {
+			return x.fsErr(hdr.Name, "link", name, err)
 		}
 		x.entries[name] = kindFile
 	default:
-		if err := x.file(tr, hdr, full); err != nil {
+		if err := x.file(tr, hdr, name); err != nil {
 			return err
 		}
 		x.entries[name] = kindFile
 	}
 	return nil
+}
+
+// create counts one more file, link or directory made, refusing the
+// archive past the limit.
+func (x *extractor) create(raw string) error {
+	x.inodes++
+	if x.inodes > x.maxInodes {
+		return x.refuse(raw, RuleInodes, fmt.Sprintf("more than %d", x.maxInodes), nil)
+	}
+	return nil
+}
+
+// fsErr is a failed system call on entry name of the staging directory.
+func (x *extractor) fsErr(raw, op, name string, err error) error {
+	return fmt.Errorf("extract %s: %w", raw, &fs.PathError{Op: op, Path: filepath.Join(x.dir, filepath.FromSlash(name)), Err: err})
 }
 
 // parents makes sure every parent of name is a directory (never a file or a
@@ -267,8 +317,11 @@ func (x *extractor) parents(raw, name string) error {
 		case kindFile, kindLink:
 			return x.refuse(raw, RuleDuplicate, "parent "+parent+" is not a directory", nil)
 		}
-		if err := os.Mkdir(filepath.Join(x.dir, filepath.FromSlash(parent)), 0o755); err != nil {
-			return fmt.Errorf("extract %s: %w", raw, err)
+		if err := x.create(raw); err != nil {
+			return err
+		}
+		if err := unix.Mkdirat(x.dirfd, filepath.FromSlash(parent), 0o755); err != nil {
+			return x.fsErr(raw, "mkdir", parent, err)
 		}
 		x.entries[parent] = kindDir
 	}
@@ -309,13 +362,13 @@ func (x *extractor) checkSymlink(raw, name, target string) error {
 // writerOnly hides os.File's ReadFrom so that io.CopyBuffer uses our buffer.
 type writerOnly struct{ io.Writer }
 
-func (x *extractor) file(tr *tar.Reader, hdr *tar.Header, full string) error {
+func (x *extractor) file(tr *tar.Reader, hdr *tar.Header, name string) error {
 	remaining := x.maxBytes - x.bytes
 	if hdr.Size > remaining {
 		return x.refuse(hdr.Name, RuleSize, fmt.Sprintf("header says %d bytes, limit %d bytes", hdr.Size, x.maxBytes), nil)
 	}
 	perm := fs.FileMode(hdr.Mode) & 0o755
-	f, err := createFile(full, perm)
+	f, err := createFile(x.dirfd, filepath.FromSlash(name), filepath.Join(x.dir, filepath.FromSlash(name)), perm)
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", hdr.Name, err)
 	}
@@ -345,30 +398,32 @@ func (x *extractor) file(tr *tar.Reader, hdr *tar.Header, full string) error {
 	// Archive mtimes make every node of the fleet serve the same
 	// Last-Modified and ETag for the same release.
 	if mt := hdr.ModTime; !mt.IsZero() {
-		if err := os.Chtimes(full, time.Time{}, mt); err != nil {
-			return fmt.Errorf("extract %s: %w", hdr.Name, err)
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mt.UnixNano())}
+		if err := unix.UtimesNanoAt(x.dirfd, filepath.FromSlash(name), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return x.fsErr(hdr.Name, "chtimes", name, err)
 		}
 	}
 	return nil
 }
 
-// createFile creates a new regular file for writing, never following a
-// link. It does what os.OpenFile(name, O_WRONLY|O_CREATE|O_EXCL|O_NOFOLLOW,
-// perm) does in two system calls instead of six: os.OpenFile also tries to
+// createFile creates a new regular file rel of directory dirfd for
+// writing, never following a link; full names it. It does what
+// os.OpenFile(name, O_WRONLY|O_CREATE|O_EXCL|O_NOFOLLOW, perm) does in two
+// system calls instead of six: os.OpenFile also tries to
 // register every file with the network poller (four fcntl and an epoll_ctl
 // that fails for a regular file), four wasted calls per extracted file.
 // os.NewFile leaves a blocking descriptor out of the poller after one
 // fcntl.
-func createFile(name string, perm fs.FileMode) (*os.File, error) {
+func createFile(dirfd int, rel, full string, perm fs.FileMode) (*os.File, error) {
 	for {
-		fd, err := syscall.Open(name, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, uint32(perm))
-		if err == syscall.EINTR {
+		fd, err := unix.Openat(dirfd, rel, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm))
+		if err == unix.EINTR {
 			continue // as os.OpenFile does
 		}
 		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+			return nil, &fs.PathError{Op: "open", Path: full, Err: err}
 		}
-		return os.NewFile(uintptr(fd), name), nil
+		return os.NewFile(uintptr(fd), full), nil
 	}
 }
 

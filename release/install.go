@@ -18,9 +18,10 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sys/unix"
 
 	"github.com/nodeagent/nodeagent"
-	"github.com/nodeagent/nodeagent/atomicfile"
+	"github.com/nodeagent/nodeagent/hostfs/beneath"
 	"github.com/nodeagent/nodeagent/redact"
 )
 
@@ -70,47 +71,60 @@ func (m *Manager) install(ctx context.Context, product string, r nodeagent.Relea
 	if err := m.removeStale(l, product, r); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(l.Staging(), 0o755); err != nil {
-		return err
-	}
-	staging, err := os.MkdirTemp(l.Staging(), r.ID+"-")
+	// Every directory from the root down is resolved without following a
+	// symlink (package beneath): a planted .staging or releases link is
+	// refused, never written through.
+	stagingDir, err := beneath.MkdirAll(l.root, l.hp(".staging"), 0o755)
 	if err != nil {
 		return err
 	}
+	defer stagingDir.Close()
+	name, err := stagingDir.MkdirTemp(r.ID + "-")
+	if err != nil {
+		return err
+	}
+	staging := filepath.Join(l.Staging(), name)
 	m.track(staging, true)
 	defer m.track(staging, false)
 	done := false
 	defer func() {
 		if !done {
-			os.RemoveAll(staging)
-			os.Remove(l.Staging()) // only when empty
+			stagingDir.RemoveAll(name)
+			beneath.Remove(l.root, l.hp(".staging")) // only when empty
 		}
 	}()
+	dir, err := stagingDir.Open(name, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
 
-	mk, err := m.fetch(ctx, log, r, staging)
+	mk, err := m.fetch(ctx, log, r, dir, staging)
 	if err != nil {
 		return err
 	}
 	m.step("install:extracted")
-	if err := writeMarker(filepath.Join(staging, MarkerName), mk); err != nil {
+	if err := writeMarker(dir, mk); err != nil {
 		return err
 	}
 	m.step("install:marker")
-	if err := os.Chmod(staging, 0o755); err != nil {
+	if err := dir.Chmod(0o755); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(l.Releases(), 0o755); err != nil {
+	releases, err := beneath.MkdirAll(l.root, l.hp("releases"), 0o755)
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(staging, l.Release(r.ID)); err != nil {
-		return err
+	defer releases.Close()
+	if err := unix.Renameat(stagingDir.Fd(), name, releases.Fd(), r.ID); err != nil {
+		return &os.LinkError{Op: "rename", Old: staging, New: l.Release(r.ID), Err: err}
 	}
 	done = true
 	m.step("install:renamed")
-	if err := atomicfile.SyncDir(l.Releases()); err != nil {
+	if err := releases.Sync(); err != nil {
 		return err
 	}
-	os.Remove(l.Staging())
+	beneath.Remove(l.root, l.hp(".staging"))
 	log.Info("release installed", "dir", l.Release(r.ID), "bytes", mk.Bytes, "files", mk.Files)
 	return nil
 }
@@ -119,8 +133,10 @@ func (m *Manager) install(ctx context.Context, product string, r nodeagent.Relea
 // before the marker cannot leave one, a hand-made directory or a re-published
 // archive can). The active release is never touched.
 func (m *Manager) removeStale(l Layout, product string, r nodeagent.Release) error {
-	if _, err := os.Lstat(l.Release(r.ID)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := beneath.Lstat(l.root, l.hp("releases", r.ID)); errors.Is(err, fs.ErrNotExist) {
 		return nil
+	} else if err != nil {
+		return err
 	}
 	active, err := m.Active(product)
 	if err != nil {
@@ -136,7 +152,7 @@ func (m *Manager) removeStale(l Layout, product string, r nodeagent.Release) err
 // fetch streams the archive once: store -> progress -> sha256 -> gzip ->
 // tar -> files. Downloading, hashing and inflating run in a goroutine of
 // their own, a few blocks ahead of the one writing files (blockPipe).
-func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Release, staging string) (Marker, error) {
+func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Release, dir *os.File, staging string) (Marker, error) {
 	start := m.now()
 	// Messages, logs and the marker name the URL without its userinfo or
 	// query string (a presigned URL's signature and token).
@@ -159,8 +175,9 @@ func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Relea
 	}
 	var p *blockPipe // set once the inflating goroutine runs
 	x := &extractor{
-		url: shown, dir: staging, relRoot: "releases/" + r.ID,
+		url: shown, dir: staging, dirfd: int(dir.Fd()), relRoot: "releases/" + r.ID,
 		maxBytes: m.maxBytes(), maxFiles: m.maxFiles(),
+		maxInodes: m.maxInodes(), maxDepth: m.maxDepth(), maxPathLen: m.maxPathLen(),
 		readErr: func() error {
 			// pr belongs to the inflating goroutine until it has
 			// returned; it has then also seen any download error.
@@ -226,18 +243,23 @@ func sniff(magic []byte, br *bufio.Reader) string {
 	case len(head) >= 262 && string(head[257:262]) == "ustar":
 		return "an uncompressed tar"
 	}
-	return fmt.Sprintf("starts with % x", magic)
+	// Never the bytes themselves: the URL may name a file that is not a
+	// release at all (file:///etc/shadow), and errors reach logs and
+	// status.json.
+	return "no gzip magic (1f 8b) at the start"
 }
 
-func writeMarker(path string, mk Marker) error {
+// writeMarker writes the marker into the staging directory dir.
+func writeMarker(dir *os.File, mk Marker) error {
 	b, err := json.MarshalIndent(mk, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	fd, err := unix.Openat(int(dir.Fd()), MarkerName, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "open", Path: filepath.Join(dir.Name(), MarkerName), Err: err}
 	}
+	f := os.NewFile(uintptr(fd), filepath.Join(dir.Name(), MarkerName))
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		f.Close()
 		return err
@@ -294,21 +316,21 @@ func (m *Manager) track(dir string, on bool) {
 // directories not in use by this process and a current.tmp link. One apply
 // at a time per host (the agent's lock) makes anything else debris.
 func (m *Manager) cleanDebris(l Layout) error {
-	entries, err := os.ReadDir(l.Staging())
+	names, err := beneath.ReadDirNames(l.root, l.hp(".staging"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	for _, e := range entries {
-		dir := filepath.Join(l.Staging(), e.Name())
+	for _, name := range names {
+		dir := filepath.Join(l.Staging(), name)
 		if m.busy("staging:" + dir) {
 			continue
 		}
 		m.logger().Info("removing debris of an interrupted install", "dir", dir)
-		if err := os.RemoveAll(dir); err != nil {
+		if err := beneath.RemoveAll(l.root, l.hp(".staging", name)); err != nil {
 			return err
 		}
 	}
-	if err := os.Remove(l.currentTmp()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := beneath.Remove(l.root, l.hp("current.tmp")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
@@ -318,25 +340,26 @@ func (m *Manager) cleanDebris(l Layout) error {
 // so a crash never leaves a half-deleted release that still has its marker),
 // then deleted.
 func (m *Manager) discard(l Layout, id string) error {
-	if err := os.MkdirAll(l.Staging(), 0o755); err != nil {
-		return err
-	}
-	trash, err := os.MkdirTemp(l.Staging(), "trash-"+id+"-")
+	stagingDir, err := beneath.MkdirAll(l.root, l.hp(".staging"), 0o755)
 	if err != nil {
 		return err
 	}
-	m.track(trash, true)
-	defer m.track(trash, false)
-	dst := filepath.Join(trash, id)
-	if err := os.Rename(l.Release(id), dst); err != nil {
-		os.Remove(trash)
+	defer stagingDir.Close()
+	trash, err := stagingDir.MkdirTemp("trash-" + id + "-")
+	if err != nil {
+		return err
+	}
+	m.track(filepath.Join(l.Staging(), trash), true)
+	defer m.track(filepath.Join(l.Staging(), trash), false)
+	if err := beneath.Rename(l.root, l.hp("releases", id), l.hp(".staging", trash, id)); err != nil {
+		stagingDir.Remove(trash)
 		return err
 	}
 	m.step("discard:moved")
-	if err := os.RemoveAll(trash); err != nil {
+	if err := stagingDir.RemoveAll(trash); err != nil {
 		return err
 	}
-	os.Remove(l.Staging())
+	beneath.Remove(l.root, l.hp(".staging"))
 	return nil
 }
 

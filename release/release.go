@@ -18,6 +18,13 @@
 // shared/ directory (storage -> ../../shared/storage is the common case);
 // nothing is ever written through a link.
 //
+// Every path of a product directory is opened, created, renamed, removed and
+// chowned through package beneath: resolved under the root without following
+// a symlink, so a symlink planted at var/www, var/www/<product>, releases/ or
+// .staging is refused with an error naming it and nothing outside the root
+// changes. The two links the package deals with are current, which it reads
+// and replaces as a link, and an operator's shared -> volume, left alone.
+//
 // Every step is crash safe: a process killed at any point leaves current
 // pointing at a complete release, and the next Install, Activate or Prune
 // cleans up the debris. The package assumes one apply at a time per host
@@ -31,13 +38,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
 // Defaults for a zero Manager field.
@@ -45,6 +53,14 @@ const (
 	DefaultKeep     = 3
 	DefaultMaxBytes = 2 << 30
 	DefaultMaxFiles = 200000
+	// DefaultMaxInodes bounds what extraction creates: files, links and
+	// directories, those an entry's path makes implicitly included.
+	DefaultMaxInodes = 200000
+	// DefaultMaxDepth bounds the directories in an entry's path.
+	DefaultMaxDepth = 64
+	// DefaultMaxPathLen bounds an entry's path and a symlink's target, in
+	// bytes.
+	DefaultMaxPathLen = 1024
 )
 
 // MarkerName is the file written last into a release directory; its presence
@@ -65,6 +81,11 @@ type Manager struct {
 	Keep     int                    // releases kept per product (default 3), never the active one
 	MaxBytes int64                  // unpacked size limit (default 2 GiB)
 	MaxFiles int                    // entry count limit (default 200000)
+	// MaxInodes, MaxDepth and MaxPathLen bound what an archive creates
+	// (defaults DefaultMaxInodes, DefaultMaxDepth, DefaultMaxPathLen).
+	MaxInodes  int
+	MaxDepth   int
+	MaxPathLen int
 	// Owner and Group own shared/ (the web user); "" leaves root. Release
 	// files stay root-owned and are never writable by group or others.
 	Owner, Group string
@@ -90,15 +111,23 @@ type Marker struct {
 }
 
 // Layout names the paths of one product directory.
-type Layout struct{ Base string }
+type Layout struct {
+	Base string // the product directory, joined onto the root
+
+	root string // the manager's root
+	host string // the product directory as a host path: /var/www/<product>
+}
 
 // Layout returns the layout of product under m.Root.
 func (m *Manager) Layout(product string) Layout {
-	root := m.Root
-	if root == "" {
-		root = "/"
-	}
-	return Layout{Base: filepath.Join(root, "var", "www", product)}
+	host := path.Join("/var/www", product)
+	return Layout{Base: beneath.Join(m.root(), host), root: m.root(), host: host}
+}
+
+// hp is the host path of elem inside the product directory, for the
+// confined calls of package beneath.
+func (l Layout) hp(elem ...string) string {
+	return path.Join(append([]string{l.host}, elem...)...)
 }
 
 // Releases is the directory holding every unpacked release.
@@ -143,6 +172,27 @@ func (m *Manager) maxFiles() int {
 	return DefaultMaxFiles
 }
 
+func (m *Manager) maxInodes() int {
+	if m.MaxInodes > 0 {
+		return m.MaxInodes
+	}
+	return DefaultMaxInodes
+}
+
+func (m *Manager) maxDepth() int {
+	if m.MaxDepth > 0 {
+		return m.MaxDepth
+	}
+	return DefaultMaxDepth
+}
+
+func (m *Manager) maxPathLen() int {
+	if m.MaxPathLen > 0 {
+		return m.MaxPathLen
+	}
+	return DefaultMaxPathLen
+}
+
 func (m *Manager) logger() *slog.Logger {
 	if m.Logger != nil {
 		return m.Logger
@@ -179,7 +229,7 @@ func (m *Manager) Active(product string) (string, error) {
 		return "", fmt.Errorf("release: active: %w", err)
 	}
 	l := m.Layout(product)
-	target, err := os.Readlink(l.Current())
+	target, err := beneath.Readlink(l.root, l.hp("current"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
@@ -199,18 +249,19 @@ func (m *Manager) Installed(product string, r nodeagent.Release) bool {
 	if checkName("product", product) != nil || checkName("release id", r.ID) != nil {
 		return false
 	}
-	mk, err := readMarker(m.Layout(product).Marker(r.ID))
+	mk, err := readMarker(m.Layout(product), r.ID)
 	return err == nil && mk.ID == r.ID && strings.EqualFold(mk.SHA256, r.SHA256)
 }
 
-func readMarker(path string) (Marker, error) {
+// readMarker reads the marker of release id, never through a symlink.
+func readMarker(l Layout, id string) (Marker, error) {
 	var mk Marker
-	b, err := os.ReadFile(path)
+	b, err := beneath.ReadFile(l.root, l.hp("releases", id, MarkerName))
 	if err != nil {
 		return mk, err
 	}
 	if err := json.Unmarshal(b, &mk); err != nil {
-		return mk, fmt.Errorf("marker %s: %w", path, err)
+		return mk, fmt.Errorf("marker %s: %w", l.Marker(id), err)
 	}
 	return mk, nil
 }
