@@ -11,10 +11,15 @@
 // Lock serializes applies with flock on <state dir>/lock.
 //
 // Confinement: paths handed to FS methods are host paths, absolute and
-// clean; anything else is refused with ErrInvalidPath. When the root is not
-// "/", a path whose existing directories resolve (through symlinks) outside
-// the root is refused with ErrEscapesRoot, so an image build never writes to
-// the build machine through an absolute symlink in the image.
+// clean; anything else is refused with ErrInvalidPath. Everything FS
+// creates, replaces, removes or locks is reached through package beneath:
+// the directories are resolved beneath the root without following any
+// symlink, and the file itself is never followed, so a symlink planted on
+// the way (to the build machine in an image build, to anywhere on a node)
+// is refused with a *beneath.SymlinkError naming it. Reads (Reader) may
+// follow a symlink as long as it resolves inside the root
+// (ErrEscapesRoot otherwise): the plan reads what is there, and WriteFile
+// replaces only regular files.
 package hostfs
 
 import (
@@ -25,11 +30,16 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nodeagent/nodeagent/atomicfile"
+	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
 // DefaultStateDir is the state dir used when FS.StateDir is empty.
 const DefaultStateDir = "/var/lib/nodeagent"
+
+// StateDirMode is the state dir's mode, however the agent was started: the
+// web server's user must reach the ELB health file and the PHP probe in it
+// by name, but cannot list it or read the agent's records.
+const StateDirMode = 0o711
 
 // Errors callers can branch on (with errors.Is).
 var (
@@ -76,20 +86,58 @@ func (f FS) Lstat(p string) (fs.FileInfo, error) { return f.Reader().Lstat(p) }
 // Remove removes the host file p (or empty directory) and syncs its
 // directory. A missing file is not an error.
 func (f FS) Remove(p string) error {
-	full, err := f.resolve(p)
+	if !validPath(p) || p == "/" {
+		return fmt.Errorf("hostfs: remove %q: %w", p, ErrInvalidPath)
+	}
+	d, err := beneath.OpenDir(f.root(), filepath.Dir(p))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("hostfs: remove %s: %w", p, err)
 	}
-	if err := os.Remove(full); err != nil {
+	defer d.Close()
+	if err := d.Remove(filepath.Base(p)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return fmt.Errorf("hostfs: remove %s: %w", p, err)
 	}
-	if err := syncDir(filepath.Dir(full)); err != nil {
-		return fmt.Errorf("hostfs: remove %s: %w", p, err)
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("hostfs: remove %s: sync dir: %w", p, err)
 	}
 	return nil
+}
+
+// OpenStateDir opens the state dir beneath the root without following a
+// symlink, creating it with StateDirMode (its missing parents 0755). A
+// state dir at 0755, which earlier versions made outside systemd, is
+// tightened to StateDirMode; any other mode is the operator's choice and
+// left alone.
+func (f FS) OpenStateDir() (*beneath.Dir, error) {
+	sd := f.stateDir()
+	if sd == "/" {
+		return beneath.OpenDir(f.root(), sd)
+	}
+	parent, err := beneath.MkdirAll(f.root(), filepath.Dir(sd), 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	if err := parent.Mkdir(filepath.Base(sd), StateDirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	d, err := parent.Sub(filepath.Base(sd))
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := d.File().Stat(); err == nil && fi.Mode().Perm() == 0o755 {
+		if err := d.File().Chmod(StateDirMode); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 func (f FS) root() string {
@@ -116,19 +164,6 @@ func (f FS) rename(oldpath, newpath string) error {
 // validPath reports whether p is an absolute, clean host path.
 func validPath(p string) bool {
 	return filepath.IsAbs(p) && filepath.Clean(p) == p
-}
-
-// resolve checks p and returns the path under Root, after making sure the
-// deepest existing directory above it resolves inside Root.
-func (f FS) resolve(p string) (string, error) {
-	if !validPath(p) {
-		return "", fmt.Errorf("%q: %w", p, ErrInvalidPath)
-	}
-	full := f.Path(p)
-	if err := f.confineDir(filepath.Dir(full)); err != nil {
-		return "", err
-	}
-	return full, nil
 }
 
 // confineDir checks that dir, or its deepest existing ancestor, resolves
@@ -178,14 +213,6 @@ func (f FS) within(p string) error {
 	rel, err := filepath.Rel(root, real)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 		return fmt.Errorf("%s resolves to %s: %w", p, real, ErrEscapesRoot)
-	}
-	return nil
-}
-
-// syncDir fsyncs a directory, making a rename or removal in it durable.
-func syncDir(dir string) error {
-	if err := atomicfile.SyncDir(dir); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
 }

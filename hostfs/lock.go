@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
 // ErrLocked: another process holds the apply lock. Lock's error matches it
@@ -72,22 +75,39 @@ func (f FS) TryLockRun() (unlock func() error, err error) {
 // at once and takes no lock where the file does not exist.
 func (f FS) lock(ctx context.Context, name string, wait bool) (unlock func() error, err error) {
 	path := f.Path(filepath.Join(f.stateDir(), name))
-	if err := f.confineDir(filepath.Dir(path)); err != nil {
-		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
-	}
-	flags := os.O_RDWR
+	// The state dir and the lock file are opened beneath the root without
+	// following a symlink: a lock planted as a link to a file elsewhere is
+	// refused, never truncated.
+	var dir *beneath.Dir
 	if wait {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
-		}
-		flags |= os.O_CREATE
+		dir, err = f.OpenStateDir()
+	} else {
+		dir, err = beneath.OpenDir(f.root(), f.stateDir())
 	}
-	file, err := os.OpenFile(path, flags, 0o644)
 	if !wait && errors.Is(err, fs.ErrNotExist) {
 		return func() error { return nil }, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
+	}
+	defer dir.Close()
+	flags := os.O_RDWR
+	if wait {
+		flags |= os.O_CREATE
+	}
+	file, err := dir.Open(name, flags, 0o644)
+	if !wait && errors.Is(err, fs.ErrNotExist) {
+		return func() error { return nil }, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: lock: %w", err)
+	}
+	if fi, err := file.Stat(); err != nil || !fi.Mode().IsRegular() {
+		file.Close()
+		if err == nil {
+			err = fmt.Errorf("%s is %v: %w", path, fi.Mode().Type(), ErrNotRegular)
+		}
+		return nil, fmt.Errorf("hostfs: lock: %w", err)
 	}
 	if wait {
 		err = flockWait(ctx, file)
@@ -95,9 +115,9 @@ func (f FS) lock(ctx context.Context, name string, wait bool) (unlock func() err
 		err = errHeld
 	}
 	if err != nil {
-		file.Close()
+		defer file.Close()
 		if ctx.Err() != nil || err == errHeld {
-			return nil, &LockedError{Path: path, PID: holderPID(path), Err: err}
+			return nil, &LockedError{Path: path, PID: holderPID(file), Err: err}
 		}
 		return nil, fmt.Errorf("hostfs: lock %s: %w", path, err)
 	}
@@ -148,12 +168,15 @@ func flockWait(ctx context.Context, file *os.File) error {
 	}
 }
 
-// holderPID reads the pid the lock's holder wrote; 0 when there is none.
-func holderPID(path string) int {
-	data, err := os.ReadFile(path)
-	if err != nil {
+// holderPID reads the pid the lock's holder wrote into the open lock file;
+// 0 when there is none.
+func holderPID(file *os.File) int {
+	data := make([]byte, 32)
+	n, err := file.ReadAt(data, 0)
+	if n == 0 || (err != nil && !errors.Is(err, io.EOF)) {
 		return 0
 	}
+	data = data[:n]
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil || pid <= 0 {
 		return 0

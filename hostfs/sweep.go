@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nodeagent/nodeagent/atomicfile"
+	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
 // tempInfix is in the name of every temporary file WriteFile makes next to
@@ -33,18 +34,24 @@ func IsTemp(name string) bool {
 // before before, so a write in flight keeps its file. It returns the host
 // paths it removed. A missing dir has nothing to sweep.
 func (f FS) SweepTemp(dir string, before time.Time, alsoAtomic bool) ([]string, error) {
-	full, err := f.resolve(filepath.Join(dir, "x"))
-	if err != nil {
-		return nil, fmt.Errorf("hostfs: sweep %s: %w", dir, err)
+	if !validPath(dir) {
+		return nil, fmt.Errorf("hostfs: sweep %q: %w", dir, ErrInvalidPath)
 	}
-	full = filepath.Dir(full)
-	entries, err := os.ReadDir(full)
+	// The directory is opened beneath the root without following a
+	// symlink, and entries are removed through it.
+	d, err := beneath.OpenDir(f.root(), dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hostfs: sweep %s: %w", dir, err)
 	}
+	defer d.Close()
+	entries, err := d.File().ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: sweep %s: %w", dir, err)
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	var removed []string
 	var errs []error
 	for _, e := range entries {
@@ -52,19 +59,19 @@ func (f FS) SweepTemp(dir string, before time.Time, alsoAtomic bool) ([]string, 
 		if !e.Type().IsRegular() || !(IsTemp(name) || alsoAtomic && atomicfile.IsTemp(name)) {
 			continue
 		}
-		fi, err := e.Info()
-		if err != nil || !fi.ModTime().Before(before) {
+		fi, err := d.Lstat(name)
+		if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Before(before) {
 			continue // gone already, or a write in flight
 		}
-		if err := os.Remove(filepath.Join(full, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := d.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("hostfs: sweep %s: %w", dir, err))
 			continue
 		}
 		removed = append(removed, filepath.Join(dir, name))
 	}
 	if len(removed) > 0 {
-		if err := syncDir(full); err != nil {
-			errs = append(errs, fmt.Errorf("hostfs: sweep %s: %w", dir, err))
+		if err := d.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("hostfs: sweep %s: sync dir: %w", dir, err))
 		}
 	}
 	return removed, errors.Join(errs...)

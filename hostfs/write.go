@@ -3,12 +3,15 @@ package hostfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
 // WriteOptions say what the written file's mode and owner are.
@@ -73,54 +76,73 @@ func (f FS) attrs(o WriteOptions) (attrs, error) {
 }
 
 func (f FS) writeFile(p string, data []byte, o WriteOptions) error {
-	full, err := f.resolve(p)
-	if err != nil {
-		return err
+	if !validPath(p) || p == "/" {
+		return fmt.Errorf("%q: %w", p, ErrInvalidPath)
 	}
+	full := f.Path(p)
 	a, err := f.attrs(o)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(full)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := regularOrMissing(full); err != nil {
-		return err
-	}
-
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(full)+tempInfix+"*")
+	// The directory is opened (and made) beneath the root without
+	// following a symlink; everything below happens through it.
+	d, err := beneath.MkdirAll(f.root(), filepath.Dir(p), 0o755)
 	if err != nil {
 		return err
 	}
-	tmpName := tmp.Name()
+	defer d.Close()
+	base := filepath.Base(p)
+	if err := regularOrMissing(d, base, full); err != nil {
+		return err
+	}
+
+	tmp, tmpName, err := d.CreateTemp("." + base + tempInfix)
+	if err != nil {
+		return err
+	}
 	renamed := false
 	defer func() {
 		if !renamed {
-			os.Remove(tmpName)
+			d.Remove(tmpName)
 		}
 	}()
 	if err := writeSynced(tmp, data, a); err != nil {
 		return err
 	}
-	if err := f.rename(tmpName, full); err != nil {
+	if err := f.renameIn(d, tmpName, base); err != nil {
 		if !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.EXDEV) {
 			return err
 		}
-		return f.rewriteInPlace(p, full, data, a)
+		return f.rewriteInPlace(p, d, data, a)
 	}
 	renamed = true
-	return syncDir(dir)
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", d.Path(), err)
+	}
+	return nil
 }
 
-// regularOrMissing refuses to replace anything but a regular file.
-func regularOrMissing(full string) error {
-	fi, err := os.Lstat(full)
+// renameIn renames d's entry oldname to newname: with f.Rename when set
+// (tests), through d otherwise.
+func (f FS) renameIn(d *beneath.Dir, oldname, newname string) error {
+	if f.Rename != nil {
+		return f.Rename(filepath.Join(d.Path(), oldname), filepath.Join(d.Path(), newname))
+	}
+	return d.Rename(oldname, newname)
+}
+
+// regularOrMissing refuses to replace anything but a regular file: d's
+// entry base, named full in messages.
+func regularOrMissing(d *beneath.Dir, base, full string) error {
+	fi, err := d.Lstat(base)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
 		return err
+	case fi.Mode().Type() == fs.ModeSymlink:
+		target, _ := d.Readlink(base)
+		return fmt.Errorf("%w (%w)", &beneath.SymlinkError{Path: full, Target: target}, ErrNotRegular)
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("%s is %v: %w", full, fi.Mode().Type(), ErrNotRegular)
 	}
@@ -168,17 +190,42 @@ func (f FS) journalDir() string {
 	return f.Path(filepath.Join(f.stateDir(), "journal"))
 }
 
-// rewriteInPlace journals the new content, rewrites the target in place,
-// then drops the journal entry.
-func (f FS) rewriteInPlace(p, full string, data []byte, a attrs) error {
+// openJournal opens <StateDir>/journal beneath the root, creating it (and
+// the state dir) when create is set.
+func (f FS) openJournal(create bool) (*beneath.Dir, error) {
+	if !create {
+		return beneath.OpenDir(f.root(), filepath.Join(f.stateDir(), "journal"))
+	}
+	sd, err := f.OpenStateDir()
+	if err != nil {
+		return nil, err
+	}
+	defer sd.Close()
+	if err := sd.Mkdir("journal", 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	return sd.Sub("journal")
+}
+
+// rewriteInPlace journals the new content, rewrites p (d's entry) in
+// place, then drops the journal entry.
+func (f FS) rewriteInPlace(p string, d *beneath.Dir, data []byte, a attrs) error {
 	entry, err := f.journal(p, data, a)
 	if err != nil {
 		return fmt.Errorf("in-place rewrite: %w", err)
 	}
-	if err := writeInPlace(full, data, a); err != nil {
+	if err := writeInPlace(d, filepath.Base(p), f.Path(p), data, a); err != nil {
 		return fmt.Errorf("in-place rewrite (journaled in %s, Recover completes it): %w", entry, err)
 	}
-	if err := removeSynced(entry); err != nil {
+	jd, err := f.openJournal(false)
+	if err != nil {
+		return fmt.Errorf("in-place rewrite: drop journal entry: %w", err)
+	}
+	defer jd.Close()
+	if err := jd.Remove(filepath.Base(entry)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("in-place rewrite: drop journal entry: %w", err)
+	}
+	if err := jd.Sync(); err != nil {
 		return fmt.Errorf("in-place rewrite: drop journal entry: %w", err)
 	}
 	return nil
@@ -189,52 +236,44 @@ func (f FS) rewriteInPlace(p, full string, data []byte, a attrs) error {
 // mode and owner record the ones p must get (the journal dir is 0700, so
 // the entry's mode exposes nothing). It returns the entry's path.
 func (f FS) journal(p string, data []byte, a attrs) (string, error) {
-	dir := f.journalDir()
-	if err := f.confineDir(dir); err != nil {
+	jd, err := f.openJournal(true)
+	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, journalTempPrefix+"*")
+	defer jd.Close()
+	tmp, tmpName, err := jd.CreateTemp(journalTempPrefix)
 	if err != nil {
 		return "", err
 	}
 	if err := writeSynced(tmp, data, a); err != nil {
-		os.Remove(tmp.Name())
+		jd.Remove(tmpName)
 		return "", err
 	}
-	entry := filepath.Join(dir, url.PathEscape(p))
+	entry := url.PathEscape(p)
 	// The journal lives in the state dir, never on a bind mount: a plain
 	// rename, not the injectable one.
-	if err := os.Rename(tmp.Name(), entry); err != nil {
-		os.Remove(tmp.Name())
+	if err := jd.Rename(tmpName, entry); err != nil {
+		jd.Remove(tmpName)
 		return "", err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := jd.Sync(); err != nil {
 		return "", err
 	}
-	return entry, nil
+	return filepath.Join(jd.Path(), entry), nil
 }
 
-// writeInPlace overwrites full's content, length, owner and mode through an
-// open descriptor, keeping the inode (and so the mount) in place.
-func writeInPlace(full string, data []byte, a attrs) error {
-	if err := regularOrMissing(full); err != nil {
+// writeInPlace overwrites the content, length, owner and mode of d's entry
+// base (full in messages) through an open descriptor, keeping the inode
+// (and so the mount) in place.
+func writeInPlace(d *beneath.Dir, base, full string, data []byte, a attrs) error {
+	if err := regularOrMissing(d, base, full); err != nil {
 		return err
 	}
-	file, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE, a.mode.Perm())
+	file, err := d.Open(base, os.O_WRONLY|os.O_CREATE, a.mode.Perm())
 	if err != nil {
 		return err
 	}
 	return writeSynced(file, data, a)
-}
-
-func removeSynced(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }
 
 // Recover completes in-place rewrites a crash interrupted: every file with
@@ -245,51 +284,57 @@ func removeSynced(path string) error {
 // that cannot be replayed are reported together and left for the next
 // call.
 func (f FS) Recover() error {
-	dir := f.journalDir()
-	if err := f.confineDir(dir); err != nil {
-		return fmt.Errorf("hostfs: recover: %w", err)
-	}
-	entries, err := os.ReadDir(dir)
+	jd, err := f.openJournal(false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("hostfs: recover: %w", err)
 	}
+	defer jd.Close()
+	names, err := jd.File().Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("hostfs: recover: %w", err)
+	}
 	var errs []error
-	for _, e := range entries {
-		entry := filepath.Join(dir, e.Name())
-		if strings.HasPrefix(e.Name(), journalTempPrefix) {
-			if err := os.Remove(entry); err != nil {
-				errs = append(errs, fmt.Errorf("hostfs: recover: drop incomplete %s: %w", entry, err))
+	for _, name := range names {
+		if strings.HasPrefix(name, journalTempPrefix) {
+			if err := jd.Remove(name); err != nil {
+				errs = append(errs, fmt.Errorf("hostfs: recover: drop incomplete: %w", err))
 			}
 			continue
 		}
-		if err := f.replay(entry, e.Name()); err != nil {
+		if err := f.replay(jd, name); err != nil {
 			errs = append(errs, fmt.Errorf("hostfs: recover: %w", err))
 		}
 	}
-	if err := syncDir(dir); err != nil {
-		errs = append(errs, fmt.Errorf("hostfs: recover: %w", err))
+	if err := jd.Sync(); err != nil {
+		errs = append(errs, fmt.Errorf("hostfs: recover: sync dir %s: %w", jd.Path(), err))
 	}
 	return errors.Join(errs...)
 }
 
-// replay rewrites the target of one journal entry and removes the entry.
-func (f FS) replay(entry, name string) error {
+// replay rewrites the target of journal entry name (in jd) and removes
+// the entry.
+func (f FS) replay(jd *beneath.Dir, name string) error {
+	entry := filepath.Join(jd.Path(), name)
 	p, err := url.PathUnescape(name)
-	if err != nil || !validPath(p) {
+	if err != nil || !validPath(p) || p == "/" {
 		return fmt.Errorf("journal entry %s: not an escaped host path: %w", entry, ErrInvalidPath)
 	}
-	full, err := f.resolve(p)
+	file, err := jd.Open(name, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", p, err)
 	}
-	data, err := os.ReadFile(entry)
+	defer file.Close()
+	fi, err := file.Stat()
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", p, err)
 	}
-	fi, err := os.Stat(entry)
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("replay %s: journal entry %s is %v: %w", p, entry, fi.Mode().Type(), ErrNotRegular)
+	}
+	data, err := io.ReadAll(file)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", p, err)
 	}
@@ -302,10 +347,15 @@ func (f FS) replay(entry, name string) error {
 		uid:  st.Uid,
 		gid:  st.Gid,
 	}
-	if err := writeInPlace(full, data, a); err != nil {
+	d, err := beneath.OpenDir(f.root(), filepath.Dir(p))
+	if err != nil {
 		return fmt.Errorf("replay %s: %w", p, err)
 	}
-	if err := os.Remove(entry); err != nil {
+	defer d.Close()
+	if err := writeInPlace(d, filepath.Base(p), f.Path(p), data, a); err != nil {
+		return fmt.Errorf("replay %s: %w", p, err)
+	}
+	if err := jd.Remove(name); err != nil {
 		return fmt.Errorf("replay %s: drop journal entry: %w", p, err)
 	}
 	return nil

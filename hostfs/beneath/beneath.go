@@ -587,11 +587,11 @@ func (d *Dir) MkdirTemp(prefix string) (string, error) {
 	return "", &fs.PathError{Op: "mkdirtemp", Path: filepath.Join(d.Path(), prefix+"*"), Err: fs.ErrExist}
 }
 
-// CreateTemp creates a new regular file in d named "."+base+".tmp-" and
+// CreateTemp creates a new regular file in d named prefix followed by
 // random digits, mode 0600, open for writing, and returns it with its name.
-func (d *Dir) CreateTemp(base string) (*os.File, string, error) {
+func (d *Dir) CreateTemp(prefix string) (*os.File, string, error) {
 	for range 10000 {
-		name := "." + base + ".tmp-" + strconv.FormatUint(rand.Uint64()%1e10, 10)
+		name := prefix + strconv.FormatUint(rand.Uint64()%1e10, 10)
 		f, err := d.Open(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
 			return f, name, nil
@@ -600,7 +600,16 @@ func (d *Dir) CreateTemp(base string) (*os.File, string, error) {
 			return nil, "", err
 		}
 	}
-	return nil, "", &fs.PathError{Op: "createtemp", Path: filepath.Join(d.Path(), "."+base+".tmp-*"), Err: fs.ErrExist}
+	return nil, "", &fs.PathError{Op: "createtemp", Path: filepath.Join(d.Path(), prefix+"*"), Err: fs.ErrExist}
+}
+
+// Sub opens d's subdirectory name, refusing a symlink (*SymlinkError).
+func (d *Dir) Sub(name string) (*Dir, error) {
+	f, err := d.Open(name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Dir{f: f, root: d.root, host: path.Join(d.host, name)}, nil
 }
 
 // Sync fsyncs the directory, making a rename, creation or removal in it
@@ -636,7 +645,8 @@ func (d *Dir) WriteFile(name string, data []byte, mode fs.FileMode, durable bool
 	if err := d.symlinkErr(name); err != nil {
 		return err
 	}
-	f, tmp, err := d.CreateTemp(name)
+	// The temporary name is atomicfile's: ".<name>.tmp-<digits>".
+	f, tmp, err := d.CreateTemp("." + name + ".tmp-")
 	if err != nil {
 		return err
 	}
