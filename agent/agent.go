@@ -170,7 +170,7 @@ func (a *Agent) newJournal(log *slog.Logger, r journal.Record) *journal.Journal 
 }
 
 func (a *Agent) lastGood() source.LastGood {
-	return source.LastGood{Path: a.FS.Path(a.statePath("topology.json"))}
+	return source.LastGood{Root: a.FS.Root, Path: a.statePath("topology.json")}
 }
 
 // Fetch gets the topology document from the source. When the source is

@@ -12,17 +12,18 @@
 package readiness
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nodeagent/nodeagent/atomicfile"
+	"github.com/nodeagent/nodeagent/hostfs/beneath"
 	"github.com/nodeagent/nodeagent/redact"
 	"github.com/nodeagent/nodeagent/smoke"
 )
@@ -128,11 +129,16 @@ type Notifier interface {
 
 // Options configure a State.
 type Options struct {
-	// HealthFile is the host path of the ELB health file, including the
-	// agent's root (<root>/var/lib/nodeagent/health/ready). "" manages none.
+	// Root is the agent's --root; "" means "/". HealthFile and StatusFile
+	// are host paths under it, created, replaced and removed without
+	// following a symlink anywhere on the way (package beneath): a planted
+	// link is refused and logged, naming it.
+	Root string
+	// HealthFile is the host path of the ELB health file
+	// (/var/lib/nodeagent/health/ready). "" manages none.
 	HealthFile string
 	// StatusFile, when set, receives the status as JSON after every change
-	// (<root>/var/lib/nodeagent/status.json), for `nodeagent status`.
+	// (/var/lib/nodeagent/status.json), for `nodeagent status`.
 	StatusFile string
 	// Notifier receives READY=1 and STATUS= notifications; nil sends none.
 	Notifier Notifier
@@ -235,7 +241,7 @@ func (s *State) Update(f func(*Status)) {
 		s.log.Info("readiness changed", "ready", next.Ready, "reason", next.Reason)
 	}
 	if s.o.StatusFile != "" {
-		if err := WriteStatusFile(s.o.StatusFile, next); err != nil {
+		if err := WriteStatusFile(s.o.Root, s.o.StatusFile, next); err != nil {
 			s.log.Error("readiness: status file not updated", "err", err)
 		}
 	}
@@ -287,13 +293,15 @@ func (s *State) createHealthFile() error {
 	if s.o.HealthFile == "" {
 		return nil
 	}
-	if b, err := os.ReadFile(s.o.HealthFile); err == nil && string(b) == HealthFileContent {
+	if b, err := beneath.ReadFile(s.o.Root, s.o.HealthFile); err == nil && string(b) == HealthFileContent {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(s.o.HealthFile), 0o755); err != nil {
+	d, err := beneath.MkdirAll(s.o.Root, filepath.Dir(s.o.HealthFile), 0o755)
+	if err != nil {
 		return fmt.Errorf("readiness: create health file %s: %w", s.o.HealthFile, err)
 	}
-	if err := atomicfile.Write(s.o.HealthFile, []byte(HealthFileContent), 0o644, true); err != nil {
+	defer d.Close()
+	if err := d.WriteFile(filepath.Base(s.o.HealthFile), []byte(HealthFileContent), 0o644, true); err != nil {
 		return fmt.Errorf("readiness: create health file: %w", err)
 	}
 	return nil
@@ -304,7 +312,7 @@ func (s *State) removeHealthFile() error {
 	if s.o.HealthFile == "" {
 		return nil
 	}
-	if err := os.Remove(s.o.HealthFile); err != nil && !os.IsNotExist(err) {
+	if err := beneath.Remove(s.o.Root, s.o.HealthFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("readiness: remove health file: %w", err)
 	}
 	return nil

@@ -479,7 +479,7 @@ func TestStatusFile(t *testing.T) {
 		st.Smoke = []smoke.Result{{Name: "shop/home", OK: true, Attempts: 2, Duration: 1500 * time.Millisecond}}
 		st.Instance, st.Role = "i-0abc", "web"
 	})
-	got, err := readiness.ReadStatusFile(path)
+	got, err := readiness.ReadStatusFile("", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,14 +497,14 @@ func TestStatusFile(t *testing.T) {
 		t.Errorf("state dir holds %d entries, want only status.json (no temporary files left)", len(entries))
 	}
 
-	if _, err := readiness.ReadStatusFile(filepath.Join(dir, "missing.json")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := readiness.ReadStatusFile("", filepath.Join(dir, "missing.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: err = %v, want ErrNotExist", err)
 	}
 	bad := filepath.Join(dir, "bad.json")
 	if err := os.WriteFile(bad, []byte(`{"ready":`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readiness.ReadStatusFile(bad); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, err := readiness.ReadStatusFile("", bad); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("corrupt file: err = %v, want an error naming %s", err, bad)
 	}
 }
@@ -590,7 +590,7 @@ func TestStatusRedactsURLSecrets(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"last_error":"download `+url+`"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st, err := readiness.ReadStatusFile(file)
+	st, err := readiness.ReadStatusFile("", file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,3 +162,23 @@ func TestImplicitDirectoriesAreCounted(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalEchoesNoContent: a release URL naming a file that is not an
+// archive at all (file:///etc/shadow) is refused without a byte of it in
+// the message, which reaches logs and status.json.
+func TestRefusalEchoesNoContent(t *testing.T) {
+	root, pub := t.TempDir(), t.TempDir()
+	m := newManager(t, root, &fileStore{})
+	secret := []byte("root:$6$saltsalt$hash:19000:0:99999:7:::\n")
+	err := m.Install(context.Background(), "shop", publish(t, pub, "shadow", secret))
+	var ae *release.ArchiveError
+	if !errors.As(err, &ae) || ae.Rule != release.RuleFormat {
+		t.Fatalf("install: %v; want a refusal by %q", err, release.RuleFormat)
+	}
+	msg := strings.ToLower(err.Error())
+	for _, leak := range []string{"72 6f", "726f", "root", "$6$"} {
+		if strings.Contains(msg, leak) {
+			t.Errorf("message %q holds %q from the file", err, leak)
+		}
+	}
+}

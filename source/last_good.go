@@ -4,21 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
-	"github.com/nodeagent/nodeagent/atomicfile"
+	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
 // LastGood keeps the last good topology document at Path (for example
-// <root>/var/lib/nodeagent/topology.json) and its ETag beside it, at
-// Path+".etag". Both are written atomically (temporary file, fsync, rename,
-// fsync of the directory).
+// /var/lib/nodeagent/topology.json, a host path under Root) and its ETag
+// beside it, at Path+".etag". Both are written atomically (temporary file,
+// fsync, rename, fsync of the directory) and read and written without
+// following a symlink anywhere under Root (package beneath).
 //
 // Save drops the old ETag before it replaces the document and writes the
 // new ETag last, so a crash at any point never pairs a new ETag with an old
 // document: at worst the next fetch is unconditional.
 type LastGood struct {
+	Root string // the agent's --root; "" means "/"
 	Path string
 }
 
@@ -33,23 +34,24 @@ const (
 
 // Save stores body and its etag.
 func (l LastGood) Save(body []byte, etag string) error {
-	dir := filepath.Dir(l.Path)
-	if err := os.MkdirAll(dir, stateDirMode); err != nil {
+	d, err := beneath.MkdirAll(l.Root, filepath.Dir(l.Path), stateDirMode)
+	if err != nil {
 		return fmt.Errorf("source: save last-good copy: %w", err)
 	}
-	if err := os.Remove(l.etagPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	defer d.Close()
+	if err := d.Remove(filepath.Base(l.etagPath())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("source: save last-good copy: %w", err)
 	}
-	if err := atomicfile.SyncDir(dir); err != nil {
+	if err := d.Sync(); err != nil {
 		return fmt.Errorf("source: save last-good copy %s: %w", l.Path, err)
 	}
-	if err := atomicfile.Write(l.Path, body, lastGoodMode, true); err != nil {
+	if err := d.WriteFile(filepath.Base(l.Path), body, lastGoodMode, true); err != nil {
 		return fmt.Errorf("source: save last-good copy: %w", err)
 	}
 	if etag == "" {
 		return nil
 	}
-	if err := atomicfile.Write(l.etagPath(), []byte(etag), lastGoodMode, true); err != nil {
+	if err := d.WriteFile(filepath.Base(l.etagPath()), []byte(etag), lastGoodMode, true); err != nil {
 		return fmt.Errorf("source: save last-good copy: %w", err)
 	}
 	return nil
@@ -58,11 +60,11 @@ func (l LastGood) Save(body []byte, etag string) error {
 // Load returns the saved document and its etag ("" when none was saved).
 // Without a saved document the error wraps os.ErrNotExist.
 func (l LastGood) Load() (body []byte, etag string, err error) {
-	body, err = os.ReadFile(l.Path)
+	body, err = beneath.ReadFile(l.Root, l.Path)
 	if err != nil {
 		return nil, "", fmt.Errorf("source: load last-good copy: %w", err)
 	}
-	tag, err := os.ReadFile(l.etagPath())
+	tag, err := beneath.ReadFile(l.Root, l.etagPath())
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", fmt.Errorf("source: load last-good copy: %w", err)
 	}

@@ -34,7 +34,7 @@ func (c *statusCommand) Run(ctx context.Context, args []string) error {
 		return usageError{err}
 	}
 	file := hostfs.FS{Root: cfg.Root, StateDir: cfg.StateDir}.Path(path.Join(cfg.StateDir, "status.json"))
-	st, err := readiness.ReadStatusFile(file)
+	st, err := readiness.ReadStatusFile(cfg.Root, path.Join(cfg.StateDir, "status.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no status in %s: this node has not run an apply yet (run nodeagent apply)", file)
 	}

@@ -84,13 +84,22 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 	hooks := lifecycle.New(awsEnv, log)
 	ropts := readiness.Options{Logger: log}
 	if w.mutate {
-		ropts.HealthFile = fsys.Path(path.Join(cfg.StateDir, "health", "ready"))
-		ropts.StatusFile = fsys.Path(path.Join(cfg.StateDir, "status.json"))
+		// The state dir exists, 0711, before anything is written in it,
+		// whoever started the agent (systemd's StateDirectory or not); a
+		// symlink planted on its way is refused here, naming it.
+		sd, err := fsys.OpenStateDir()
+		if err != nil {
+			return nil, fmt.Errorf("state dir %s: %w", fsys.Path(cfg.StateDir), err)
+		}
+		sd.Close()
+		ropts.Root = cfg.Root
+		ropts.HealthFile = path.Join(cfg.StateDir, "health", "ready")
+		ropts.StatusFile = path.Join(cfg.StateDir, "status.json")
 		ropts.Notifier = readiness.SystemdNotifier{}
 		// Resume what the previous process recorded: a one-shot apply or a
 		// restarted agent on a serving node keeps it in service until an
 		// apply of its own says otherwise.
-		if st, err := readiness.ReadStatusFile(ropts.StatusFile); err == nil {
+		if st, err := readiness.ReadStatusFile(ropts.Root, ropts.StatusFile); err == nil {
 			ropts.Initial = &st
 		}
 	}
