@@ -114,7 +114,53 @@ func (f FS) Remove(p string) error {
 // state dir at 0755, which earlier versions made outside systemd, is
 // tightened to StateDirMode; any other mode is the operator's choice and
 // left alone.
+//
+// The agent never makes a symlink in its state dir, so one there (a
+// planted status.json, topology.json, health or probe link) is refused
+// here, naming it, before any apply writes a thing: a *beneath.SymlinkError.
 func (f FS) OpenStateDir() (*beneath.Dir, error) {
+	d, err := f.openStateDir()
+	if err != nil {
+		return nil, err
+	}
+	if err := noSymlinks(d, "health"); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// noSymlinks refuses a symlink among d's entries and, when it is a
+// directory, among those of its subdirectory sub.
+func noSymlinks(d *beneath.Dir, sub string) error {
+	entries, err := d.File().ReadDir(-1)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", d.Path(), err)
+	}
+	if _, err := d.File().Seek(0, 0); err != nil {
+		return fmt.Errorf("read %s: %w", d.Path(), err)
+	}
+	for _, e := range entries {
+		if e.Type() == fs.ModeSymlink {
+			target, _ := d.Readlink(e.Name())
+			return &beneath.SymlinkError{Path: filepath.Join(d.Path(), e.Name()), Target: target}
+		}
+		if e.Name() == sub && e.IsDir() {
+			sd, err := d.Sub(sub)
+			if err != nil {
+				return err
+			}
+			err = noSymlinks(sd, "")
+			sd.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (f FS) openStateDir() (*beneath.Dir, error) {
 	sd := f.stateDir()
 	if sd == "/" {
 		return beneath.OpenDir(f.root(), sd)

@@ -86,7 +86,9 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 	if w.mutate {
 		// The state dir exists, 0711, before anything is written in it,
 		// whoever started the agent (systemd's StateDirectory or not); a
-		// symlink planted on its way is refused here, naming it.
+		// symlink planted on its way or in it (status.json, health/) is
+		// refused here, naming it: readiness only logs a failure to write
+		// its files.
 		sd, err := fsys.OpenStateDir()
 		if err != nil {
 			return nil, fmt.Errorf("state dir %s: %w", fsys.Path(cfg.StateDir), err)
