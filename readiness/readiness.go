@@ -296,7 +296,7 @@ func (s *State) createHealthFile() error {
 	if b, err := beneath.ReadFile(s.o.Root, s.o.HealthFile); err == nil && string(b) == HealthFileContent {
 		return nil
 	}
-	d, err := beneath.MkdirAll(s.o.Root, filepath.Dir(s.o.HealthFile), 0o755)
+	d, err := beneath.MkdirAll(s.o.Root, filepath.Dir(s.o.HealthFile), stateDirMode)
 	if err != nil {
 		return fmt.Errorf("readiness: create health file %s: %w", s.o.HealthFile, err)
 	}

@@ -8,6 +8,11 @@ import (
 	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
+// stateDirMode is the mode of directories readiness creates (the state dir
+// and health/ in it): the web server's user reaches the health file by
+// name, nobody lists them. hostfs.StateDirMode says the same.
+const stateDirMode = 0o711
+
 // WriteStatusFile writes st as JSON to path under root atomically
 // (temporary file, rename), creating the directory if needed, never
 // following a symlink (package beneath). The file is 0600: its errors
@@ -21,7 +26,7 @@ func WriteStatusFile(root, path string, st Status) error {
 	if err != nil {
 		return fmt.Errorf("readiness: encode status: %w", err)
 	}
-	d, err := beneath.MkdirAll(root, filepath.Dir(path), 0o755)
+	d, err := beneath.MkdirAll(root, filepath.Dir(path), stateDirMode)
 	if err != nil {
 		return fmt.Errorf("readiness: write status file %s: %w", path, err)
 	}

@@ -84,16 +84,6 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 	hooks := lifecycle.New(awsEnv, log)
 	ropts := readiness.Options{Logger: log}
 	if w.mutate {
-		// The state dir exists, 0711, before anything is written in it,
-		// whoever started the agent (systemd's StateDirectory or not); a
-		// symlink planted on its way or in it (status.json, health/) is
-		// refused here, naming it: readiness only logs a failure to write
-		// its files.
-		sd, err := fsys.OpenStateDir()
-		if err != nil {
-			return nil, fmt.Errorf("state dir %s: %w", fsys.Path(cfg.StateDir), err)
-		}
-		sd.Close()
 		ropts.Root = cfg.Root
 		ropts.HealthFile = path.Join(cfg.StateDir, "health", "ready")
 		ropts.StatusFile = path.Join(cfg.StateDir, "status.json")
