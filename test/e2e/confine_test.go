@@ -38,7 +38,12 @@ func TestConfinement(t *testing.T) {
 	f := newFleet(t, buildRelease(t, "shop", "2026.06.01-1"))
 	// The cache node serves the shop's sessions: with it, an apply that
 	// the planted link did not stop would succeed.
-	f.newNode(t, "cache-1", 20, "").mustApply(t)
+	cache := f.newNode(t, "cache-1", 20, "")
+	cache.mustApply(t)
+	// Started by hand, not by systemd with StateDirectoryMode=0711.
+	if fi, err := os.Stat(cache.path(stateDir)); err != nil || fi.Mode().Perm() != 0o711 {
+		t.Errorf("state dir after the first apply: %v, %v; want mode 0711", fi, err)
+	}
 
 	plants := []struct {
 		at     string                      // path under the node root made a symlink
