@@ -200,13 +200,6 @@ func (f FS) stateDir() string {
 	return f.StateDir
 }
 
-func (f FS) rename(oldpath, newpath string) error {
-	if f.Rename != nil {
-		return f.Rename(oldpath, newpath)
-	}
-	return os.Rename(oldpath, newpath)
-}
-
 // validPath reports whether p is an absolute, clean host path.
 func validPath(p string) bool {
 	return filepath.IsAbs(p) && filepath.Clean(p) == p
