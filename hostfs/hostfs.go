@@ -63,7 +63,8 @@ type FS struct {
 	// joined onto Root; "" means DefaultStateDir. The journal lives in
 	// <StateDir>/journal, the lock in <StateDir>/lock.
 	StateDir string
-	// Rename renames a file; nil means os.Rename. Tests inject failures
+	// Rename renames a file (full paths); nil renames through the
+	// directory descriptor WriteFile resolved. Tests inject failures
 	// here to exercise the in-place fallback.
 	Rename func(oldpath, newpath string) error
 }

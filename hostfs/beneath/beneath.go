@@ -236,13 +236,21 @@ func resolveErr(rfd int, root string, comps []string, err error) error {
 
 // MkdirAll opens directory p beneath root, creating it and its missing
 // parents with perm (exactly perm, whatever the umask) on the way. Existing
-// directories keep their mode. A symlink on the way is refused.
+// directories keep their mode. A symlink on the way is refused. A missing
+// root is created 0755 first, as mkdir -p would (the root is the
+// operator's: a fresh image or test tree).
 func MkdirAll(root, p string, perm fs.FileMode) (*Dir, error) {
 	comps, err := split(p)
 	if err != nil {
 		return nil, err
 	}
 	rfd, err := openRoot(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		if merr := os.MkdirAll(root, 0o755); merr != nil {
+			return nil, merr
+		}
+		rfd, err = openRoot(root)
+	}
 	if err != nil {
 		return nil, err
 	}
