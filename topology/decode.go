@@ -79,6 +79,9 @@ func isYAML(name string) bool {
 	return strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")
 }
 
+// errSyntax is broken JSON syntax; its position says where.
+var errSyntax = errors.New("invalid JSON syntax (a .yaml or .yml name is read as YAML)")
+
 // checkShape walks the JSON token stream against the shape of
 // nodeagent.Topology. It returns *Errors for unknown fields, duplicate keys
 // and mistyped values (all of them), or a plain error for broken syntax and
@@ -128,7 +131,10 @@ func (w *walker) token() (json.Token, error) {
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return nil, fmt.Errorf("%s: %w", w.position(se.Offset), err)
+		// Not se's text: it quotes the offending byte, and the document
+		// may be any file an operator named (file:///etc/shadow); the
+		// position is enough to find it.
+		return nil, fmt.Errorf("%s: %w", w.position(se.Offset), errSyntax)
 	}
 	return nil, fmt.Errorf("%s: %w", w.position(w.dec.InputOffset()), err)
 }
