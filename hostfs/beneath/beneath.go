@@ -4,7 +4,7 @@
 // (RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) where the
 // kernel has it, and by a walk that opens one component at a time with
 // O_NOFOLLOW where it does not (Linux before 5.6, or a seccomp filter
-// answering ENOSYS; detected once). The final component is then acted on
+// answering ENOSYS or EPERM; detected once). The final component is then acted on
 // through the parent's descriptor with the *at system calls, never
 // following it either.
 //
@@ -172,7 +172,11 @@ func resolve(rfd int, root string, comps []string) (int, error) {
 			if (err == unix.EAGAIN || err == unix.EINTR) && tries < 16 {
 				continue
 			}
-			if err == unix.ENOSYS {
+			// ENOSYS: a kernel before 5.6, or a seccomp filter's
+			// answer; EPERM: an older container runtime's filter (openat2
+			// itself has no EPERM of its own for these flags). Walk from
+			// now on.
+			if err == unix.ENOSYS || err == unix.EPERM {
 				noOpenat2.Store(true)
 				break
 			}
