@@ -227,7 +227,10 @@
       if (!resp.ok) {
         showError(await resp.text());
       } else {
-        render(await resp.json());
+        const data = await resp.json();
+        const t0 = performance.now();
+        render(data);
+        document.body.setAttribute('data-render-ms', String(Math.round(performance.now() - t0)));
         showError(loadErr ? 'the last reload failed (showing the previous data): ' + loadErr : '');
         loads++;
         document.body.setAttribute('data-loads', String(loads));
