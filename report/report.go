@@ -88,8 +88,14 @@ type Report struct {
 
 	AgentVersion string    `json:"agent_version"`
 	BootTime     time.Time `json:"boot_time"` // when this agent process started
-	ReportedAt   time.Time `json:"reported_at"`
-	Event        string    `json:"event"` // what made the agent write this report (Event*)
+	// ReportedAt is when Event happened: the apply outcome, drain or
+	// readiness change this report was written for. A heartbeat rewrites
+	// the last report (with the current state) and keeps both, so an idle
+	// node rewrites the same bytes and its object keeps its ETag; S3's
+	// LastModified of the object says when the node last wrote it, and is
+	// what staleness is judged by.
+	ReportedAt time.Time `json:"reported_at"`
+	Event      string    `json:"event"` // Event*: what this report was written for
 }
 
 // Apply is the outcome of the node's last apply.
