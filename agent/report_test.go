@@ -114,7 +114,7 @@ func TestRunReports(t *testing.T) {
 
 	// A refused document is an apply outcome: reported, the node stays
 	// ready on serial 1.
-	store.put([]byte(`{"schema": 1, "serial": 2, "nodes": "not a map"}`))
+	store.put(withReports(t, document{Serial: 2, Port: 70000}.bytes(), "s3://fleet/reports/")) // apache.port out of range
 	e.recheck <- struct{}{}
 	eventually(t, 5*time.Second, "a report of the refused document", func() bool {
 		return sink.count(func(r report.Report) bool {

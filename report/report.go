@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nodeagent/nodeagent/redact"
 )
 
 // Schema is the version of the report format this package writes and
@@ -170,9 +172,10 @@ func Encode(r *Report) ([]byte, error) {
 	return out, nil
 }
 
-// Bound cuts r to the package's size bounds: at most MaxChanges changes,
-// MaxSmoke smoke results, and MaxText bytes per message. It copies the
-// slices it shortens, so r may share them with the agent's state.
+// Bound cuts r to the package's size bounds (at most MaxChanges changes,
+// MaxSmoke smoke results, MaxText bytes per message) and redacts URL
+// secrets from every message. It copies the slices it changes, so r may
+// share them with the agent's state.
 func (r *Report) Bound() {
 	r.Reason = clip(r.Reason)
 	r.LastError = clip(r.LastError)
@@ -210,8 +213,11 @@ func (r *Report) Bound() {
 	}
 }
 
-// clip cuts s to MaxText bytes on a rune boundary, marking the cut.
+// clip takes URL secrets out of s (redact.Text: a presigned release
+// URL's signature in an error must not reach S3) and cuts it to MaxText
+// bytes on a rune boundary, marking the cut.
 func clip(s string) string {
+	s = redact.Text(s)
 	if len(s) <= MaxText {
 		return s
 	}
