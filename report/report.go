@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -248,26 +249,34 @@ func Decode(id string, data []byte) (*Report, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, MaxSize)
 	}
-	var head struct {
-		Schema *int `json:"schema"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	if head.Schema == nil {
-		return nil, fmt.Errorf("%w: no schema field", ErrCorrupt)
-	}
-	if *head.Schema != Schema {
-		return nil, fmt.Errorf("%w %d (this nodeagent reads schema %d: upgrade it)", ErrSchema, *head.Schema, Schema)
-	}
-	var r Report
+	// One pass for the common case; a document that does not fit is then
+	// looked at again only to tell another schema from a corrupt report.
+	r := Report{Schema: noSchema}
 	if err := json.Unmarshal(data, &r); err != nil {
+		var head struct {
+			Schema *int `json:"schema"`
+		}
+		if json.Unmarshal(data, &head) == nil && head.Schema != nil && *head.Schema != Schema {
+			return nil, schemaError(*head.Schema)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	if r.InstanceID != id {
+	switch {
+	case r.Schema == noSchema:
+		return nil, fmt.Errorf("%w: no schema field", ErrCorrupt)
+	case r.Schema != Schema:
+		return nil, schemaError(r.Schema)
+	case r.InstanceID != id:
 		return nil, fmt.Errorf("%w: it says instance %q, its key says %q", ErrForeign, clip(r.InstanceID), id)
 	}
 	return &r, nil
+}
+
+// noSchema marks a report whose schema field is absent.
+const noSchema = math.MinInt
+
+func schemaError(n int) error {
+	return fmt.Errorf("%w %d (this nodeagent reads schema %d: upgrade it)", ErrSchema, n, Schema)
 }
 
 // Kind names the problem an error from Decode (or a read) stands for:

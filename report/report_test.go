@@ -134,3 +134,12 @@ func TestEncodeRedacts(t *testing.T) {
 		t.Errorf("redaction took the whole URL:\n%s", b)
 	}
 }
+
+func TestDecodeOtherSchemaOtherTypes(t *testing.T) {
+	// A schema-2 report whose fields no longer fit schema 1 is "another
+	// schema", not corrupt.
+	_, err := report.Decode("i-1", []byte(`{"schema": 2, "instance_id": "i-1", "ready": "yes", "products": {"shop": 1}}`))
+	if !errors.Is(err, report.ErrSchema) {
+		t.Errorf("Decode = %v, want ErrSchema", err)
+	}
+}
