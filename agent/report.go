@@ -46,7 +46,9 @@ type reporter struct {
 	inst       *nodeagent.Instance
 	id         *nodeagent.Identity
 	last       *report.Apply
-	event      string // the event of the pending report; "" when none
+	event      string    // the event of the pending report; "" when none
+	lastEvent  string    // the event of the last report written for a change
+	lastAt     time.Time // when that event happened
 	terminated bool
 	failing    bool // the last PUT failed (logged once until it works again)
 }
@@ -75,6 +77,7 @@ func (r *reporter) note(event string, f func(*reporter)) {
 		f(r)
 	}
 	r.event = event
+	r.lastEvent, r.lastAt = event, r.a.now().UTC()
 	r.mu.Unlock()
 	select {
 	case r.kick <- struct{}{}:
@@ -189,7 +192,11 @@ func (r *reporter) loop() {
 	}
 }
 
-// send writes the current report; the client bounds the PUT.
+// send writes the current report; the client bounds the PUT. A
+// heartbeat re-sends the last report with the current state and keeps its
+// event and time, so an idle node rewrites the same bytes: its object
+// keeps its ETag (readers that cache by ETag skip it) while S3's
+// LastModified says the node is alive.
 func (r *reporter) send(ctx context.Context, event string) {
 	rep, loc := r.build(event)
 	if rep == nil {
@@ -236,7 +243,12 @@ func (r *reporter) build(event string) (*report.Report, *report.Location) {
 		SerialApplied: st.Serial, SerialSeen: st.SeenSerial, Releases: st.Release,
 		Ready: st.Ready, Reason: st.Reason, Draining: st.Draining, Terminated: r.terminated,
 		LastApply: r.last, LastError: st.LastError,
-		AgentVersion: r.version, BootTime: r.boot, ReportedAt: r.a.now().UTC(), Event: cmp.Or(event, report.EventHeartbeat),
+		AgentVersion: r.version, BootTime: r.boot, ReportedAt: r.lastAt, Event: r.lastEvent,
+	}
+	if r.lastEvent == "" {
+		// Nothing happened yet that a report describes (cannot be: the
+		// reporter knows the instance from an apply outcome).
+		rep.Event, rep.ReportedAt = cmp.Or(event, report.EventHeartbeat), r.a.now().UTC()
 	}
 	if id := r.id; id != nil {
 		rep.Name, rep.Role, rep.Products = id.Node, id.Role, slices.Clone(id.Products)

@@ -14,9 +14,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nodeagent/nodeagent/redact"
 )
 
 // Schema is the version of the report format this package writes and
@@ -88,8 +91,14 @@ type Report struct {
 
 	AgentVersion string    `json:"agent_version"`
 	BootTime     time.Time `json:"boot_time"` // when this agent process started
-	ReportedAt   time.Time `json:"reported_at"`
-	Event        string    `json:"event"` // what made the agent write this report (Event*)
+	// ReportedAt is when Event happened: the apply outcome, drain or
+	// readiness change this report was written for. A heartbeat rewrites
+	// the last report (with the current state) and keeps both, so an idle
+	// node rewrites the same bytes and its object keeps its ETag; S3's
+	// LastModified of the object says when the node last wrote it, and is
+	// what staleness is judged by.
+	ReportedAt time.Time `json:"reported_at"`
+	Event      string    `json:"event"` // Event*: what this report was written for
 }
 
 // Apply is the outcome of the node's last apply.
@@ -164,9 +173,10 @@ func Encode(r *Report) ([]byte, error) {
 	return out, nil
 }
 
-// Bound cuts r to the package's size bounds: at most MaxChanges changes,
-// MaxSmoke smoke results, and MaxText bytes per message. It copies the
-// slices it shortens, so r may share them with the agent's state.
+// Bound cuts r to the package's size bounds (at most MaxChanges changes,
+// MaxSmoke smoke results, MaxText bytes per message) and redacts URL
+// secrets from every message. It copies the slices it changes, so r may
+// share them with the agent's state.
 func (r *Report) Bound() {
 	r.Reason = clip(r.Reason)
 	r.LastError = clip(r.LastError)
@@ -204,8 +214,11 @@ func (r *Report) Bound() {
 	}
 }
 
-// clip cuts s to MaxText bytes on a rune boundary, marking the cut.
+// clip takes URL secrets out of s (redact.Text: a presigned release
+// URL's signature in an error must not reach S3) and cuts it to MaxText
+// bytes on a rune boundary, marking the cut.
 func clip(s string) string {
+	s = redact.Text(s)
 	if len(s) <= MaxText {
 		return s
 	}
@@ -236,26 +249,34 @@ func Decode(id string, data []byte) (*Report, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, MaxSize)
 	}
-	var head struct {
-		Schema *int `json:"schema"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	if head.Schema == nil {
-		return nil, fmt.Errorf("%w: no schema field", ErrCorrupt)
-	}
-	if *head.Schema != Schema {
-		return nil, fmt.Errorf("%w %d (this nodeagent reads schema %d: upgrade it)", ErrSchema, *head.Schema, Schema)
-	}
-	var r Report
+	// One pass for the common case; a document that does not fit is then
+	// looked at again only to tell another schema from a corrupt report.
+	r := Report{Schema: noSchema}
 	if err := json.Unmarshal(data, &r); err != nil {
+		var head struct {
+			Schema *int `json:"schema"`
+		}
+		if json.Unmarshal(data, &head) == nil && head.Schema != nil && *head.Schema != Schema {
+			return nil, schemaError(*head.Schema)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	if r.InstanceID != id {
+	switch {
+	case r.Schema == noSchema:
+		return nil, fmt.Errorf("%w: no schema field", ErrCorrupt)
+	case r.Schema != Schema:
+		return nil, schemaError(r.Schema)
+	case r.InstanceID != id:
 		return nil, fmt.Errorf("%w: it says instance %q, its key says %q", ErrForeign, clip(r.InstanceID), id)
 	}
 	return &r, nil
+}
+
+// noSchema marks a report whose schema field is absent.
+const noSchema = math.MinInt
+
+func schemaError(n int) error {
+	return fmt.Errorf("%w %d (this nodeagent reads schema %d: upgrade it)", ErrSchema, n, Schema)
 }
 
 // Kind names the problem an error from Decode (or a read) stands for:

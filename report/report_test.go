@@ -115,3 +115,31 @@ func TestInstanceOf(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodeRedacts(t *testing.T) {
+	r := sample()
+	secret := "https://releases.s3.amazonaws.com/shop/r2.tar.gz?X-Amz-Signature=deadbeefcafe&X-Amz-Credential=AKIAEXAMPLE"
+	r.LastError = "fetch " + secret + ": 403"
+	r.LastApply.Error = "download " + secret
+	r.Smoke = []report.SmokeResult{{Name: "home", Error: "get " + secret}}
+	r.LastApply.Changes = []report.Change{{Path: "/etc/x", Reason: "products.shop.release.url changed to " + secret}}
+	b, err := report.Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "deadbeefcafe") || strings.Contains(string(b), "AKIAEXAMPLE") {
+		t.Errorf("a URL secret reached the report:\n%s", b)
+	}
+	if !strings.Contains(string(b), "releases.s3.amazonaws.com/shop/r2.tar.gz") {
+		t.Errorf("redaction took the whole URL:\n%s", b)
+	}
+}
+
+func TestDecodeOtherSchemaOtherTypes(t *testing.T) {
+	// A schema-2 report whose fields no longer fit schema 1 is "another
+	// schema", not corrupt.
+	_, err := report.Decode("i-1", []byte(`{"schema": 2, "instance_id": "i-1", "ready": "yes", "products": {"shop": 1}}`))
+	if !errors.Is(err, report.ErrSchema) {
+		t.Errorf("Decode = %v, want ErrSchema", err)
+	}
+}

@@ -35,6 +35,7 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte(`{"schema":1,"serial":1,"nodes":{"a":{"ip":"::1","role":"r"}},"roles":{"r":{"services":[]}}}`), false)
 	f.Add([]byte(`{"schema":1,"serial":1,"nodes":{"a\n":{"ip":"10.0.0.1\u0000","role":"r"}},"roles":{"r":{}}}`), false)
+	f.Add([]byte(`{"schema":1,"serial":1,"nodes":{"a":{"ip":"::1","role":"r"}},"roles":{"r":{"services":[]}},"fleet":{"reports":"s3://fleet-config/reports/"}}`), false)
 
 	f.Fuzz(func(t *testing.T, data []byte, isYAML bool) {
 		name := "fuzz.json"

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -111,6 +112,10 @@ func (c *fleetCommand) status(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	// A short-lived reader of thousands of small objects: collect less
+	// often (about a quarter of its CPU went to the collector at the
+	// default 100), for a heap of a few tens of MB.
+	debug.SetGCPercent(400)
 	if *wait && (*timeout <= 0 || *every <= 0) {
 		return usagef("--timeout and --every must be positive")
 	}

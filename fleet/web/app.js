@@ -165,7 +165,7 @@
     row('releases', releases(n));
     row('last error', r.last_error);
     row('agent', r.agent_version + ', started ' + r.boot_time);
-    row('reported', r.reported_at + ' (' + r.event + ')');
+    row('last event', r.event + ' at ' + r.reported_at + ' (written ' + age(n.age_seconds) + ' ago)');
     const la = r.last_apply;
     if (la) {
       parts.push(el('h3', {}, 'Last apply: ', la.result, ', serial ', la.serial || '—', ', ', la.at, ', ', la.duration_ms, ' ms'));
@@ -227,7 +227,10 @@
       if (!resp.ok) {
         showError(await resp.text());
       } else {
-        render(await resp.json());
+        const data = await resp.json();
+        const t0 = performance.now();
+        render(data);
+        document.body.setAttribute('data-render-ms', String(Math.round(performance.now() - t0)));
         showError(loadErr ? 'the last reload failed (showing the previous data): ' + loadErr : '');
         loads++;
         document.body.setAttribute('data-loads', String(loads));

@@ -207,10 +207,10 @@ func row(s *fleetpkg.Snapshot, id string) *fleetpkg.Node {
 	return nil
 }
 
-// TestFleetReports runs 11 agents against MinIO: 8 front nodes (6 in
-// us-east-1a, 2 in us-east-1b: an imbalance), db-a and db-b, and one
-// front node whose credentials may not write reports (403). db-c is
-// listed without an agent.
+// TestFleetReports runs 12 agents against MinIO: 8 front nodes (6 in
+// us-east-1a, 2 in us-east-1b: an imbalance), db-a and db-b, one front
+// node whose credentials may not write reports (403) and one whose
+// reports bucket does not exist (404). db-c is listed without an agent.
 func TestFleetReports(t *testing.T) {
 	f := newLightFleet(t)
 	f.publish(1)
@@ -232,6 +232,19 @@ func TestFleetReports(t *testing.T) {
 	}
 	denied := f.start("front-9", "front", "us-east-1b", frontID(9), "127.0.40.9", "file://"+docFile,
 		"AWS_ACCESS_KEY_ID=not-a-key", "AWS_SECRET_ACCESS_KEY=not-a-secret")
+	// The no-bucket node's document names a reports bucket that does not
+	// exist (MinIO answers 404 NoSuchBucket).
+	var doc map[string]any
+	if err := json.Unmarshal(f.document(1), &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["fleet"] = map[string]any{"reports": "s3://no-such-bucket/reports/"}
+	noBucketDoc, _ := json.Marshal(doc)
+	noBucketFile := filepath.Join(t.TempDir(), "topology.json")
+	if err := os.WriteFile(noBucketFile, noBucketDoc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noBucket := f.start("front-10", "front", "us-east-1b", frontID(10), "127.0.40.10", "file://"+noBucketFile)
 	reporting := slices.Concat(fronts, []*lightNode{f.nodes[8], f.nodes[9]})
 
 	t.Run("every agent's report appears", func(t *testing.T) {
@@ -284,6 +297,15 @@ func TestFleetReports(t *testing.T) {
 		}
 		if s := f.status(t); row(s, frontID(9)) != nil {
 			t.Errorf("a report of front-9 appeared although its PUTs are refused")
+		}
+	})
+
+	t.Run("a node whose reports bucket does not exist serves and is ready", func(t *testing.T) {
+		waitFor(t, 30*time.Second, "front-10 ready with failed report writes logged", func() bool {
+			return agentReady(noBucket) && strings.Contains(noBucket.logTail(), "node report not written")
+		})
+		if !strings.Contains(noBucket.logTail(), `bucket \"no-such-bucket\" does not exist`) {
+			t.Errorf("front-10's log does not say the reports bucket is missing:\n%s", noBucket.logTail())
 		}
 	})
 
