@@ -100,7 +100,8 @@ type ServiceManager interface {
 
 // ConfigChecker validates a service's whole configuration tree as it is on
 // disk now (apache2ctl -t, php-fpm -t). It returns the checker's output in
-// the error when the configuration is refused.
+// the error when the configuration is refused. Checks of different
+// services may run at the same time.
 type ConfigChecker interface {
 	Check(ctx context.Context, service string) error
 }

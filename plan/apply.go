@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/hostfs"
@@ -176,8 +177,12 @@ func Apply(ctx context.Context, in ApplyInput) (*Result, error) {
 		log.Info("wrote file", logKeyPath, fc.Path, logKeyReason, fc.Reason)
 	}
 
-	for _, s := range checks {
-		err := in.Checker.Check(ctx, s)
+	// The checks read disjoint trees (apache2ctl -t, php-fpm -t), so they
+	// run at the same time; a refusal is reported for the first refused
+	// service in sorted order, whatever finished first.
+	errs := runChecks(ctx, in.Checker, checks)
+	for i, s := range checks {
+		err := errs[i]
 		if err == nil {
 			log.Info("config check passed", logKeyService, s)
 			continue
@@ -233,6 +238,22 @@ func snapshot(fsys hostfs.FS, changes []nodeagent.FileChange) ([]journal.File, e
 		files = append(files, f)
 	}
 	return files, nil
+}
+
+// runChecks runs every check at once and returns their errors in the order
+// of services.
+func runChecks(ctx context.Context, c nodeagent.ConfigChecker, services []string) []error {
+	errs := make([]error, len(services))
+	if len(services) == 1 {
+		errs[0] = c.Check(ctx, services[0])
+		return errs
+	}
+	var wg sync.WaitGroup
+	for i, s := range services {
+		wg.Go(func() { errs[i] = c.Check(ctx, s) })
+	}
+	wg.Wait()
+	return errs
 }
 
 // servicesToCheck lists, sorted, the checked services whose files change or

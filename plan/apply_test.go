@@ -3,12 +3,14 @@ package plan_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -251,5 +253,72 @@ func TestApplyUnreadableTargetWritesNothing(t *testing.T) {
 	}
 	if len(res.Written) != 0 || len(svc.calls) != 0 {
 		t.Errorf("written = %v, service calls = %v; want none", res.Written, svc.calls)
+	}
+}
+
+// bothChecked is applyCase with a php-fpm file changed too, so the apply
+// checks apache and php-fpm.
+func bothChecked(t *testing.T) (root string, d *nodeagent.Desired, p *nodeagent.Plan, svc *fakeServices) {
+	t.Helper()
+	root, d, _, svc = applyCase(t)
+	d.Files = append(d.Files, nodeagent.File{Path: "/etc/php/8.2/fpm/pool.d/zz-extra.conf", Content: []byte("; extra\n"), Mode: 0o644, Services: []string{"php-fpm"}})
+	p, err := plan.Build(context.Background(), plan.Input{Desired: d, FS: hostfs.FS{Root: root}, Services: svc, Serial: 2, PreviousSerial: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.calls = nil
+	return root, d, p, svc
+}
+
+// TestApplyChecksRunTogether: apache2ctl -t and php-fpm -t run at the same
+// time. Each check here waits until the other has started, so checks run
+// one after the other would each time out.
+func TestApplyChecksRunTogether(t *testing.T) {
+	root, d, p, svc := bothChecked(t)
+	started := map[string]chan struct{}{"apache": make(chan struct{}), "php-fpm": make(chan struct{})}
+	other := map[string]string{"apache": "php-fpm", "php-fpm": "apache"}
+	chk := &fakeChecker{CheckFunc: func(_ context.Context, s string) error {
+		close(started[s])
+		select {
+		case <-started[other[s]]:
+			return nil
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("%s: the %s check did not start while this one ran", s, other[s])
+		}
+	}}
+	if _, err := plan.Apply(context.Background(), plan.ApplyInput{
+		Plan: p, Desired: d, FS: hostfs.FS{Root: root}, Services: svc, Checker: chk, Logger: testLogger(t),
+	}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if diff := cmp.Diff([]string{"apache", "php-fpm"}, chk.checked); diff != "" {
+		t.Errorf("checked (-want +got):\n%s", diff)
+	}
+}
+
+// TestApplyBothChecksRefused: when both checks refuse, the error names the
+// first service in sorted order, whichever finished first, and the files
+// are put back once.
+func TestApplyBothChecksRefused(t *testing.T) {
+	root, d, p, svc := bothChecked(t)
+	before := snapshotDisk(t, root)
+	phpDone := make(chan struct{})
+	chk := &fakeChecker{CheckFunc: func(_ context.Context, s string) error {
+		if s == "apache" {
+			<-phpDone // apache finishes last
+			return &outputError{out: "AH00526: Syntax error"}
+		}
+		defer close(phpDone)
+		return &outputError{out: "ERROR: [pool zz] unknown entry"}
+	}}
+	_, err := plan.Apply(context.Background(), plan.ApplyInput{
+		Plan: p, Desired: d, FS: hostfs.FS{Root: root}, Services: svc, Checker: chk, Logger: testLogger(t),
+	})
+	var ce *plan.CheckError
+	if !errors.As(err, &ce) || ce.Service != "apache" || ce.RestoreErr != nil {
+		t.Fatalf("err = %#v, want a *CheckError for apache", err)
+	}
+	if diff := cmp.Diff(before, snapshotDisk(t, root)); diff != "" {
+		t.Errorf("disk after refused checks differs from before (-before +after):\n%s", diff)
 	}
 }

@@ -3,6 +3,7 @@ package plan_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/nodeagent/nodeagent"
@@ -76,13 +77,17 @@ func stopped(units ...string) func(context.Context, string) (bool, error) {
 // services it checked.
 type fakeChecker struct {
 	CheckFunc func(ctx context.Context, service string) error
+	mu        sync.Mutex
 	checked   []string
 }
 
 var _ nodeagent.ConfigChecker = (*fakeChecker)(nil)
 
 func (f *fakeChecker) Check(ctx context.Context, service string) error {
+	f.mu.Lock()
 	f.checked = append(f.checked, service)
+	slices.Sort(f.checked) // concurrent checks: the order they started in is not part of the contract
+	f.mu.Unlock()
 	if f.CheckFunc == nil {
 		return nil
 	}
