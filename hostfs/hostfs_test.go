@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nodeagent/nodeagent/hostfs"
 	"github.com/nodeagent/nodeagent/hostfs/beneath"
@@ -535,5 +536,41 @@ func TestOwnerWithoutUserDB(t *testing.T) {
 	}
 	if _, _, err := f.Owner("/etc/missing"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Owner of a missing file: %v, want ErrNotExist", err)
+	}
+}
+
+// TestReaderRefusesNonRegularFiles: a FIFO planted where a config file
+// belongs fails the plan's read at once (the old read blocked for a
+// writer that never comes); so does one behind a symlink, and a directory.
+func TestReaderRefusesNonRegularFiles(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "etc", "apache2", "sites-enabled")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "nodeagent-shop.conf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("nodeagent-shop.conf", filepath.Join(dir, "nodeagent-blog.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "nodeagent-wiki.conf"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := hostfs.FS{Root: root}.Reader()
+	for _, name := range []string{"nodeagent-shop.conf", "nodeagent-blog.conf", "nodeagent-wiki.conf"} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.ReadFile("/etc/apache2/sites-enabled/" + name)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("%s: err = %v, want not a regular file", name, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: read still blocked after 10s", name)
+		}
 	}
 }

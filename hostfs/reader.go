@@ -44,13 +44,13 @@ func (r *Reader) ReadFile(p string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
 	}
-	data, err := readNoFollow(full)
+	data, err := readRegular(full, false)
 	if errors.Is(err, syscall.ELOOP) {
 		// A symlink: follow it only if it stays inside the root.
 		if err := r.fs.confineFile(full); err != nil {
 			return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
 		}
-		data, err = os.ReadFile(full)
+		data, err = readRegular(full, true)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hostfs: read %s: %w", p, err)
@@ -58,20 +58,38 @@ func (r *Reader) ReadFile(p string) ([]byte, error) {
 	return data, nil
 }
 
-// readNoFollow is os.ReadFile refusing a final symlink (with ELOOP): a
-// file opened so needs no confinement check of its own, which saves an
-// lstat per file. It opens with syscall.Open and os.NewFile because
+// errNotRegular: a path the agent reads as a file is a FIFO, socket,
+// device or directory.
+var errNotRegular = errors.New("not a regular file")
+
+// readRegular is os.ReadFile for regular files only. Unless follow is set
+// it refuses a final symlink (with ELOOP): a file opened so needs no
+// confinement check of its own, which saves an lstat per file. The open is
+// non-blocking and the file's type is checked before any read, so a FIFO
+// planted where a config file belongs fails the read at once instead of
+// hanging the plan. It opens with syscall.Open and os.NewFile because
 // os.OpenFile also tries to register the file with the network poller,
 // four fcntl calls and an epoll_ctl that a regular file cannot use.
-func readNoFollow(name string) ([]byte, error) {
-	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+func readRegular(name string, follow bool) ([]byte, error) {
+	flags := syscall.O_RDONLY | syscall.O_NONBLOCK | syscall.O_CLOEXEC
+	if !follow {
+		flags |= syscall.O_NOFOLLOW
+	}
+	fd, err := syscall.Open(name, flags, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	file := os.NewFile(uintptr(fd), name)
 	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%w (%s)", errNotRegular, fi.Mode().Type())}
+	}
 	var size int
-	if fi, err := file.Stat(); err == nil && fi.Size() > 0 {
+	if fi.Size() > 0 {
 		size = int(fi.Size())
 	}
 	// One byte more than the size, so that the read that fills it is
