@@ -75,7 +75,7 @@ var (
 )
 
 func (db userDB) parse(full string) (map[string]uint32, map[uint32]string, error) {
-	data, err := os.ReadFile(full)
+	data, err := readRegular(full, true)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("read %s: %w", db.path, err)
 	}
