@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/awsenv"
+	"github.com/nodeagent/nodeagent/backoff"
 )
 
 // Defaults for a Client's retries.
@@ -180,7 +180,7 @@ var retryables = retry.IsErrorRetryables(append([]retry.IsErrorRetryable{
 // or ctx ends.
 func (c *Client) retry(ctx context.Context, op string, h nodeagent.LifecycleHook, call func(context.Context) error) error {
 	attempts := max(c.Attempts, 1)
-	delay := c.Backoff
+	policy := backoff.Policy{Base: c.Backoff, Max: c.MaxBackoff}
 	for attempt := 1; ; attempt++ {
 		err := call(ctx)
 		if err == nil {
@@ -195,7 +195,7 @@ func (c *Client) retry(ctx context.Context, op string, h nodeagent.LifecycleHook
 		if attempt == attempts {
 			return fmt.Errorf("gave up after %d attempts: %w", attempts, err)
 		}
-		wait := jitter(delay)
+		wait := policy.Delay(attempt - 1)
 		c.log.Warn("lifecycle call failed, retrying", "op", op, "group", h.Group, "hook", h.Hook,
 			"instance", h.InstanceID, "attempt", attempt, "of", attempts, "wait", wait, "err", err)
 		t := time.NewTimer(wait)
@@ -205,7 +205,6 @@ func (c *Client) retry(ctx context.Context, op string, h nodeagent.LifecycleHook
 			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
 		case <-t.C:
 		}
-		delay = min(delay*2, max(c.MaxBackoff, c.Backoff))
 	}
 }
 
@@ -215,15 +214,6 @@ func noActiveAction(err error) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationError" &&
 		strings.Contains(ae.ErrorMessage(), "No active Lifecycle Action found")
-}
-
-// jitter returns a delay between d/2 and d.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }
 
 // Heartbeats records a heartbeat for h every interval until ctx ends, for

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/backoff"
 )
 
 // Defaults for Options.
@@ -50,8 +51,13 @@ const (
 	PathLifecycleState = "autoscaling/target-lifecycle-state"
 )
 
-// maxBackoff caps the delay between two IMDS attempts.
-const maxBackoff = time.Second
+// The IMDS retry schedule (package backoff): 100 ms doubling, capped at
+// 1 s. (The SDK's own jitter backoff degenerates to a constant delay when
+// its maximum is 1 s, the IMDS client's cap.)
+const (
+	backoffBase = 100 * time.Millisecond
+	maxBackoff  = time.Second
+)
 
 // Options configures a Source.
 type Options struct {
@@ -188,7 +194,7 @@ func newRetryer(attempts int) aws.Retryer {
 	return retry.NewStandard(func(so *retry.StandardOptions) {
 		so.MaxAttempts = attempts
 		so.MaxBackoff = maxBackoff
-		so.Backoff = backoff{base: backoffBase, max: maxBackoff}
+		so.Backoff = backoff.Policy{Base: backoffBase, Max: maxBackoff}
 		so.RateLimiter = ratelimit.None
 		so.Retryables = append(so.Retryables, retry.RetryableHTTPStatusCode{
 			Codes: map[int]struct{}{http.StatusTooManyRequests: {}},

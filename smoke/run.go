@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/nodeagent/nodeagent/backoff"
 )
 
 // Defaults for RunOptions.
@@ -86,8 +87,8 @@ func runOne(ctx context.Context, c Check, o RunOptions) Result {
 	log := o.Logger.With("check", c.Name())
 	r := Result{Name: c.Name()}
 	start := o.Now()
-	delay := o.Backoff
-	for {
+	policy := backoff.Policy{Base: o.Backoff, Max: MaxBackoff}
+	for retry := 0; ; retry++ {
 		r.Attempts++
 		err := attempt(ctx, c, o.AttemptTimeout)
 		if err == nil {
@@ -97,14 +98,10 @@ func runOne(ctx context.Context, c Check, o RunOptions) Result {
 		r.Err = err.Error()
 		log.Debug("smoke check attempt failed", "attempt", r.Attempts, "err", err)
 
-		wait := jitter(delay)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			break // the next attempt would start after the deadline
-		}
-		if !sleep(ctx, wait) {
+		// No wait for an attempt that would start after the deadline.
+		if backoff.Sleep(ctx, policy.Delay(retry)) != nil {
 			break
 		}
-		delay = min(delay*2, MaxBackoff)
 	}
 	r.Duration = o.Now().Sub(start)
 	if r.OK {
@@ -128,27 +125,6 @@ func attempt(ctx context.Context, c Check, timeout time.Duration) error {
 		return errors.Join(err, context.Cause(ctx))
 	}
 	return err
-}
-
-// jitter returns a delay between d/2 and d.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-// sleep waits d or until ctx ends; it reports whether the wait completed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Failed reports whether any result failed.

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/nodeagent/nodeagent/backoff"
 )
 
 // attemptTimeoutError is an attempt that ran out of its own time. It reports
@@ -104,25 +105,11 @@ func (t timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return timedAttempt(req, t.d, t.whole, t.next.RoundTrip)
 }
 
-// backoff is exponential with "equal jitter": before retry n the delay is
-// drawn from [c/2, c) with c = min(max, base·2ⁿ).
-type backoff struct{ base, max time.Duration }
-
+// The retry schedule of every source request (package backoff): 200 ms
+// doubling, capped at 5 s.
 const (
 	backoffBase = 200 * time.Millisecond
 	backoffMax  = 5 * time.Second
 )
 
-func (b backoff) delay(attempt int) time.Duration {
-	c := b.max
-	if attempt >= 0 && attempt < 16 && b.base<<attempt < b.max {
-		c = b.base << attempt
-	}
-	half := c / 2
-	return half + rand.N(c-half)
-}
-
-// BackoffDelay implements the SDK's retry.BackoffDelayer.
-func (b backoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
-	return b.delay(attempt), nil
-}
+var retryBackoff = backoff.Policy{Base: backoffBase, Max: backoffMax}

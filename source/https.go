@@ -74,7 +74,6 @@ func newHTTPClient(o Options, whole bool) *retryablehttp.Client {
 	}
 	base.Transport = timedTransport{next: next, d: o.Timeout, whole: whole}
 	base.CheckRedirect = checkRedirect
-	b := backoff{base: backoffBase, max: backoffMax}
 	return &retryablehttp.Client{
 		HTTPClient:   base,
 		Logger:       o.Logger.With("component", "source"),
@@ -86,7 +85,7 @@ func newHTTPClient(o Options, whole bool) *retryablehttp.Client {
 			if resp != nil && resp.Header.Get("Retry-After") != "" {
 				return retryablehttp.DefaultBackoff(min, max, attempt, resp)
 			}
-			return b.delay(attempt + 1)
+			return retryBackoff.Delay(attempt + 1)
 		},
 		// Hand back the last answer, so the error can name its status.
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,

@@ -40,7 +40,7 @@ func newS3Client(ctx context.Context, o Options) (*s3Client, error) {
 		retryer: retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = o.Attempts
 			so.MaxBackoff = backoffMax
-			so.Backoff = backoff{base: backoffBase, max: backoffMax}
+			so.Backoff = retryBackoff
 			so.RateLimiter = ratelimit.None
 		}),
 	}
