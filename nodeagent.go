@@ -31,7 +31,7 @@ type Instance struct {
 	Group          string `json:"group,omitempty"`           // aws:autoscaling:groupName tag
 	LifecycleState string `json:"lifecycle_state,omitempty"` // autoscaling/target-lifecycle-state
 
-	MemoryBytes int64  `json:"memory_bytes"` // MemTotal from /proc/meminfo
+	MemoryBytes int64  `json:"memory_bytes"` // MemTotal from the running host's /proc/meminfo (never under --root)
 	OSFamily    string `json:"os_family"`    // OSDebian or OSRHEL, from /etc/os-release
 	OSID        string `json:"os_id"`        // ID= from /etc/os-release
 	PHPVersion  string `json:"php_version,omitempty"`

@@ -19,16 +19,20 @@ import (
 // variables, overridden by flags. cmd/nodeagent does the layering; this type
 // only holds, parses and validates it.
 type Config struct {
-	Topology    string   `json:"topology,omitempty"`     // s3://bucket/key, file:///path, https://…
-	Root        string   `json:"root,omitempty"`         // prefix for every host path read or written
-	ServiceRoot string   `json:"service_root,omitempty"` // prefix for paths inside rendered files
-	StateDir    string   `json:"state_dir,omitempty"`    // host path, joined onto Root
-	Role        string   `json:"role,omitempty"`
-	Products    []string `json:"products,omitempty"`
-	Group       string   `json:"group,omitempty"`
-	Listen      string   `json:"listen,omitempty"`
-	Services    string   `json:"services,omitempty"` // auto, systemd, exec, none
-	LogFormat   string   `json:"log_format,omitempty"`
+	Topology    string `json:"topology,omitempty"`     // s3://bucket/key, file:///path, https://…
+	Root        string `json:"root,omitempty"`         // prefix for every host path read or written
+	ServiceRoot string `json:"service_root,omitempty"` // prefix for paths inside rendered files
+	StateDir    string `json:"state_dir,omitempty"`    // host path, joined onto Root
+	// Proc is where the running host's procfs is mounted: memory and the
+	// kernel boot id are read there, never under Root (an image mounted
+	// at /mnt/image has no /proc, and its boot is not the running one).
+	Proc      string   `json:"proc,omitempty"`
+	Role      string   `json:"role,omitempty"`
+	Products  []string `json:"products,omitempty"`
+	Group     string   `json:"group,omitempty"`
+	Listen    string   `json:"listen,omitempty"`
+	Services  string   `json:"services,omitempty"` // auto, systemd, exec, none
+	LogFormat string   `json:"log_format,omitempty"`
 
 	// Deadline bounds one apply, including release download and smoke
 	// checks, so cloud-init never hangs.
@@ -88,6 +92,7 @@ func DefaultConfig() Config {
 		Root:              "/",
 		ServiceRoot:       "/",
 		StateDir:          "/var/lib/nodeagent",
+		Proc:              "/proc",
 		Listen:            ":9107",
 		Services:          "auto",
 		LogFormat:         "auto",
@@ -147,7 +152,7 @@ func (c Config) Validate() error {
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
-	for flag, p := range map[string]string{"root": c.Root, "service-root": c.ServiceRoot, "state-dir": c.StateDir} {
+	for flag, p := range map[string]string{"root": c.Root, "service-root": c.ServiceRoot, "state-dir": c.StateDir, "proc": c.Proc} {
 		if !path.IsAbs(p) {
 			bad(flag, "must be an absolute path, got %q", p)
 		}

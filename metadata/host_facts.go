@@ -16,15 +16,19 @@ import (
 
 // HostFacts are what the host itself says about the machine.
 type HostFacts struct {
-	MemoryBytes int64  // MemTotal from /proc/meminfo
-	OSFamily    string // nodeagent.OSDebian or nodeagent.OSRHEL
-	OSID        string // ID= from /etc/os-release
-	PHPVersion  string // highest /etc/php/X.Y/fpm on Debian; "" on RHEL or without PHP-FPM
+	MemoryBytes int64 // MemTotal from the running host's /proc/meminfo
+	// MemorySource says where MemoryBytes came from, for the log.
+	MemorySource string
+	OSFamily     string // nodeagent.OSDebian or nodeagent.OSRHEL
+	OSID         string // ID= from /etc/os-release
+	PHPVersion   string // highest /etc/php/X.Y/fpm on Debian; "" on RHEL or without PHP-FPM
 }
 
-// Host paths, joined onto the root.
+// Host paths, joined onto the root, except MeminfoPath and BootIDPath,
+// which are read beneath the running host's procfs (see ReadHostFacts).
 const (
 	MeminfoPath      = "/proc/meminfo"
+	BootIDPath       = "/proc/sys/kernel/random/boot_id"
 	OSReleasePath    = "/etc/os-release"
 	OSReleaseUsrPath = "/usr/lib/os-release" // os-release(5) fallback
 	PHPDir           = "/etc/php"
@@ -45,16 +49,29 @@ var osFamilies = map[string]string{
 // ErrUnsupportedOS is returned (wrapped) when os-release names no known family.
 var ErrUnsupportedOS = errors.New("unsupported OS: want ID or ID_LIKE of debian, ubuntu (debian family) or rhel, centos, fedora, amzn, rocky, almalinux (rhel family)")
 
-// ReadHostFacts reads memory, OS family and PHP version from files under root.
-func ReadHostFacts(root string) (HostFacts, error) {
+// DefaultProc is where the running host's procfs is mounted.
+const DefaultProc = "/proc"
+
+// ReadHostFacts reads the OS family and PHP version from files under root,
+// and the memory from the running host's procfs at proc ("" means
+// DefaultProc). Memory is a fact of the machine that runs, never of the
+// tree under root: an image mounted at /mnt/image has no /proc, and the
+// instance that boots the image has the memory of the host that builds it
+// only when both are of one instance type.
+func ReadHostFacts(root, proc string) (HostFacts, error) {
 	if root == "" {
 		root = "/"
 	}
+	if proc == "" {
+		proc = DefaultProc
+	}
 	var f HostFacts
 	var err error
-	if f.MemoryBytes, err = readMemTotal(filepath.Join(root, MeminfoPath)); err != nil {
+	meminfo := filepath.Join(proc, "meminfo")
+	if f.MemoryBytes, err = readMemTotal(meminfo); err != nil {
 		return HostFacts{}, err
 	}
+	f.MemorySource = meminfo + " of the running host"
 	if f.OSID, f.OSFamily, err = readOSRelease(root); err != nil {
 		return HostFacts{}, err
 	}
@@ -180,4 +197,24 @@ func parsePHPVersion(name string) (major, minor int, ok bool) {
 		return 0, 0, false
 	}
 	return major, minor, true
+}
+
+// ReadBootID reads the kernel's boot id (a random UUID the kernel draws at
+// every boot) beneath the running host's procfs at proc ("" means
+// DefaultProc): never under --root, because the boot that matters is the
+// running one.
+func ReadBootID(proc string) (string, error) {
+	if proc == "" {
+		proc = DefaultProc
+	}
+	path := filepath.Join(proc, "sys/kernel/random/boot_id")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("metadata: read the boot id: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if id == "" {
+		return "", fmt.Errorf("metadata: read the boot id: %s is empty", path)
+	}
+	return id, nil
 }

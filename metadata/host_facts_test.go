@@ -130,11 +130,15 @@ func TestReadHostFacts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := writeRoot(t, tt.files)
-			got, err := metadata.ReadHostFacts(root)
+			got, err := metadata.ReadHostFacts(root, filepath.Join(root, "proc"))
 			if tt.wantErr == nil {
 				if err != nil {
 					t.Fatalf("ReadHostFacts: %v", err)
 				}
+				if want := filepath.Join(root, "proc", "meminfo") + " of the running host"; got.MemorySource != want {
+					t.Errorf("MemorySource = %q, want %q", got.MemorySource, want)
+				}
+				got.MemorySource = ""
 				if diff := cmp.Diff(tt.want, got); diff != "" {
 					t.Errorf("facts (-want +got):\n%s", diff)
 				}
@@ -152,5 +156,37 @@ func TestReadHostFacts(t *testing.T) {
 				t.Errorf("error %v is not %v", err, tt.errIs)
 			}
 		})
+	}
+}
+
+// TestImageRootHasNoProc: an image build (--root /mnt/image) reads the OS
+// and PHP from the image and the memory from the running host's procfs; the
+// image has no /proc and discovery must not need one.
+func TestImageRootHasNoProc(t *testing.T) {
+	image := writeRoot(t, map[string]string{"etc/os-release": osDebian, "etc/php/8.2/fpm/": ""})
+	host := writeRoot(t, map[string]string{"meminfo": meminfo4G})
+	got, err := metadata.ReadHostFacts(image, host)
+	if err != nil {
+		t.Fatalf("ReadHostFacts of an image without /proc: %v", err)
+	}
+	if got.MemoryBytes != 4026532*1024 || got.PHPVersion != "8.2" || got.OSFamily != nodeagent.OSDebian {
+		t.Errorf("facts %+v, want 4026532 kB from the host, PHP 8.2 and Debian from the image", got)
+	}
+	if _, err := metadata.ReadHostFacts(image, filepath.Join(image, "proc")); err == nil || !strings.Contains(err.Error(), "meminfo") {
+		t.Errorf("memory from a missing procfs: %v, want an error naming meminfo", err)
+	}
+}
+
+func TestReadBootID(t *testing.T) {
+	proc := writeRoot(t, map[string]string{"sys/kernel/random/boot_id": "0b7e2f6a-1c7d-4e0b-9f43-2a1d6c3e8b51\n"})
+	id, err := metadata.ReadBootID(proc)
+	if err != nil || id != "0b7e2f6a-1c7d-4e0b-9f43-2a1d6c3e8b51" {
+		t.Errorf("ReadBootID = %q, %v; want the id without its newline", id, err)
+	}
+	if _, err := metadata.ReadBootID(t.TempDir()); err == nil || !strings.Contains(err.Error(), "boot_id") {
+		t.Errorf("ReadBootID without the file: %v, want an error naming boot_id", err)
+	}
+	if _, err := metadata.ReadBootID(metadata.DefaultProc); err != nil {
+		t.Errorf("ReadBootID of this machine: %v", err)
 	}
 }

@@ -1,7 +1,8 @@
 // Package metadata discovers who this machine is: instance metadata read over
-// IMDSv2 (never IMDSv1) with the AWS SDK's imds client, and host facts read
-// from files under the agent's root (/proc/meminfo, /etc/os-release,
-// /etc/php). Source implements nodeagent.MetadataSource.
+// IMDSv2 (never IMDSv1) with the AWS SDK's imds client, host facts read from
+// files under the agent's root (/etc/os-release, /etc/php), and the memory
+// and kernel boot id of the running host from its procfs (never under the
+// root). Source implements nodeagent.MetadataSource.
 package metadata
 
 import (
@@ -64,9 +65,12 @@ type Options struct {
 	// Endpoint is the IMDS endpoint; "" means AWS_EC2_METADATA_SERVICE_ENDPOINT,
 	// else DefaultEndpoint.
 	Endpoint string
-	// Root is the host root under which /proc/meminfo, /etc/os-release and
-	// /etc/php are read; "" means "/".
+	// Root is the host root under which /etc/os-release and /etc/php are
+	// read; "" means "/".
 	Root string
+	// Proc is where the running host's procfs is mounted (memory is read
+	// there, never under Root); "" means DefaultProc.
+	Proc string
 	// CallTimeout bounds each HTTP attempt against IMDS (token or metadata);
 	// default DefaultCallTimeout.
 	CallTimeout time.Duration
@@ -83,6 +87,7 @@ type Source struct {
 	client   *imds.Client
 	endpoint string
 	root     string
+	proc     string
 	log      *slog.Logger
 }
 
@@ -98,7 +103,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	if o.Root == "" {
 		o.Root = "/"
 	}
-	return &Source{client: client, endpoint: endpoint, root: o.Root, log: log}, nil
+	return &Source{client: client, endpoint: endpoint, root: o.Root, proc: o.Proc, log: log}, nil
 }
 
 // Client returns the Source's IMDS client, to share with the AWS
@@ -204,7 +209,7 @@ func newRetryer(attempts int) aws.Retryer {
 
 // Instance reads the instance metadata and the host facts.
 func (s *Source) Instance(ctx context.Context) (nodeagent.Instance, error) {
-	facts, err := ReadHostFacts(s.root)
+	facts, err := ReadHostFacts(s.root, s.proc)
 	if err != nil {
 		return nodeagent.Instance{}, err
 	}
@@ -214,6 +219,7 @@ func (s *Source) Instance(ctx context.Context) (nodeagent.Instance, error) {
 		OSID:        facts.OSID,
 		PHPVersion:  facts.PHPVersion,
 	}
+	s.log.Info("host memory", "memory_mb", facts.MemoryBytes>>20, "from", facts.MemorySource)
 	// The first read takes the session token; the rest share it and run
 	// concurrently, so discovery costs about two round trips, not seven.
 	if inst.ID, err = s.get(ctx, PathInstanceID); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -44,6 +45,9 @@ func newSource(t *testing.T, o metadata.Options) *metadata.Source {
 	t.Helper()
 	if o.Root == "" {
 		o.Root = writeRoot(t, map[string]string{"proc/meminfo": meminfo4G, "etc/os-release": osDebian, "etc/php/8.2/fpm/": ""})
+	}
+	if o.Proc == "" {
+		o.Proc = filepath.Join(o.Root, "proc")
 	}
 	if o.Logger == nil {
 		o.Logger = testLogger(t)

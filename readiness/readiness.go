@@ -73,6 +73,10 @@ type Status struct {
 	// what they last loaded: with an owed undo reload, the previous state.
 	Owed    []string `json:"owed,omitempty"`
 	OwedWhy string   `json:"owed_why,omitempty"`
+
+	// BootID is the kernel boot id of the boot this status was judged in
+	// (/proc/sys/kernel/random/boot_id): readiness resumes only within it.
+	BootID string `json:"boot_id,omitempty"`
 }
 
 func (st Status) clone() Status {
@@ -147,8 +151,14 @@ type Options struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Initial, when set, is the status recorded by an earlier process
-	// (ReadStatusFile): the State starts from it instead of from nothing.
+	// (ReadStatusFile): the State starts from it instead of from nothing,
+	// when it was recorded in this boot (BootID).
 	Initial *Status
+	// BootID is the kernel boot id of the running boot. An Initial status
+	// of another boot (or of an unknown one, BootID "") is not resumed:
+	// after a reboot the node is not ready until an apply and smoke checks
+	// of this boot pass.
+	BootID string
 }
 
 // State is the node's readiness state. It is safe for concurrent use.
@@ -182,7 +192,15 @@ func New(o Options) *State {
 		s.st = o.Initial.clone()
 		s.st.Draining = false
 		s.st.redact() // recorded by an older agent, perhaps unredacted
+		if o.BootID == "" || o.Initial.BootID != o.BootID {
+			// What the node serves now was never checked in this boot:
+			// keep what was applied for /status, not its verdict.
+			s.log.Info("readiness: the recorded status is from another boot; not ready until this boot's apply and smoke checks pass",
+				"recorded_boot_id", o.Initial.BootID, "boot_id", o.BootID)
+			s.st.LastApply, s.st.LastApplyOK, s.st.ApplyError, s.st.Smoke = time.Time{}, false, "", nil
+		}
 	}
+	s.st.BootID = o.BootID
 	s.st.Ready, s.st.Reason = evaluate(&s.st)
 	s.st.Since = o.Now()
 	if s.st.Ready {

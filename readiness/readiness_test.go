@@ -510,18 +510,25 @@ func TestStatusFile(t *testing.T) {
 }
 
 // TestInitial checks that a State resumed from an earlier process's status
-// keeps a ready node's health file (no flap on an agent restart) and
-// removes a stale one when the recorded state was not ready.
+// of the same boot keeps a ready node's health file (no flap on an agent
+// restart) and removes a stale one when the recorded state was not ready or
+// was recorded in another boot (a reboot: nothing has checked the services
+// since).
 func TestInitial(t *testing.T) {
+	const boot, earlier = "3f1c0d5e-boot-two", "9a7b2e41-boot-one"
 	tests := []struct {
 		name      string
 		initial   readiness.Status
+		bootID    string
 		wantReady bool
 	}{
-		{"ready before", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeOK}, true},
-		{"smoke failing before", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeBad}, false},
-		{"never applied", readiness.Status{}, false},
-		{"draining is not resumed", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeOK, Draining: true}, true},
+		{"ready before", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeOK, BootID: boot}, boot, true},
+		{"smoke failing before", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeBad, BootID: boot}, boot, false},
+		{"never applied", readiness.Status{BootID: boot}, boot, false},
+		{"draining is not resumed", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeOK, Draining: true, BootID: boot}, boot, true},
+		{"ready in an earlier boot", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeOK, BootID: earlier}, boot, false},
+		{"ready in an unrecorded boot", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeOK}, boot, false},
+		{"boot id unknown now", readiness.Status{LastApplyOK: true, Serial: 7, Smoke: smokeOK, BootID: boot}, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -537,9 +544,16 @@ func TestInitial(t *testing.T) {
 				t.Fatal(err)
 			}
 			initial := tt.initial
-			s := readiness.New(readiness.Options{HealthFile: file, Initial: &initial})
-			if got := s.Snapshot().Ready; got != tt.wantReady {
-				t.Fatalf("ready = %v, want %v (reason %q)", got, tt.wantReady, s.Snapshot().Reason)
+			s := readiness.New(readiness.Options{HealthFile: file, Initial: &initial, BootID: tt.bootID})
+			st := s.Snapshot()
+			if st.Ready != tt.wantReady {
+				t.Fatalf("ready = %v, want %v (reason %q)", st.Ready, tt.wantReady, st.Reason)
+			}
+			if st.BootID != tt.bootID {
+				t.Errorf("status boot id %q, want this boot's %q", st.BootID, tt.bootID)
+			}
+			if initial.BootID != tt.bootID && (st.Serial != 7 || st.Reason != readiness.ReasonNotApplied) {
+				t.Errorf("status after a reboot %+v, want serial 7 kept for /status and reason %q", st, readiness.ReasonNotApplied)
 			}
 			after, err := os.Stat(file)
 			switch {

@@ -33,6 +33,7 @@
 //	--root DIR                 prefix for every host path read or written (default /)
 //	--service-root DIR         prefix for paths inside rendered configs (default /)
 //	--state-dir DIR            state under --root (default /var/lib/nodeagent)
+//	--proc DIR                 the running host's procfs: memory, boot id (default /proc, never under --root)
 //	--role NAME                override the role
 //	--products a,b             override the role's products
 //	--group NAME               override the Auto Scaling group

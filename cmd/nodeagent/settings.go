@@ -79,6 +79,7 @@ var settings = []setting{
 	strSetting("root", "prefix for every host path the agent reads or writes", func(c *cfg) *string { return &c.Root }),
 	strSetting("service-root", "prefix for paths written inside rendered configs (set it equal to --root when services run against a rooted tree)", func(c *cfg) *string { return &c.ServiceRoot }),
 	strSetting("state-dir", "last-good topology, status, lock and journal (under --root)", func(c *cfg) *string { return &c.StateDir }),
+	strSetting("proc", "where the running host's procfs is mounted: memory and the boot id are read there, not under --root", func(c *cfg) *string { return &c.Proc }),
 	strSetting("role", "override the role found in the topology", func(c *cfg) *string { return &c.Role }),
 	{name: "products", usage: "override the role's products (comma-separated)",
 		get: func(c *cfg) string { return strings.Join(c.Products, ",") },

@@ -51,7 +51,7 @@ type wiring struct {
 // newAgent builds an Agent with the real adapters for cfg.
 func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring) (*agent.Agent, error) {
 	fsys := hostfs.FS{Root: cfg.Root, StateDir: cfg.StateDir}
-	md, err := metadata.New(ctx, metadata.Options{Root: cfg.Root, Logger: log})
+	md, err := metadata.New(ctx, metadata.Options{Root: cfg.Root, Proc: cfg.Proc, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("instance metadata: %w", err)
 	}
@@ -90,7 +90,13 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 		ropts.Notifier = readiness.SystemdNotifier{}
 		// Resume what the previous process recorded: a one-shot apply or a
 		// restarted agent on a serving node keeps it in service until an
-		// apply of its own says otherwise.
+		// apply of its own says otherwise. Only within the same boot: after
+		// a reboot nothing has checked the services yet (readiness.New).
+		bootID, err := metadata.ReadBootID(cfg.Proc)
+		if err != nil {
+			log.Warn("kernel boot id unknown: readiness recorded by an earlier process is not resumed", "proc", cfg.Proc, "error", err.Error())
+		}
+		ropts.BootID = bootID
 		if st, err := readiness.ReadStatusFile(ropts.Root, ropts.StatusFile); err == nil {
 			ropts.Initial = &st
 		}
