@@ -353,8 +353,12 @@ func (a *Agent) pendingLaunchHook(inst nodeagent.Instance, id nodeagent.Identity
 		return nodeagent.LifecycleHook{}, false
 	}
 	h := nodeagent.LifecycleHook{Group: id.Group, Hook: id.LaunchHook, InstanceID: inst.ID}
+	// An instance launches once: once its launch hook was completed (or
+	// found gone), no later process, boot or apply completes it again.
+	// (Older agents recorded the terminate hook here too; it is of the same
+	// instance, which launched before it terminated.)
 	var rec lifecycleRecord
-	if err := a.readState("lifecycle.json", &rec); err == nil && rec.Hook == h {
+	if err := a.readState("lifecycle.json", &rec); err == nil && rec.Hook.InstanceID == inst.ID {
 		return h, false
 	}
 	return h, true

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/backoff"
 	"github.com/nodeagent/nodeagent/lifecycle"
 	"github.com/nodeagent/nodeagent/readiness"
 	"github.com/nodeagent/nodeagent/topology"
@@ -92,25 +92,50 @@ type BootResult struct {
 	Refused error
 }
 
+// bootRetry spaces the retries of transient failures at boot (IMDS or the
+// source answering 5xx, throttling, refusing connections): 1 s doubling to
+// 30 s, jittered, until --deadline.
+var bootRetry = backoff.Policy{Base: time.Second, Max: 30 * time.Second}
+
+// abandonGrace bounds what a boot that gave up still does to complete its
+// launch hook with ABANDON: learn the instance id and the hook's name when
+// the outage kept them from it (at most one more --deadline). Without them
+// the hook is left to its own heartbeat timeout and default result.
+const abandonGrace = 30 * time.Second
+
+func (a *Agent) abandonGrace() time.Duration { return min(abandonGrace, a.Config.Deadline.D()) }
+
 // Boot converges the node and, when its group has a launch hook that has
 // not been completed yet, completes it: CONTINUE once the node is ready,
-// ABANDON after Config.LaunchAttempts failed applies so that the Auto
-// Scaling group replaces the instance. Heartbeats keep the hook alive while
-// the work runs. Boot returns only when the node is ready or has given up.
+// ABANDON after Config.LaunchAttempts failed applies, or when transient
+// failures of IMDS or the source (5xx, throttling, refused connections)
+// outlast Config.Deadline, so that the Auto Scaling group replaces the
+// instance. Those are retried with backoff until then; permanent failures
+// (403, no such key, an invalid document) fail at once. Heartbeats keep the
+// hook alive while the work runs. Boot returns only when the node is ready
+// or has given up. A cancelled ctx (the agent is stopping, not the
+// instance) completes nothing.
 func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
-	inst, first, err := a.DiscoverAndFetch(ctx)
+	res := &BootResult{}
+	wctx, cancelWindow := context.WithTimeout(ctx, a.Config.Deadline.D())
+	inst, first, err := a.discoverRetrying(wctx)
+	outOfTime := wctx.Err() != nil
+	cancelWindow()
 	if err != nil {
+		if a.mayAbandon(ctx, err, outOfTime) {
+			return a.abandon(ctx, res, nil, err)
+		}
 		return nil, err
 	}
 	a.Logger.Info("discovered instance", "instance_id", inst.ID, "private_ip", inst.PrivateIP, "az", inst.AZ,
 		"group", inst.Group, "os", inst.OSFamily, "memory_mb", inst.MemoryBytes>>20)
 
-	res := &BootResult{}
 	var hook *nodeagent.LifecycleHook
 	stopHeartbeats := func() {}
 	defer func() { stopHeartbeats() }()
 
 	attempts := 1
+	gaveUp := false // transient failures outlasted the deadline
 	var lastErr error
 	for attempt := 1; attempt <= attempts; attempt++ {
 		res.Attempts = attempt
@@ -118,6 +143,8 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 		doc, err := first.Doc, first.Err
 		if attempt > 1 {
 			doc, err = a.Fetch(actx)
+		} else if err != nil {
+			gaveUp = a.mayAbandon(ctx, err, outOfTime)
 		}
 		if err == nil {
 			if hook == nil {
@@ -147,36 +174,153 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 		lastErr = err
 		a.Logger.Error("boot apply failed", "attempt", attempt, "of", attempts, "error", err.Error())
 		if attempt < attempts {
-			// Back off 5s, 10s, … with up to 50% jitter.
-			base := time.Duration(attempt) * 5 * time.Second
-			wait := base + time.Duration(rand.Int64N(int64(base/2)))
-			select {
-			case <-ctx.Done():
-				lastErr = fmt.Errorf("%w (gave up waiting to retry: %w)", lastErr, ctx.Err())
+			// Back off 5-10 s, then 10-20 s, … (jittered).
+			wait := backoff.Policy{Base: 10 * time.Second, Max: time.Minute}.Delay(attempt - 1)
+			if serr := backoff.Sleep(ctx, wait); serr != nil {
+				lastErr = fmt.Errorf("%w (gave up waiting to retry: %w)", lastErr, serr)
 				attempt = attempts
-			case <-time.After(wait):
 			}
 		}
 	}
 	stopHeartbeats()
 
-	if hook != nil {
+	if hook == nil && gaveUp {
+		return a.abandon(ctx, res, &inst, lastErr)
+	}
+	if hook != nil && (lastErr == nil || !errors.Is(ctx.Err(), context.Canceled)) {
 		result := nodeagent.LifecycleContinue
 		if lastErr != nil {
 			result = nodeagent.LifecycleAbandon
 		}
 		res.Lifecycle = result
-		if err := a.completeHook(*hook, result); err != nil {
+		if err := a.completeHook(*hook, result, true); err != nil {
 			return res, errors.Join(lastErr, err)
 		}
 	}
 	if lastErr != nil {
-		if hook != nil {
+		if res.Lifecycle == nodeagent.LifecycleAbandon {
 			return res, fmt.Errorf("gave up after %d attempts, launch hook completed with ABANDON so the group replaces this instance: %w", res.Attempts, lastErr)
 		}
 		return res, lastErr
 	}
 	return res, nil
+}
+
+// discoverRetrying is DiscoverAndFetch retried with backoff while IMDS or
+// the source fail transiently, until ctx ends. Once the instance is known
+// only the fetch is retried. A fetch that still fails is returned in the
+// FetchResult, as DiscoverAndFetch does.
+func (a *Agent) discoverRetrying(ctx context.Context) (nodeagent.Instance, FetchResult, error) {
+	var inst nodeagent.Instance
+	var fr FetchResult
+	known := false
+	n, err := backoff.Retry(ctx, bootRetry, transient, func(ctx context.Context) error {
+		if !known {
+			i, r, err := a.DiscoverAndFetch(ctx)
+			if err != nil {
+				a.logTransient(ctx, err)
+				return err
+			}
+			inst, fr, known = i, r, true
+		} else {
+			doc, err := a.Fetch(ctx)
+			fr = FetchResult{Doc: doc, Err: err}
+		}
+		if fr.Err != nil && transient(fr.Err) {
+			a.logTransient(ctx, fr.Err)
+			return fr.Err
+		}
+		return nil
+	})
+	if n > 1 && err == nil && fr.Err == nil {
+		a.Logger.Info("boot: transient failures are over", "tries", n)
+	}
+	if !known {
+		return inst, fr, err
+	}
+	if fr.Err != nil {
+		fr.Err = err // the last error, and why the retries stopped
+	}
+	return inst, fr, nil
+}
+
+func (a *Agent) logTransient(ctx context.Context, err error) {
+	if !transient(err) || ctx.Err() != nil {
+		return
+	}
+	attrs := []any{"error", err.Error()}
+	if dl, ok := ctx.Deadline(); ok {
+		attrs = append(attrs, "retry_until", dl.UTC().Format(time.RFC3339))
+	}
+	a.Logger.Warn("boot: transient failure; retrying with backoff until --deadline", attrs...)
+}
+
+// mayAbandon says whether a boot that failed with err gave up on a
+// transient outage (rather than a permanent failure, or being stopped): then
+// the launch hook is completed with ABANDON.
+func (a *Agent) mayAbandon(ctx context.Context, err error, outOfTime bool) bool {
+	if errors.Is(ctx.Err(), context.Canceled) || errors.As(err, new(*RefusedError)) {
+		return false
+	}
+	return transient(err) || outOfTime
+}
+
+// abandon completes the launch hook with ABANDON for a boot that gave up on
+// a transient outage. inst is nil when the outage kept the boot from
+// learning who the instance is; abandon then tries for abandonGrace to
+// learn it, and the hook's name from the topology (or the last-good copy).
+func (a *Agent) abandon(ctx context.Context, res *BootResult, inst *nodeagent.Instance, cause error) (*BootResult, error) {
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.abandonGrace())
+	defer cancel()
+	a.Logger.Error("boot gave up: transient failures outlasted --deadline; completing the launch hook with ABANDON",
+		"deadline", a.Config.Deadline.D().String(), "error", cause.Error())
+	var doc Document
+	_, err := backoff.Retry(gctx, bootRetry, func(error) bool { return true }, func(ctx context.Context) error {
+		if inst == nil {
+			i, err := a.Metadata.Instance(ctx)
+			if err != nil {
+				return fmt.Errorf("discover instance: %w", err)
+			}
+			inst = &i
+		}
+		d, err := a.Fetch(ctx)
+		if err != nil {
+			return err
+		}
+		doc = d
+		return nil
+	})
+	if err != nil {
+		a.Logger.Error("launch hook not completed: the instance or its launch hook is still unknown; Auto Scaling applies the hook's default result when its heartbeat timeout passes",
+			"grace", a.abandonGrace().String(), "error", err.Error())
+		return res, fmt.Errorf("gave up at --deadline %s on a transient failure (the launch hook, if any, was not completed: %v): %w",
+			a.Config.Deadline.D(), err, cause)
+	}
+	h, ok := a.hookFor(*inst, doc)
+	if !ok {
+		return res, fmt.Errorf("gave up at --deadline %s on a transient failure: %w", a.Config.Deadline.D(), cause)
+	}
+	res.Lifecycle = nodeagent.LifecycleAbandon
+	if err := a.completeHook(h, nodeagent.LifecycleAbandon, true); err != nil {
+		return res, errors.Join(cause, err)
+	}
+	return res, fmt.Errorf("gave up at --deadline %s on a transient failure, launch hook completed with ABANDON so the group replaces this instance: %w",
+		a.Config.Deadline.D(), cause)
+}
+
+// transient reports whether err is a failure that may pass if the work is
+// tried again later: the adapters that know say so (metadata.Error,
+// source.Error); Auto Scaling's are classified by package lifecycle. A
+// refused document is never transient.
+func transient(err error) bool {
+	if err == nil || errors.As(err, new(*RefusedError)) {
+		return false
+	}
+	var t interface{ Transient() bool }
+	if errors.As(err, &t) {
+		return t.Transient()
+	}
+	return lifecycle.Transient(err)
 }
 
 // convergeLastGood is the answer to a refused document at boot: a node
@@ -223,21 +367,36 @@ func (a *Agent) startHeartbeats(ctx context.Context, h nodeagent.LifecycleHook) 
 	return func() { cancel(); <-done }
 }
 
-// completeHook completes a lifecycle action with its own short deadline, so
-// that an apply that ran out of time can still tell Auto Scaling.
-func (a *Agent) completeHook(h nodeagent.LifecycleHook, result string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// hookCompleteWithin bounds the completion of a lifecycle action, retries
+// of transient Auto Scaling failures included.
+const hookCompleteWithin = time.Minute
+
+// completeHook completes a lifecycle action with its own deadline, so that
+// an apply that ran out of time can still tell Auto Scaling; transient
+// failures (5xx, throttling) are retried with backoff until then. A launch
+// hook's completion is recorded in lifecycle.json, so that no later process
+// completes it again for this instance.
+func (a *Agent) completeHook(h nodeagent.LifecycleHook, result string, launch bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), hookCompleteWithin)
 	defer cancel()
-	err := a.Hooks.Complete(ctx, h, result)
+	_, err := backoff.Retry(ctx, bootRetry, lifecycle.Transient, func(ctx context.Context) error {
+		return a.Hooks.Complete(ctx, h, result)
+	})
+	record := func(result string) error {
+		if !launch {
+			return nil
+		}
+		return a.writeState("lifecycle.json", lifecycleRecord{Hook: h, Result: result, At: a.now().UTC()})
+	}
 	if errors.Is(err, lifecycle.ErrNoActiveAction) {
 		// The hook already timed out or was completed elsewhere: there is
 		// nothing left to tell Auto Scaling.
 		a.Logger.Warn("lifecycle hook has no active action; nothing to complete", "group", h.Group, "hook", h.Hook, "instance_id", h.InstanceID, "result", result)
-		return a.writeState("lifecycle.json", lifecycleRecord{Hook: h, Result: "none active", At: a.now().UTC()})
+		return record("none active")
 	}
 	if err != nil {
 		return fmt.Errorf("complete lifecycle hook %s of group %s with %s: %w", h.Hook, h.Group, result, err)
 	}
 	a.Logger.Info("lifecycle hook completed", "group", h.Group, "hook", h.Hook, "instance_id", h.InstanceID, "result", result)
-	return a.writeState("lifecycle.json", lifecycleRecord{Hook: h, Result: result, At: a.now().UTC()})
+	return record(result)
 }

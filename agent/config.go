@@ -200,11 +200,12 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// BootDeadline bounds a whole boot: every attempt with its own Deadline,
+// BootDeadline bounds a whole boot: one Deadline of retrying transient
+// failures of IMDS and the source, every attempt with its own Deadline,
 // plus the waits between attempts. cloud-init never waits longer.
 func (c Config) BootDeadline() time.Duration {
 	n := time.Duration(max(c.LaunchAttempts, 1))
-	return n*c.Deadline.D() + n*15*time.Second
+	return (n+1)*c.Deadline.D() + n*15*time.Second
 }
 
 // RequireTopology reports the missing topology URL the way an operator can

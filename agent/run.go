@@ -287,7 +287,7 @@ func (a *Agent) drain(w *worker, o RunOptions, why string) error {
 	var err error
 	if id := w.identity(); id != nil && id.TerminateHook != "" && a.Hooks != nil {
 		h := nodeagent.LifecycleHook{Group: id.Group, Hook: id.TerminateHook, InstanceID: w.instanceID()}
-		err = a.completeHook(h, nodeagent.LifecycleContinue)
+		err = a.completeHook(h, nodeagent.LifecycleContinue, false)
 	}
 	if o.Notifier != nil {
 		_ = o.Notifier.Notify("STOPPING=1")

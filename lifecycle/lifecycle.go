@@ -248,3 +248,10 @@ func Heartbeats(ctx context.Context, hooks nodeagent.LifecycleHooks, h nodeagent
 		}
 	}
 }
+
+// Transient reports whether a failed Auto Scaling call may succeed if made
+// again later: 5xx, throttling, ResourceContention, connection errors (the
+// calls Client retries itself, a bounded number of times).
+func Transient(err error) bool {
+	return err != nil && !errors.Is(err, ErrNoActiveAction) && retryables.IsErrorRetryable(err) == aws.TrueTernary
+}

@@ -75,6 +75,21 @@ func (e *Error) hint() string {
 	return ""
 }
 
+// Transient reports whether the read may succeed if tried again later:
+// IMDS answered 5xx or 429 (throttled), or did not answer at all (refused,
+// reset, timed out) while the caller still waited. 401, 403, 404 and
+// malformed values are permanent.
+func (e *Error) Transient() bool {
+	code := e.StatusCode()
+	switch {
+	case code >= 500 || code == http.StatusTooManyRequests:
+		return true
+	case code == 0:
+		return e.Attempts > 0 && e.ctxErr == nil
+	}
+	return false
+}
+
 // IsNotFound reports whether err is IMDS answering 404 for a path.
 func IsNotFound(err error) bool {
 	var e *Error

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -178,6 +179,24 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Transient reports whether the request may succeed if sent again later:
+// the server answered 5xx or 429 (S3's SlowDown is a 503), or there was no
+// answer at all because the connection was refused, reset or timed out.
+// 403, 404, a document too large, a missing file and a cancelled request
+// are permanent.
+func (e *Error) Transient() bool {
+	switch {
+	case e.Status >= 500 || e.Status == http.StatusTooManyRequests:
+		return true
+	case e.Status != 0 || !ctxAlive(e.Err):
+		return false
+	}
+	var ne net.Error
+	return errors.Is(e.Err, syscall.ECONNREFUSED) || errors.Is(e.Err, syscall.ECONNRESET) ||
+		errors.Is(e.Err, io.ErrUnexpectedEOF) || (errors.As(e.Err, &ne) && ne.Timeout()) ||
+		errors.As(e.Err, new(*net.OpError))
+}
 
 // IsNotFound reports whether err says the object or file does not exist.
 func IsNotFound(err error) bool {
