@@ -20,7 +20,8 @@ type RunOptions struct {
 	Metrics *Metrics
 	// Recheck asks for an immediate check of the source (SIGHUP).
 	Recheck <-chan struct{}
-	// Terminate asks the node to drain and exit (SIGTERM).
+	// Terminate asks the agent to stop (SIGTERM): it drains only when the
+	// instance is terminating (see Run).
 	Terminate <-chan struct{}
 	// Notifier receives WATCHDOG=1 pings and STOPPING=1; nil for none.
 	Notifier readiness.Notifier
@@ -50,10 +51,17 @@ type RunOptions struct {
 const DefaultLifecycleInterval = 15 * time.Second
 
 // Run applies at start, serves /ready, /live, /status and /metrics, and
-// re-applies whenever the topology changes, until the node is told to
-// terminate (SIGTERM or the lifecycle state Terminated): then it drains
-// and returns nil. A bad document is never applied; the node keeps the
-// last good state and reports the failure.
+// re-applies whenever the topology changes, until it is stopped. A bad
+// document is never applied; the node keeps the last good state and
+// reports the failure.
+//
+// Stop is not terminate. When the instance's target lifecycle state turns
+// Terminated, or a stop is asked for (SIGTERM: ctx ends or o.Terminate) and
+// IMDS, asked at once, says the instance is terminating, Run drains: 503
+// on the health path, --drain-time, the terminate hook, exit. Any other
+// stop (systemctl stop or restart, a package upgrade) exits at once and
+// leaves readiness, the health file and Auto Scaling alone, so the next
+// process resumes serving without the load balancer seeing a flap.
 func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics()
@@ -110,9 +118,9 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return a.drain(w, o, "stop requested (SIGTERM)")
+			return a.stop(w, o)
 		case <-o.Terminate:
-			return a.drain(w, o, "stop requested (SIGTERM)")
+			return a.stop(w, o)
 		case <-terminated:
 			w.rep.terminating()
 			return a.drain(w, o, "instance lifecycle state is Terminated")
@@ -256,6 +264,36 @@ func (a *Agent) watchLifecycle(ctx context.Context, every time.Duration) <-chan 
 		}
 	}()
 	return done
+}
+
+// stopLifecycleTimeout bounds the question "is this instance terminating?"
+// that a stop asks IMDS: systemd waits for the answer.
+const stopLifecycleTimeout = 3 * time.Second
+
+// stop answers SIGTERM: a drain when IMDS says the instance is terminating
+// (target lifecycle state Terminated, which it says from the start of the
+// termination, through the terminate hook's wait), otherwise a prompt exit
+// that changes nothing the load balancer or Auto Scaling sees. When IMDS
+// cannot answer in time the stop is taken as a plain stop: draining a node
+// that is only restarting would flap the load balancer, while a terminating
+// node's hook still completes by its own heartbeat timeout.
+func (a *Agent) stop(w *worker, o RunOptions) error {
+	ctx, cancel := context.WithTimeout(context.Background(), stopLifecycleTimeout)
+	state, err := a.Metadata.LifecycleState(ctx)
+	cancel()
+	if err == nil && state == "Terminated" {
+		return a.drain(w, o, "stop requested (SIGTERM) and the instance is terminating (target lifecycle state Terminated)")
+	}
+	attrs := []any{"lifecycle_state", state}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	a.Logger.Info("stop requested (SIGTERM) and the instance is not terminating: exiting without draining; readiness and the ELB health file stay for the next start", attrs...)
+	w.cancelAndWait()
+	if o.Notifier != nil {
+		_ = o.Notifier.Notify("STOPPING=1")
+	}
+	return nil
 }
 
 // drain takes the node out of service: readiness goes 503 first, then the

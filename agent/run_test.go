@@ -1013,9 +1013,12 @@ func TestRunDrains(t *testing.T) {
 		name    string
 		trigger func(e *runEnv)
 	}{
-		{"SIGTERM", func(e *runEnv) { close(e.terminate) }},
+		// A SIGTERM (o.Terminate, or the context) drains only an instance
+		// that IMDS says is terminating; the lifecycle watcher checks every
+		// 15 s by default, so the stop is what drains here.
+		{"SIGTERM while terminating", func(e *runEnv) { e.lifecycle.set("Terminated"); close(e.terminate) }},
 		{"lifecycle state Terminated", func(e *runEnv) { e.lifecycle.set("Terminated") }},
-		{"context ended", func(e *runEnv) { e.cancel() }},
+		{"context ended while terminating", func(e *runEnv) { e.lifecycle.set("Terminated"); e.cancel() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1069,6 +1072,61 @@ func TestRunDrains(t *testing.T) {
 			}
 			if got := e.metric("nodeagent_ready"); got != 0 {
 				t.Errorf("ready metric = %v after the drain, want 0", got)
+			}
+		})
+	}
+}
+
+// TestRunStopIsNotTerminate: a SIGTERM while IMDS says the instance is in
+// service (systemctl restart, a package upgrade), or cannot say, exits at
+// once without draining: no 503, the health file and the ready status stay
+// for the next process, no terminate hook.
+func TestRunStopIsNotTerminate(t *testing.T) {
+	tests := []struct {
+		name    string
+		state   func(context.Context) (string, error)
+		trigger func(e *runEnv)
+	}{
+		{"SIGTERM in service", nil, func(e *runEnv) { close(e.terminate) }},
+		{"context ended in service", nil, func(e *runEnv) { e.cancel() }},
+		{"SIGTERM with IMDS unreachable", func(context.Context) (string, error) {
+			return "", errors.New("metadata: get autoscaling/target-lifecycle-state: connection refused")
+		}, func(e *runEnv) { close(e.terminate) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &objectStore{}
+			// A drain time no test waits for: a drain would show.
+			e := newRunEnv(t, runSettings{Source: func(*runEnv) nodeagent.TopologySource { return store.source() }, DrainTime: time.Hour})
+			store.put(document{Serial: 1, Port: e.port}.bytes())
+			if tt.state != nil {
+				e.agent.Metadata.(*fakeMetadata).LifecycleStateFunc = tt.state
+			}
+			e.start()
+			e.waitApplied(1, 10*time.Second)
+			w := e.watchReady()
+			tt.trigger(e)
+			if err := e.wait(10 * time.Second); err != nil {
+				t.Errorf("Run = %v, want nil after a plain stop", err)
+			}
+			bad, _ := w.end()
+			for _, b := range bad {
+				if strings.HasPrefix(b, "503") {
+					t.Errorf("/ready answered %s during a plain stop", b)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(e.root, "var/lib/nodeagent/health/ready")); err != nil {
+				t.Errorf("ELB health file gone after a plain stop: %v", err)
+			}
+			st, err := readiness.ReadStatusFile(filepath.Join(e.root, "var/lib/nodeagent/status.json"))
+			if err != nil || !st.Ready || st.Draining {
+				t.Errorf("status.json after a plain stop: %+v, %v; want ready, not draining", st, err)
+			}
+			if got := e.hooks.list(); len(got) != 1 || !strings.Contains(got[0], testLaunchHook) {
+				t.Errorf("lifecycle actions = %q, want only the launch hook (no terminate hook on a plain stop)", got)
+			}
+			if got, want := e.events.all(), []string{"STOPPING=1"}; !equal(got, want) {
+				t.Errorf("events %q, want %q", got, want)
 			}
 		})
 	}

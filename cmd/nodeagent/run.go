@@ -23,11 +23,13 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		"Apply at start (completing the launch hook), then serve /ready, /live, /status and /metrics on\n"+
 			"--listen and re-apply whenever the topology changes: s3:// and https:// are polled with a\n"+
 			"conditional GET every --poll-interval, file:// is watched. SIGHUP re-checks at once. A bad\n"+
-			"document is never applied: the node keeps serving its last good state and reports it. On\n"+
-			"SIGTERM, or when the instance's lifecycle state becomes Terminated, the node drains:\n"+
-			"/ready and the ELB health path go 503, it waits --drain-time, completes the terminate hook\n"+
-			"and exits 0. When the topology names fleet.reports, the node writes its report there after\n"+
-			"every apply outcome, on drain and every --report-interval.",
+			"document is never applied: the node keeps serving its last good state and reports it. When\n"+
+			"the instance's lifecycle state becomes Terminated, or on SIGTERM while IMDS says it is\n"+
+			"terminating, the node drains: /ready and the ELB health path go 503, it waits --drain-time,\n"+
+			"completes the terminate hook and exits 0. Any other SIGTERM (systemctl stop or restart, a\n"+
+			"package upgrade) exits at once and leaves the node in service for the next start. When the\n"+
+			"topology names fleet.reports, the node writes its report there after every apply outcome,\n"+
+			"on drain and every --report-interval.",
 		"nodeagent run --topology s3://fleet-config/topology.json")
 	common := registerCommon(fs)
 	if err := parse(fs, args); err != nil {
