@@ -112,10 +112,13 @@ type PHPSettings struct {
 // SmokeCheck is an HTTP check run through the local Apache with the
 // product's Host header.
 type SmokeCheck struct {
-	Name         string `json:"name"`
-	Path         string `json:"path"`
-	Status       int    `json:"status,omitempty"` // default 200
-	Contains     string `json:"contains,omitempty"`
+	Name     string `json:"name"`
+	Path     string `json:"path"`
+	Status   int    `json:"status,omitempty"` // default 200; a redirect (301, 302, …) is a status like any other: never followed
+	Contains string `json:"contains,omitempty"`
+	// Location is the Location header a redirect must carry (only with a
+	// 3xx status), e.g. "https://www.shop.example/".
+	Location     string `json:"location,omitempty"`
 	MaxLatencyMS int    `json:"max_latency_ms,omitempty"`
 }
 

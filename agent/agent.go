@@ -57,8 +57,8 @@ type Agent struct {
 	Readiness *readiness.State
 	Logger    *slog.Logger
 	Now       func() time.Time
-	// HTTPClient is used by smoke checks; nil means a client with a short
-	// timeout.
+	// HTTPClient is used by smoke checks; nil means smoke.NewHTTPClient
+	// (no redirects followed, no proxy, a 10 s bound per request).
 	HTTPClient *http.Client
 
 	// swept: this process has swept the temp files dead processes left
@@ -601,12 +601,9 @@ func (a *Agent) Smoke(ctx context.Context, d *nodeagent.Desired) []smoke.Result 
 	return smoke.Run(ctx, checks, smoke.RunOptions{Deadline: a.Config.SmokeDeadline.D(), Backoff: 100 * time.Millisecond, Logger: a.Logger})
 }
 
-func (a *Agent) httpClient() *http.Client {
-	if a.HTTPClient != nil {
-		return a.HTTPClient
-	}
-	return &http.Client{Timeout: 10 * time.Second}
-}
+// httpClient is the smoke checks' client; nil lets package smoke use its
+// own (smoke.NewHTTPClient), shared by every apply.
+func (a *Agent) httpClient() *http.Client { return a.HTTPClient }
 
 func releaseOf(d *nodeagent.Desired, product string) *nodeagent.Release {
 	for _, p := range d.Products {

@@ -30,6 +30,7 @@ func ForNode(d *nodeagent.Desired, c *http.Client) []Check {
 				Path:       sc.Path,
 				Status:     cmp.Or(sc.Status, DefaultStatus),
 				Contains:   sc.Contains,
+				Location:   sc.Location,
 				MaxLatency: time.Duration(sc.MaxLatencyMS) * time.Millisecond,
 				Client:     c,
 			})

@@ -44,10 +44,12 @@ type Check interface {
 
 // HTTPCheck requests BaseURL+Path with the Host header set to Host and
 // asserts the status code (0 means DefaultStatus), that the body contains
-// Contains (when set), and that the answer took at most MaxLatency (when
-// set). A nil Client means one that does not follow redirects, so a check
-// sees exactly what Apache answers (a check may expect a 301); the caller's
-// context bounds the request.
+// Contains (when set), that a redirect points at Location (when set), and
+// that the answer took at most MaxLatency (when set). Redirects are never
+// followed, whatever Client says, so a check sees exactly what Apache
+// answers (a check may expect a 301) and never passes against the host a
+// redirect names. A nil Client means NewHTTPClient(DefaultAttemptTimeout);
+// the caller's context bounds the request too.
 type HTTPCheck struct {
 	CheckName  string
 	BaseURL    string // http://127.0.0.1:80
@@ -55,6 +57,7 @@ type HTTPCheck struct {
 	Path       string // /
 	Status     int
 	Contains   string
+	Location   string
 	MaxLatency time.Duration
 	Client     *http.Client
 }
@@ -83,7 +86,11 @@ func (c *HTTPCheck) Run(ctx context.Context) error {
 	}
 	client := c.Client
 	if client == nil {
-		client = noRedirects
+		client = defaultClient
+	} else if client.CheckRedirect == nil {
+		cc := *client
+		cc.CheckRedirect = noFollow
+		client = &cc
 	}
 
 	start := time.Now()
@@ -105,6 +112,9 @@ func (c *HTTPCheck) Run(ctx context.Context) error {
 	var problems []string
 	if resp.StatusCode != want {
 		problems = append(problems, fmt.Sprintf("want status %d, got %d", want, resp.StatusCode))
+	}
+	if c.Location != "" && resp.Header.Get("Location") != c.Location {
+		problems = append(problems, fmt.Sprintf("want Location %q, got %q", c.Location, resp.Header.Get("Location")))
 	}
 	if c.Contains != "" && !bytes.Contains(body, []byte(c.Contains)) {
 		problems = append(problems, fmt.Sprintf("want body containing %q, not found", c.Contains))
@@ -128,9 +138,30 @@ func excerpt(b []byte) string {
 	return string(b[:bodyExcerpt]) + "…"
 }
 
-var noRedirects = &http.Client{
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// NewHTTPClient is the client smoke checks use. It follows no redirects
+// (a check sees Apache's own answer; a redirect to the public name must not
+// make a check pass against another host), uses no proxy (the checks are of
+// this node's services, which HTTP_PROXY or HTTPS_PROXY would route
+// elsewhere), and bounds each request, dial and headers included, with
+// timeout.
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout}
+	return &http.Client{
+		Timeout:       timeout,
+		CheckRedirect: noFollow,
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			ResponseHeaderTimeout: timeout,
+			MaxIdleConns:          8,
+			IdleConnTimeout:       30 * time.Second,
+		},
+	}
 }
+
+func noFollow(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+var defaultClient = NewHTTPClient(DefaultAttemptTimeout)
 
 // PHPProbe is the check that PHP executes for a product: the probe page,
 // served through the product's vhost and pool, must answer 200 with

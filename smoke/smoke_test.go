@@ -536,3 +536,56 @@ func TestMemcachedCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPCheckRedirects: a redirect is the answer a check sees, never
+// followed, whatever client the check was given: a check expecting 301 (and
+// its Location) passes, a check expecting 200 on a redirecting path fails
+// without reaching the host the redirect names.
+func TestHTTPCheckRedirects(t *testing.T) {
+	var followed atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		followed.Add(1)
+		fmt.Fprintln(w, "Welcome (the old fleet)")
+	}))
+	defer elsewhere.Close()
+	apache := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/", http.StatusMovedPermanently)
+	}))
+	defer apache.Close()
+
+	following := &http.Client{Timeout: 5 * time.Second} // follows redirects by default
+	for _, client := range []*http.Client{nil, following} {
+		expect301 := &smoke.HTTPCheck{CheckName: "tls", BaseURL: apache.URL, Path: "/", Status: 301, Location: elsewhere.URL + "/", Client: client}
+		if err := expect301.Run(t.Context()); err != nil {
+			t.Errorf("check expecting 301 to %s/: %v", elsewhere.URL, err)
+		}
+		wrongPlace := &smoke.HTTPCheck{CheckName: "tls", BaseURL: apache.URL, Path: "/", Status: 301, Location: "https://www.shop.example/", Client: client}
+		if err := wrongPlace.Run(t.Context()); err == nil || !strings.Contains(err.Error(), `want Location "https://www.shop.example/"`) {
+			t.Errorf("check expecting another Location: %v, want a Location mismatch", err)
+		}
+		expect200 := &smoke.HTTPCheck{CheckName: "home", BaseURL: apache.URL, Path: "/", Contains: "Welcome", Client: client}
+		if err := expect200.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "want status 200, got 301") {
+			t.Errorf("check expecting 200 on a redirecting path: %v, want it to fail on the 301", err)
+		}
+	}
+	if n := followed.Load(); n != 0 {
+		t.Errorf("the redirect target was requested %d times, want never", n)
+	}
+}
+
+// TestHTTPClientUsesNoProxy: the smoke client's transport has no Proxy
+// function, so HTTP_PROXY never routes a check away from this node's
+// Apache. (A request cannot show it on loopback: Go never proxies
+// 127.0.0.1 or localhost.) Each request is bounded by the client timeout.
+func TestHTTPClientUsesNoProxy(t *testing.T) {
+	c := smoke.NewHTTPClient(3 * time.Second)
+	if tr, ok := c.Transport.(*http.Transport); !ok || tr.Proxy != nil {
+		t.Fatalf("smoke client transport %T, want an *http.Transport with no Proxy function", c.Transport)
+	}
+	if c.Timeout != 3*time.Second {
+		t.Errorf("smoke client timeout %s, want the per-request bound 3s", c.Timeout)
+	}
+	if c.CheckRedirect == nil {
+		t.Error("smoke client follows redirects")
+	}
+}

@@ -374,6 +374,20 @@ func TestLoadInvalid(t *testing.T) {
 			},
 		},
 		{
+			name: "smoke checks: location without a redirect status, location with a space",
+			mutate: func(t *testing.T, d doc) {
+				d.set(t, []any{
+					map[string]any{"name": "home", "path": "/", "location": "https://www.shop.example/"},
+					map[string]any{"name": "tls", "path": "/", "status": 301, "location": "https://www.shop.example/a b"},
+					map[string]any{"name": "moved", "path": "/old", "status": 302, "location": "/new"},
+				}, "products", "shop", "smoke")
+			},
+			want: []problem{
+				{"products.shop.smoke[0].location", "set status to a 3xx code such as 301 (status is 200)"},
+				{"products.shop.smoke[1].location", "no whitespace"},
+			},
+		},
+		{
 			name:   "health path without a slash",
 			mutate: func(t *testing.T, d doc) { d.set(t, "health", "health", "path") },
 			want:   []problem{{"health.path", "must start with /"}},

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -650,6 +651,14 @@ func (v *validator) smoke(p string, checks []nodeagent.SmokeCheck) {
 		}
 		if !controlFree(c.Contains) {
 			v.add(join(cp, "contains"), "must not contain control characters")
+		}
+		if c.Location != "" {
+			switch {
+			case c.Status < 300 || c.Status > 399:
+				v.add(join(cp, "location"), "is the Location header of a redirect: set status to a 3xx code such as 301 (status is %d)", cmp.Or(c.Status, 200))
+			case !controlFree(c.Location) || strings.ContainsFunc(c.Location, unicode.IsSpace):
+				v.add(join(cp, "location"), "must contain no whitespace or control characters, got %s", show(c.Location))
+			}
 		}
 		if c.MaxLatencyMS < 0 || c.MaxLatencyMS > MaxLatencyMS {
 			v.add(join(cp, "max_latency_ms"), "must be 0 (no limit) up to %d, got %d", MaxLatencyMS, c.MaxLatencyMS)
