@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
@@ -193,4 +194,126 @@ func TestUnitName(t *testing.T) {
 			t.Errorf("UnitName(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// connFake is a fakeConn that can say it lost its bus.
+type connFake struct {
+	fakeConn
+	lost bool
+}
+
+func (c *connFake) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.lost
+}
+
+// dialer hands out the given connections in turn and records the context
+// each was dialled on.
+type dialer struct {
+	mu     sync.Mutex
+	conns  []*connFake
+	ctxs   []context.Context
+	closed int
+}
+
+func (d *dialer) dial(ctx context.Context) (service.Conn, func(), error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.ctxs) == len(d.conns) {
+		return nil, nil, errors.New("no bus")
+	}
+	c := d.conns[len(d.ctxs)]
+	d.ctxs = append(d.ctxs, ctx)
+	return c, func() { d.mu.Lock(); d.closed++; d.mu.Unlock() }, nil
+}
+
+// TestSystemdOwnsItsConnection: the connection is not bound to the context
+// of whoever made the driver (an apply), so a reload on another context
+// (the undo's own deadline) still goes through it.
+func TestSystemdOwnsItsConnection(t *testing.T) {
+	d := &dialer{conns: []*connFake{{fakeConn: fakeConn{result: "done"}}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := service.NewSystemdDialer(ctx, d.dial, time.Minute)
+	if err != nil {
+		t.Fatalf("NewSystemdDialer: %v", err)
+	}
+	cancel() // the apply that built the driver ends
+	if err := d.ctxs[0].Err(); err != nil {
+		t.Fatalf("the connection's context ended with its creator's: %v", err)
+	}
+	undo, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	if err := s.Reload(undo, "apache2"); err != nil {
+		t.Errorf("reload after the creating context ended: %v", err)
+	}
+	if len(d.ctxs) != 1 {
+		t.Errorf("dialled %d times, want once", len(d.ctxs))
+	}
+	s.Close()
+	if d.closed != 1 || d.ctxs[0].Err() == nil {
+		t.Errorf("Close: %d connections closed, context %v; want the one closed and its context ended", d.closed, d.ctxs[0].Err())
+	}
+}
+
+// TestSystemdReconnects: after D-Bus restarts, a call that finds the
+// connection closed is made again on a new one, and a connection that says
+// it is no longer connected is replaced before the call.
+func TestSystemdReconnects(t *testing.T) {
+	first := &connFake{fakeConn: fakeConn{result: "done"}}
+	second := &connFake{fakeConn: fakeConn{result: "done"}}
+	third := &connFake{fakeConn: fakeConn{result: "done"}}
+	d := &dialer{conns: []*connFake{first, second, third}}
+	s, err := service.NewSystemdDialer(context.Background(), d.dial, time.Minute)
+	if err != nil {
+		t.Fatalf("NewSystemdDialer: %v", err)
+	}
+
+	first.mu.Lock()
+	first.jobErr = dbus.ErrClosed // the bus went away under an open connection
+	first.mu.Unlock()
+	if err := s.Reload(context.Background(), "php8.2-fpm"); err != nil {
+		t.Fatalf("reload after D-Bus restarted: %v", err)
+	}
+	if diff := cmp.Diff([]call{{"ReloadUnit", "php8.2-fpm.service", "replace"}}, second.calls); diff != "" {
+		t.Errorf("calls on the new connection (-want +got):\n%s", diff)
+	}
+
+	second.mu.Lock()
+	second.lost = true
+	second.mu.Unlock()
+	if err := s.Restart(context.Background(), "memcached"); err != nil {
+		t.Fatalf("restart after the connection said it was lost: %v", err)
+	}
+	if diff := cmp.Diff([]call{{"RestartUnit", "memcached.service", "replace"}}, third.calls); diff != "" {
+		t.Errorf("calls on the third connection (-want +got):\n%s", diff)
+	}
+	if len(second.calls) != 1 {
+		t.Errorf("the lost connection got %d calls, want only the first reload", len(second.calls))
+	}
+	if len(d.ctxs) != 3 || d.closed != 2 {
+		t.Errorf("%d dials and %d closes, want 3 and 2 (each replaced connection closed)", len(d.ctxs), d.closed)
+	}
+}
+
+// TestSystemdDialTimeout: a system bus that does not answer fails the dial
+// after DialTimeout, exactly.
+func TestSystemdDialTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		hung := func(ctx context.Context) (service.Conn, func(), error) {
+			<-release
+			return &connFake{}, func() {}, nil
+		}
+		start := time.Now()
+		_, err := service.NewSystemdDialer(context.Background(), hung, 7*time.Second)
+		if err == nil || !strings.Contains(err.Error(), "no answer from the system bus") || !strings.Contains(err.Error(), "7s") {
+			t.Errorf("dial of a hung bus: %v, want a timeout naming 7s", err)
+		}
+		if took := time.Since(start); took != 7*time.Second {
+			t.Errorf("dial gave up after %s, want 7s", took)
+		}
+		close(release)
+		synctest.Wait()
+	})
 }
