@@ -238,7 +238,7 @@ func (a *Agent) discoverRetrying(ctx context.Context) (nodeagent.Instance, Fetch
 	if !known {
 		return inst, fr, err
 	}
-	if fr.Err != nil {
+	if fr.Err != nil && err != nil {
 		fr.Err = err // the last error, and why the retries stopped
 	}
 	return inst, fr, nil

@@ -146,10 +146,17 @@ func TestLaunchToInService(t *testing.T) {
 		web.checkLaunchHook(t, "CONTINUE")
 	})
 
-	t.Run("run serves /ready and drains on SIGTERM", func(t *testing.T) {
+	t.Run("run serves /ready and drains on SIGTERM while terminating", func(t *testing.T) {
+		// The same instance, being terminated: its metadata says the
+		// target lifecycle state is Terminated after a second. (A SIGTERM
+		// while it says InService is a plain stop: TestRunRestartIsNotTerminate.)
+		terminating := harness.StartIMDS(t, harness.IMDSConfig{
+			InstanceID: web.instanceID, PrivateIP: web.ip, AZ: "us-east-1a", InstanceType: "t3.small", Group: webGroup,
+			TerminateAfter: time.Second,
+		})
 		var stdout, stderr bytes.Buffer
 		cmd := exec.Command(nodeagentBin, "run", "--config", web.config, "--drain-time", "1s")
-		cmd.Env = web.env
+		cmd.Env = withEnv(web.env, "AWS_EC2_METADATA_SERVICE_ENDPOINT", terminating.URL)
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -165,6 +172,7 @@ func TestLaunchToInService(t *testing.T) {
 		})
 
 		eventually(t, 60*time.Second, "http://"+web.listen+"/ready", web.listen, 200, "")
+		time.Sleep(1500 * time.Millisecond) // past TerminateAfter
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
