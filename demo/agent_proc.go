@@ -124,7 +124,8 @@ func agentEnv(env []string) []string {
 	return out
 }
 
-// stop ends the agent: SIGTERM (it drains), then SIGKILL after wait.
+// stop ends the agent: SIGTERM (it drains only when its metadata says the
+// instance is terminating), then SIGKILL after wait.
 func (a *agent) stop(wait time.Duration) error {
 	select {
 	case <-a.exited:

@@ -243,7 +243,7 @@ func TestRunRestartIsNotTerminate(t *testing.T) {
 	sampler := web.sampleHealth(2 * time.Minute)
 	time.Sleep(200 * time.Millisecond)
 	took := first.stop(t, 30*time.Second)
-	if strings.Contains(first.stderr.String(), "draining") {
+	if strings.Contains(first.stderr.String(), "msg=draining") {
 		t.Errorf("run drained on a plain stop:\n%s", first.stderr)
 	}
 	second := web.startRun(t, "--drain-time", "5m")

@@ -324,7 +324,8 @@ func (f *fleet) startNode(role string, i int, terminateAfter time.Duration) *nod
 	return n
 }
 
-// stop sends SIGTERM (the agent drains, then exits) and waits, then kills.
+// stop sends SIGTERM (a plain stop: the agent exits without draining unless
+// its metadata says Terminated) and waits, then kills.
 func (n *node) stop() {
 	select {
 	case <-n.exited:
@@ -341,7 +342,7 @@ func (n *node) stop() {
 	<-n.exited
 }
 
-// stopAll stops every agent at once (each drains for the drain time).
+// stopAll stops every agent at once.
 func (f *fleet) stopAll() {
 	var wg sync.WaitGroup
 	for _, n := range f.all() {
