@@ -99,11 +99,16 @@ var bootRetry = backoff.Policy{Base: time.Second, Max: 30 * time.Second}
 
 // abandonGrace bounds what a boot that gave up still does to complete its
 // launch hook with ABANDON: learn the instance id and the hook's name when
-// the outage kept them from it (at most one more --deadline). Without them
-// the hook is left to its own heartbeat timeout and default result.
+// the outage kept them from it (until at most one more --deadline after the
+// retry window). Without them the hook is left to its own heartbeat timeout
+// and default result.
 const abandonGrace = 30 * time.Second
 
 func (a *Agent) abandonGrace() time.Duration { return min(abandonGrace, a.Config.Deadline.D()) }
+
+// graceRetry spaces the tries within abandonGrace: short, so that the
+// moment the outage ends is not missed by a long backoff step.
+var graceRetry = backoff.Policy{Base: 500 * time.Millisecond, Max: 2 * time.Second}
 
 // Boot converges the node and, when its group has a launch hook that has
 // not been completed yet, completes it: CONTINUE once the node is ready,
@@ -117,13 +122,16 @@ func (a *Agent) abandonGrace() time.Duration { return min(abandonGrace, a.Config
 // instance) completes nothing.
 func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 	res := &BootResult{}
+	// ABANDON, if it comes to that, is sent at the latest one grace after
+	// the retry window ends.
+	graceUntil := time.Now().Add(a.Config.Deadline.D() + a.abandonGrace())
 	wctx, cancelWindow := context.WithTimeout(ctx, a.Config.Deadline.D())
 	inst, first, err := a.discoverRetrying(wctx)
 	outOfTime := wctx.Err() != nil
 	cancelWindow()
 	if err != nil {
 		if a.mayAbandon(ctx, err, outOfTime) {
-			return a.abandon(ctx, res, nil, err)
+			return a.abandon(ctx, res, nil, err, graceUntil)
 		}
 		return nil, err
 	}
@@ -185,7 +193,7 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 	stopHeartbeats()
 
 	if hook == nil && gaveUp {
-		return a.abandon(ctx, res, &inst, lastErr)
+		return a.abandon(ctx, res, &inst, lastErr, graceUntil)
 	}
 	if hook != nil && (lastErr == nil || !errors.Is(ctx.Err(), context.Canceled)) {
 		result := nodeagent.LifecycleContinue
@@ -267,15 +275,15 @@ func (a *Agent) mayAbandon(ctx context.Context, err error, outOfTime bool) bool 
 
 // abandon completes the launch hook with ABANDON for a boot that gave up on
 // a transient outage. inst is nil when the outage kept the boot from
-// learning who the instance is; abandon then tries for abandonGrace to
-// learn it, and the hook's name from the topology (or the last-good copy).
-func (a *Agent) abandon(ctx context.Context, res *BootResult, inst *nodeagent.Instance, cause error) (*BootResult, error) {
-	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.abandonGrace())
+// learning who the instance is; abandon then tries until until to learn it,
+// and the hook's name from the topology (or the last-good copy).
+func (a *Agent) abandon(ctx context.Context, res *BootResult, inst *nodeagent.Instance, cause error, until time.Time) (*BootResult, error) {
+	gctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	defer cancel()
 	a.Logger.Error("boot gave up: transient failures outlasted --deadline; completing the launch hook with ABANDON",
 		"deadline", a.Config.Deadline.D().String(), "error", cause.Error())
 	var doc Document
-	_, err := backoff.Retry(gctx, bootRetry, func(error) bool { return true }, func(ctx context.Context) error {
+	_, err := backoff.Retry(gctx, graceRetry, func(error) bool { return true }, func(ctx context.Context) error {
 		if inst == nil {
 			i, err := a.Metadata.Instance(ctx)
 			if err != nil {

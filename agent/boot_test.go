@@ -8,12 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/agent"
 	"github.com/nodeagent/nodeagent/hostfs"
+	"github.com/nodeagent/nodeagent/metadata"
+	"github.com/nodeagent/nodeagent/source"
 )
 
 // discoverAndFetchAgent is an agent with only what DiscoverAndFetch uses:
@@ -106,5 +110,135 @@ func TestDiscoverAndFetchCancelsTheFetchWhenDiscoveryFails(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "last-good") {
 		t.Errorf("the log announces the last-good copy:\n%s", logs.String())
+	}
+}
+
+// bootAgent is an agent with what a boot that never gets as far as an
+// apply uses: metadata, a source, the state dir and the lifecycle hooks.
+func bootAgent(t *testing.T, md *fakeMetadata, src *fakeSource, hooks *fakeHooks, deadline time.Duration) *agent.Agent {
+	t.Helper()
+	var logs bytes.Buffer
+	a := discoverAndFetchAgent(t, md, src, &logs)
+	a.Config.Deadline = agent.Duration(deadline)
+	a.Config.LaunchAttempts = 1
+	a.Hooks = hooks
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agent log:\n%s", logs.String())
+		}
+	})
+	return a
+}
+
+var (
+	imds503    = &metadata.Error{Path: metadata.PathInstanceID, Endpoint: "http://169.254.169.254", Attempts: 5, Status: 503, Err: errors.New("503 Service Unavailable")}
+	imds403    = &metadata.Error{Path: metadata.PathInstanceID, Endpoint: "http://169.254.169.254", Attempts: 1, Status: 403, Err: errors.New("403 Forbidden")}
+	s3SlowDown = &source.Error{URL: "s3://fleet/topology.json", Status: 503, Err: errors.New("api error SlowDown")}
+	s3Denied   = &source.Error{URL: "s3://fleet/topology.json", Status: 403, Err: errors.New("api error AccessDenied")}
+)
+
+func testInstance() nodeagent.Instance {
+	return nodeagent.Instance{ID: testInstanceID, PrivateIP: "10.0.1.10", AZ: "us-east-1a", Region: "us-east-1", Group: testGroup,
+		MemoryBytes: 4 << 30, OSFamily: nodeagent.OSDebian, OSID: "debian", PHPVersion: testPHPVersion}
+}
+
+// TestBootPermanentFailuresFailAtOnce: 403 from IMDS or S3 is not retried,
+// and no launch hook is completed.
+func TestBootPermanentFailuresFailAtOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		imds    error
+		s3      error
+		wantErr error
+	}{
+		{"IMDS 403", imds403, nil, imds403},
+		{"S3 403", nil, s3Denied, s3Denied},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var discoveries, fetches atomic.Int32
+			md := &fakeMetadata{InstanceFunc: func(context.Context) (nodeagent.Instance, error) {
+				discoveries.Add(1)
+				if tt.imds != nil {
+					return nodeagent.Instance{}, tt.imds
+				}
+				return testInstance(), nil
+			}}
+			src := &fakeSource{Name: "s3://fleet/topology.json", FetchFunc: func(context.Context, string) (nodeagent.Fetched, error) {
+				fetches.Add(1)
+				if tt.s3 != nil {
+					return nodeagent.Fetched{}, tt.s3
+				}
+				return nodeagent.Fetched{Body: document{Serial: 1, Port: 80}.bytes()}, nil
+			}}
+			hooks := &fakeHooks{}
+			a := bootAgent(t, md, src, hooks, time.Hour)
+			_, err := a.Boot(t.Context())
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Boot = %v, want %v", err, tt.wantErr)
+			}
+			if discoveries.Load() != 1 || fetches.Load() > 1 {
+				t.Errorf("%d discoveries and %d fetches, want one each at most (no retry of a permanent failure)", discoveries.Load(), fetches.Load())
+			}
+			if got := hooks.list(); len(got) != 0 {
+				t.Errorf("lifecycle actions %q, want none", got)
+			}
+		})
+	}
+}
+
+// TestBootTransientOutageOutlastsTheDeadline: IMDS, then S3, answer 503
+// for 15 s; with a 10 s deadline the boot gives up, learns the instance and
+// the hook once they answer again, within the grace of one more deadline,
+// and completes the launch hook with ABANDON exactly once. On exact time.
+func TestBootTransientOutageOutlastsTheDeadline(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		imdsDown bool
+	}{{"IMDS", true}, {"S3", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				back := time.Now().Add(15 * time.Second)
+				var discoveries, fetches atomic.Int32
+				md := &fakeMetadata{InstanceFunc: func(context.Context) (nodeagent.Instance, error) {
+					discoveries.Add(1)
+					if tt.imdsDown && time.Now().Before(back) {
+						return nodeagent.Instance{}, imds503
+					}
+					return testInstance(), nil
+				}}
+				src := &fakeSource{Name: "s3://fleet/topology.json", FetchFunc: func(context.Context, string) (nodeagent.Fetched, error) {
+					fetches.Add(1)
+					if !tt.imdsDown && time.Now().Before(back) {
+						return nodeagent.Fetched{}, s3SlowDown
+					}
+					return nodeagent.Fetched{Body: document{Serial: 1, Port: 80}.bytes()}, nil
+				}}
+				hooks := &fakeHooks{}
+				a := bootAgent(t, md, src, hooks, 10*time.Second)
+				start := time.Now()
+				res, err := a.Boot(t.Context())
+				if err == nil || !strings.Contains(err.Error(), "ABANDON") {
+					t.Errorf("Boot = %v, want it to say it abandoned", err)
+				}
+				if res == nil || res.Lifecycle != nodeagent.LifecycleAbandon {
+					t.Errorf("result %+v, want the launch hook ABANDONed", res)
+				}
+				want := []string{testGroup + "/" + testLaunchHook + "/" + testInstanceID + " ABANDON"}
+				if got := hooks.list(); !equal(got, want) {
+					t.Errorf("lifecycle actions %q, want %q", got, want)
+				}
+				if took := time.Since(start); took < 15*time.Second || took > 20*time.Second {
+					t.Errorf("Boot returned after %s, want after the outage (15s) and within the deadline and its grace (20s)", took)
+				}
+				if discoveries.Load() < 2 && fetches.Load() < 2 {
+					t.Errorf("%d discoveries, %d fetches: the outage was not retried", discoveries.Load(), fetches.Load())
+				}
+				// The launch hook is done for this instance: recorded, so no
+				// later process completes it again.
+				if b, err := os.ReadFile(a.FS.Path("/var/lib/nodeagent/lifecycle.json")); err != nil || !strings.Contains(string(b), testInstanceID) || !strings.Contains(string(b), "ABANDON") {
+					t.Errorf("lifecycle.json = %s, %v; want the ABANDON of %s recorded", b, err, testInstanceID)
+				}
+			})
+		})
 	}
 }
