@@ -143,9 +143,9 @@ func (b *lockedBuf) String() string {
 	return b.b.String()
 }
 
-// startRun starts `nodeagent run` for n; the test's cleanup kills it if it
+// runInBackground starts `nodeagent run` for n; the test's cleanup kills it if it
 // is still running.
-func (n *node) startRun(t *testing.T, args ...string) *agentProc {
+func (n *node) runInBackground(t *testing.T, args ...string) *agentProc {
 	t.Helper()
 	p := &agentProc{stderr: &lockedBuf{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(nodeagentBin, append([]string{"run", "--config", n.config}, args...)...)
@@ -238,7 +238,7 @@ func TestRunRestartIsNotTerminate(t *testing.T) {
 	_, _, web := converge(t, buildRelease(t, "shop", "2026.05.02-1"))
 	web.checkLaunchHook(t, nodeagent.LifecycleContinue)
 	// A drain time far longer than the test waits: a drain would show.
-	first := web.startRun(t, "--drain-time", "5m")
+	first := web.runInBackground(t, "--drain-time", "5m")
 	eventually(t, 60*time.Second, "http://"+web.listen+"/ready", web.listen, 200, "")
 
 	sampler := web.sampleHealth(2 * time.Minute)
@@ -247,7 +247,7 @@ func TestRunRestartIsNotTerminate(t *testing.T) {
 	if strings.Contains(first.stderr.String(), "msg=draining") {
 		t.Errorf("run drained on a plain stop:\n%s", first.stderr)
 	}
-	second := web.startRun(t, "--drain-time", "5m")
+	second := web.runInBackground(t, "--drain-time", "5m")
 	eventually(t, 60*time.Second, "http://"+web.listen+"/ready", web.listen, 200, "")
 	time.Sleep(500 * time.Millisecond)
 	bad, samples := sampler.stop()
@@ -324,7 +324,7 @@ func TestRebootIsNotReady(t *testing.T) {
 	proxy := harness.StartFaultProxy(t, web.imds.URL)
 	web.env = withEnv(web.env, "AWS_EC2_METADATA_SERVICE_ENDPOINT", proxy.URL)
 	proxy.FailFor(6 * time.Second)
-	p := web.startRun(t)
+	p := web.runInBackground(t)
 
 	// Once the agent is asking IMDS, it is past its start and has judged
 	// the recorded readiness: a 503 from here until the apply passes.
