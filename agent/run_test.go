@@ -1073,6 +1073,11 @@ func TestRunDrains(t *testing.T) {
 			if got := e.metric("nodeagent_ready"); got != 0 {
 				t.Errorf("ready metric = %v after the drain, want 0", got)
 			}
+			// lifecycle.json still says the launch hook was completed: a
+			// later start must never complete it again.
+			if rec := e.read("var/lib/nodeagent/lifecycle.json"); !strings.Contains(rec, testLaunchHook) || strings.Contains(rec, testTermHook) {
+				t.Errorf("lifecycle.json after the drain:\n%s\nwant the launch hook's record, not the terminate hook's", rec)
+			}
 		})
 	}
 }
