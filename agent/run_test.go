@@ -1123,7 +1123,7 @@ func TestRunStopIsNotTerminate(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(e.root, "var/lib/nodeagent/health/ready")); err != nil {
 				t.Errorf("ELB health file gone after a plain stop: %v", err)
 			}
-			st, err := readiness.ReadStatusFile(filepath.Join(e.root, "var/lib/nodeagent/status.json"))
+			st, err := readiness.ReadStatusFile(e.root, "/var/lib/nodeagent/status.json")
 			if err != nil || !st.Ready || st.Draining {
 				t.Errorf("status.json after a plain stop: %+v, %v; want ready, not draining", st, err)
 			}
