@@ -120,12 +120,14 @@ func testPanel(t *testing.T, f *lightFleet, drained *lightNode) {
 		t.Errorf("a report's HTML reached the DOM as markup (injected %v, %v); row text %q", injected, err, text)
 	}
 
-	// Drain one agent (SIGTERM; --drain-time 0): its drain report is
-	// written before it exits. Count the page's loads from then on.
+	// Drain one agent (its metadata says Terminated, then SIGTERM;
+	// --drain-time 0): its drain report is written before it exits. Count
+	// the page's loads from then on.
 	sel := `#nodes tbody tr[data-id="` + drained.instanceID + `"]`
 	if v := attr(t, ctx, sel, "data-ready"); v != "true" {
 		t.Fatalf("%s row data-ready=%q before the drain, want true", drained.name, v)
 	}
+	drained.terminate()
 	drained.signal(syscall.SIGTERM)
 	loadsAt := pageLoads(t, ctx)
 	waitFor(t, 15*time.Second, drained.name+" shown not ready", func() bool { return attr(t, ctx, sel, "data-ready") == "false" })

@@ -7,12 +7,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +61,35 @@ type lightNode struct {
 	log        string
 	cmd        *exec.Cmd
 	exited     chan struct{}
+	// terminating makes the node's metadata say its target lifecycle state
+	// is Terminated (see terminate).
+	terminating atomic.Bool
+}
+
+// terminate makes the node's instance metadata say the instance is being
+// terminated, as Auto Scaling does before it stops the instance: a SIGTERM
+// after this drains the node (a SIGTERM alone is a plain stop).
+func (n *lightNode) terminate() { n.terminating.Store(true) }
+
+// lifecycleSwitch is the node's IMDS as the agent sees it: the mock, except
+// that the target lifecycle state says Terminated once n.terminate was
+// called. (The mock can only turn Terminated after a fixed delay.)
+func lifecycleSwitch(t testing.TB, n *lightNode, imds *harness.IMDS) string {
+	t.Helper()
+	target, err := url.Parse(imds.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.terminating.Load() && r.Method == http.MethodGet && r.URL.Path == "/latest/meta-data/autoscaling/target-lifecycle-state" {
+			fmt.Fprint(w, "Terminated")
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 func frontID(i int) string { return fmt.Sprintf("i-0f40%013x", i) }
@@ -126,7 +160,8 @@ func (f *lightFleet) start(name, role, az, instanceID, ip, topology string, env 
 		"--poll-interval", "1s", "--splay", "0s", "--settle", "0s", "--drain-time", "0s",
 		"--report-interval", f.every.String(),
 	)
-	n.cmd.Env = slices.Concat(os.Environ(), imds.Env(), f.minio.Env(), env)
+	n.cmd.Env = slices.Concat(os.Environ(), imds.Env(), f.minio.Env(),
+		[]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + lifecycleSwitch(t, n, imds)}, env)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := os.WriteFile(filepath.Join(n.root, "no-config.json"), []byte("{}"), 0o600); err != nil {
