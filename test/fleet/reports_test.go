@@ -110,7 +110,8 @@ func (f *lightFleet) document(serial int64) []byte {
 			"db-b": {IP: "127.0.41.2", Role: "db", AZ: "us-east-1b", InstanceID: dbID(2)},
 			"db-c": {IP: "127.0.41.3", Role: "db", AZ: "us-east-1b", InstanceID: dbID(3)},
 		},
-		Groups: map[string]nodeagent.Group{frontGroup: {Role: "front"}},
+		Aliases: map[string]string{"dbserver": "db-a"},
+		Groups:  map[string]nodeagent.Group{frontGroup: {Role: "front"}},
 		Roles: map[string]nodeagent.Role{
 			"front": {Services: []string{nodeagent.ServiceApache}},
 			"db":    {Services: []string{}},
@@ -418,6 +419,35 @@ func TestFleetReports(t *testing.T) {
 			"--topology", "s3://"+topologyBucket+"/"+topologyKey, "--report-interval", "1s")
 		if code != 0 {
 			t.Fatalf("fleet status --wait-converged after the fix: exit %d\n%s\n%s", code, out, errs)
+		}
+	})
+
+	t.Run("a failover published with --wait reaches every node", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		code, out, errs := f.cli(ctx, "topology", "failover", "--alias", "dbserver", "--to", "db-b",
+			"--topology", "s3://"+topologyBucket+"/"+topologyKey, "--wait", "--timeout", "60s")
+		if code != 0 {
+			t.Fatalf("topology failover --wait: exit %d\n%s\n%s", code, out, errs)
+		}
+		s := f.status(t)
+		if !strings.Contains(out, fmt.Sprintf("every live node (%d) applied serial %d", s.Summary.Live, s.Serial)) {
+			t.Errorf("failover --wait does not report every live node (%d) on serial %d:\n%s", s.Summary.Live, s.Serial, out)
+		}
+		for _, n := range reporting {
+			if n == fronts[0] { // drained by the panel test
+				continue
+			}
+			if !strings.Contains(out, n.instanceID) && !strings.Contains(out, n.name) {
+				t.Errorf("failover --wait output does not name %s:\n%s", n.name, out)
+			}
+			if n.role != "front" {
+				continue
+			}
+			hosts, err := os.ReadFile(filepath.Join(n.root, "etc/hosts"))
+			if err != nil || !strings.Contains(string(hosts), "127.0.41.2\tdbserver ") {
+				t.Errorf("%s: /etc/hosts does not send dbserver to db-b (%v):\n%s", n.name, err, hosts)
+			}
 		}
 	})
 
