@@ -18,7 +18,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nodeagent/nodeagent"
@@ -87,6 +89,7 @@ type objectStore struct {
 	conditional int // fetches that sent an ETag
 	notModified int
 	fail        error
+	times       []time.Time // of every fetch, on the test's clock
 }
 
 func (o *objectStore) put(body []byte) {
@@ -112,6 +115,7 @@ func (o *objectStore) source() *fakeSource {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		o.fetches++
+		o.times = append(o.times, time.Now())
 		if etag != "" {
 			o.conditional++
 		}
@@ -366,6 +370,8 @@ type runEnv struct {
 	recheck   chan struct{}
 	terminate chan struct{}
 	lifecycle *lockedString
+	// lifecycleChecks counts the agent's target lifecycle state requests.
+	lifecycleChecks atomic.Int64
 	cancel    context.CancelFunc
 	done      chan error
 	settings  runSettings
@@ -391,6 +397,13 @@ type runSettings struct {
 	// Reports and ReportInterval go to RunOptions (node reports).
 	Reports        agent.ReportWriter
 	ReportInterval time.Duration
+	// LifecycleInterval goes to RunOptions; 0 means 20ms.
+	LifecycleInterval time.Duration
+	// InMemory runs the agent with no socket, for a testing/synctest
+	// bubble: its endpoints on a memListener (e.get is then unavailable:
+	// read e.agent.Readiness and e.metric instead), the smoke checks
+	// answered by apacheTransport.
+	InMemory bool
 }
 
 // newRunEnv prepares a node; start runs the agent.
@@ -406,13 +419,24 @@ func newRunEnv(t *testing.T, s runSettings) *runEnv {
 	}
 	writeFile(t, filepath.Join(root, "etc/hosts"), []byte("127.0.0.1 localhost\n# an operator's line\n10.9.9.9 legacy\n"))
 
-	apache := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "Welcome to the shop; nodeagent-php-ok")
-	}))
-	t.Cleanup(apache.Close)
-	port, err := strconv.Atoi(apache.URL[strings.LastIndexByte(apache.URL, ':')+1:])
-	if err != nil {
-		t.Fatal(err)
+	// The stand-in Apache: a real server on 127.0.0.1, or in memory.
+	port := 8080
+	var smokeClient *http.Client
+	if s.InMemory {
+		smokeClient = &http.Client{
+			Transport:     apacheTransport{},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	} else {
+		apache := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintln(w, "Welcome to the shop; nodeagent-php-ok")
+		}))
+		t.Cleanup(apache.Close)
+		var err error
+		port, err = strconv.Atoi(apache.URL[strings.LastIndexByte(apache.URL, ':')+1:])
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	e := &runEnv{
@@ -463,8 +487,12 @@ func newRunEnv(t *testing.T, s runSettings) *runEnv {
 					MemoryBytes: 4 << 30, OSFamily: nodeagent.OSDebian, OSID: "debian", PHPVersion: testPHPVersion,
 				}, nil
 			},
-			LifecycleStateFunc: func(context.Context) (string, error) { return e.lifecycle.get(), nil },
+			LifecycleStateFunc: func(context.Context) (string, error) {
+				e.lifecycleChecks.Add(1)
+				return e.lifecycle.get(), nil
+			},
 		},
+		HTTPClient: smokeClient,
 		FS:       fsys,
 		Services: e.services,
 		Checker:  func(nodeagent.Instance) nodeagent.ConfigChecker { return e.checker },
@@ -487,11 +515,19 @@ func newRunEnv(t *testing.T, s runSettings) *runEnv {
 // start runs the agent in the background; the test's cleanup stops it.
 func (e *runEnv) start() {
 	e.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
+	var ln net.Listener = newMemListener()
+	if !e.settings.InMemory {
+		var err error
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.addr = ln.Addr().String()
 	}
-	e.addr = ln.Addr().String()
+	lifecycleInterval := e.settings.LifecycleInterval
+	if lifecycleInterval == 0 {
+		lifecycleInterval = 20 * time.Millisecond
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.done = make(chan error, 1)
@@ -501,7 +537,7 @@ func (e *runEnv) start() {
 		Terminate:         e.terminate,
 		Notifier:          e.notifier,
 		Watchdog:          e.settings.Watchdog,
-		LifecycleInterval: 20 * time.Millisecond,
+		LifecycleInterval: lifecycleInterval,
 		Listener:          ln,
 		Reports:           e.settings.Reports,
 		ReportInterval:    e.settings.ReportInterval,
@@ -556,6 +592,9 @@ func (e *runEnv) appConfig() string { return e.read("etc/nodeagent/products/shop
 // get fetches an endpoint of the agent.
 func (e *runEnv) get(path string) (int, string) {
 	e.t.Helper()
+	if e.settings.InMemory {
+		e.t.Fatalf("GET %s: the agent runs in memory (runSettings.InMemory): it has no socket", path)
+	}
 	resp, err := http.Get("http://" + e.addr + path)
 	if err != nil {
 		e.t.Fatalf("GET %s: %v", path, err)
@@ -919,45 +958,103 @@ func TestRunRecheckAppliesAtOnce(t *testing.T) {
 	}
 }
 
+// pollBounds is how many polls a jittered poll loop started at time 0 has
+// done by time window: each wait is the interval ±10% (the upper bound
+// excluded), so the k-th poll comes in [0.9k, 1.1k) intervals.
+func pollBounds(window, interval time.Duration) (lo, hi int) {
+	// k polls are surely done when 1.1k·interval <= window; none past
+	// 0.9k·interval > window.
+	return int(window * 10 / (interval * 11)), int(window * 10 / (interval * 9))
+}
+
+// checkPollGaps fails the test unless every gap between two consecutive
+// fetches (the first measured from start) is the poll interval ±10%.
+func checkPollGaps(t *testing.T, start time.Time, times []time.Time, interval time.Duration) {
+	t.Helper()
+	lo, hi := interval*9/10, interval*11/10
+	prev := start
+	for i, at := range times {
+		if gap := at.Sub(prev); gap < lo || gap >= hi {
+			t.Errorf("fetch %d came %s after the one before, want [%s, %s)", i, gap, lo, hi)
+		}
+		prev = at
+	}
+}
+
+// TestRunPollsConditionally runs on the bubble's clock: the boot fetch,
+// then one conditional GET per jittered interval, exactly.
 func TestRunPollsConditionally(t *testing.T) {
-	store := &objectStore{}
-	e := newRunEnv(t, runSettings{
-		Source:       func(*runEnv) nodeagent.TopologySource { return store.source() },
-		PollInterval: 50 * time.Millisecond,
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 50 * time.Millisecond
+		store := &objectStore{}
+		e := newRunEnv(t, runSettings{
+			Source:       func(*runEnv) nodeagent.TopologySource { return store.source() },
+			PollInterval: interval,
+			InMemory:     true,
+		})
+		store.put(document{Serial: 1, Port: e.port}.bytes())
+		start := time.Now()
+		e.start()
+		synctest.Wait()
+		e.checkApplied(1)
+
+		const window = 10 * interval
+		time.Sleep(window)
+		synctest.Wait()
+		times := store.fetchTimes()
+		if len(times) == 0 || !times[0].Equal(start) {
+			t.Fatalf("fetches at %v, want the boot fetch at %v", times, start)
+		}
+		checkPollGaps(t, start, times[1:], interval)
+		lo, hi := pollBounds(window, interval)
+		fetches, conditional, notModified := store.counts()
+		if polls := fetches - 1; polls < lo || polls > hi || e.polls("not_modified") != polls {
+			t.Errorf("%d polls (%d counted not modified) in %s at a %s ±10%% interval, want %d to %d",
+				polls, e.polls("not_modified"), window, interval, lo, hi)
+		}
+		if conditional != fetches-1 {
+			t.Errorf("%d of %d fetches were conditional, want all but the boot fetch", conditional, fetches)
+		}
+		if notModified != conditional {
+			t.Errorf("%d conditional fetches, %d not modified: an unchanged document was transferred", conditional, notModified)
+		}
+		if got := e.applies("ok"); got != 1 {
+			t.Errorf("applies ok = %d with an unchanged document, want 1", got)
+		}
+
+		// A change is seen by the next poll and applied at once (no settle,
+		// no splay): at the instant of that poll.
+		store.put(document{Serial: 2, Master: "db-b", Port: e.port}.bytes())
+		before := len(store.fetchTimes())
+		time.Sleep(interval * 11 / 10)
+		synctest.Wait()
+		e.checkApplied(2)
+		times = store.fetchTimes()
+		if len(times) != before+2 {
+			t.Fatalf("%d fetches after the change within one interval, want 2 (the poll and the apply's check)", len(times)-before)
+		}
+		if !times[before].Equal(times[before+1]) {
+			t.Errorf("the apply's fetch came %s after the poll that saw the change, want at once", times[before+1].Sub(times[before]))
+		}
+		if got := e.polls("changed"); got != 1 {
+			t.Errorf("polls changed = %d, want 1", got)
+		}
+
+		// An unreachable source is counted and reported; the node stays ready.
+		store.setFail(errors.New("s3: get object topology.json: connection refused"))
+		time.Sleep(interval * 11 / 10)
+		synctest.Wait()
+		if got := e.polls("error"); got != 1 {
+			t.Errorf("polls error = %d one interval after the source failed, want 1", got)
+		}
+		st := e.agent.Readiness.Snapshot()
+		if !st.Ready || !strings.Contains(st.LastError, "connection refused") {
+			t.Errorf("status ready=%v last_error=%q; want ready and the fetch error", st.Ready, st.LastError)
+		}
+		if got := e.applies("ok"); got != 2 {
+			t.Errorf("applies ok = %d, want 2", got)
+		}
 	})
-	store.put(document{Serial: 1, Port: e.port}.bytes())
-	e.start()
-	e.waitApplied(1, 10*time.Second)
-
-	eventually(t, 5*time.Second, "five not-modified polls", func() bool { return e.polls("not_modified") >= 5 })
-	fetches, conditional, notModified := store.counts()
-	if conditional != fetches-1 {
-		t.Errorf("%d of %d fetches were conditional, want all but the boot fetch", conditional, fetches)
-	}
-	if notModified != conditional {
-		t.Errorf("%d conditional fetches, %d not modified: an unchanged document was transferred", conditional, notModified)
-	}
-	if got := e.applies("ok"); got != 1 {
-		t.Errorf("applies ok = %d with an unchanged document, want 1", got)
-	}
-
-	// A change is seen by the next poll and applied once.
-	store.put(document{Serial: 2, Master: "db-b", Port: e.port}.bytes())
-	e.waitApplied(2, 5*time.Second)
-	if got := e.polls("changed"); got != 1 {
-		t.Errorf("polls changed = %d, want 1", got)
-	}
-
-	// An unreachable source is counted and reported; the node stays ready.
-	store.setFail(errors.New("s3: get object topology.json: connection refused"))
-	eventually(t, 5*time.Second, "a failed poll", func() bool { return e.polls("error") >= 1 })
-	st := e.status()
-	if !st.Ready || !strings.Contains(st.LastError, "connection refused") {
-		t.Errorf("/status ready=%v last_error=%q; want ready and the fetch error", st.Ready, st.LastError)
-	}
-	if got := e.applies("ok"); got != 2 {
-		t.Errorf("applies ok = %d, want 2", got)
-	}
 }
 
 func TestRunMetricValues(t *testing.T) {
@@ -1137,13 +1234,64 @@ func TestRunStopIsNotTerminate(t *testing.T) {
 	}
 }
 
+// TestRunPingsWatchdog: one WATCHDOG=1 per watchdog interval, exactly,
+// on the bubble's clock.
 func TestRunPingsWatchdog(t *testing.T) {
-	store := &objectStore{}
-	e := newRunEnv(t, runSettings{Source: func(*runEnv) nodeagent.TopologySource { return store.source() }, Watchdog: 20 * time.Millisecond})
-	store.put(document{Serial: 1, Port: e.port}.bytes())
-	e.start()
-	e.waitApplied(1, 10*time.Second)
-	eventually(t, 5*time.Second, "three watchdog pings", func() bool { return e.notifier.count("WATCHDOG=1") >= 3 })
+	synctest.Test(t, func(t *testing.T) {
+		const watchdog = 20 * time.Millisecond
+		store := &objectStore{}
+		e := newRunEnv(t, runSettings{Source: func(*runEnv) nodeagent.TopologySource { return store.source() }, Watchdog: watchdog, InMemory: true})
+		store.put(document{Serial: 1, Port: e.port}.bytes())
+		e.start()
+		synctest.Wait()
+		e.checkApplied(1)
+		if got := e.notifier.count("WATCHDOG=1"); got != 0 {
+			t.Errorf("%d watchdog pings before the first interval, want 0", got)
+		}
+		for want := 1; want <= 5; want++ {
+			time.Sleep(watchdog)
+			synctest.Wait()
+			if got := e.notifier.count("WATCHDOG=1"); got != want {
+				t.Fatalf("%d watchdog pings after %d intervals, want %d", got, want, want)
+			}
+		}
+	})
+}
+
+// TestRunChecksLifecycleEveryInterval: one target lifecycle state request
+// per lifecycle interval, exactly, on the bubble's clock.
+func TestRunChecksLifecycleEveryInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const every = 15 * time.Second
+		store := &objectStore{}
+		e := newRunEnv(t, runSettings{Source: func(*runEnv) nodeagent.TopologySource { return store.source() },
+			LifecycleInterval: every, InMemory: true})
+		store.put(document{Serial: 1, Port: e.port}.bytes())
+		e.start()
+		synctest.Wait()
+		e.checkApplied(1)
+		base := e.lifecycleChecks.Load() // the boot apply's own requests, if any
+		time.Sleep(every - time.Nanosecond)
+		synctest.Wait()
+		if got := e.lifecycleChecks.Load() - base; got != 0 {
+			t.Errorf("%d lifecycle state requests before the first interval, want 0", got)
+		}
+		time.Sleep(time.Nanosecond + 19*every)
+		synctest.Wait()
+		if got := e.lifecycleChecks.Load() - base; got != 20 {
+			t.Errorf("%d lifecycle state requests in 20 intervals of %s, want 20", got, every)
+		}
+		// Terminated is seen by the next check: the drain follows.
+		e.lifecycle.set("Terminated")
+		time.Sleep(every)
+		synctest.Wait()
+		if got := e.lifecycleChecks.Load() - base; got != 21 {
+			t.Errorf("%d lifecycle state requests, want 21", got)
+		}
+		if st := e.agent.Readiness.Snapshot(); st.Ready || !st.Draining {
+			t.Errorf("status %+v one interval after Terminated, want draining", st)
+		}
+	})
 }
 
 // TestRunBootsFromLastGoodCopy: a node whose source is unreachable at start
@@ -1174,48 +1322,82 @@ func TestRunBootsFromLastGoodCopy(t *testing.T) {
 
 // TestRunPollsWhenSettleExceedsInterval: polls are not changes, so a
 // settle delay longer than the poll interval must not keep pushing the
-// check back for ever.
+// check back for ever: a change is applied exactly settle after the poll
+// that saw it.
 func TestRunPollsWhenSettleExceedsInterval(t *testing.T) {
-	store := &objectStore{}
-	e := newRunEnv(t, runSettings{
-		Source:       func(*runEnv) nodeagent.TopologySource { return store.source() },
-		PollInterval: 50 * time.Millisecond,
-		Settle:       300 * time.Millisecond,
+	synctest.Test(t, func(t *testing.T) {
+		const interval, settle = 50 * time.Millisecond, 300 * time.Millisecond
+		store := &objectStore{}
+		e := newRunEnv(t, runSettings{
+			Source:       func(*runEnv) nodeagent.TopologySource { return store.source() },
+			PollInterval: interval,
+			Settle:       settle,
+			InMemory:     true,
+		})
+		store.put(document{Serial: 1, Port: e.port}.bytes())
+		e.start()
+		synctest.Wait()
+		e.checkApplied(1)
+		store.put(document{Serial: 2, Master: "db-b", Port: e.port}.bytes())
+		before := len(store.fetchTimes())
+		time.Sleep(interval*11/10 + settle)
+		synctest.Wait()
+		e.checkApplied(2)
+		times := store.fetchTimes()
+		if len(times) != before+2 {
+			t.Fatalf("%d fetches, want 2: the poll that saw the change and the check after settle (no polls while settling)", len(times)-before)
+		}
+		if got := times[before+1].Sub(times[before]); got != settle {
+			t.Errorf("applied %s after the poll that saw the change, want the settle delay %s", got, settle)
+		}
 	})
-	store.put(document{Serial: 1, Port: e.port}.bytes())
-	e.start()
-	e.waitApplied(1, 10*time.Second)
-	store.put(document{Serial: 2, Master: "db-b", Port: e.port}.bytes())
-	e.waitApplied(2, 5*time.Second)
 }
 
 // TestRunPollsEveryIntervalDespiteSplay: the splay delays applies, not
 // polls: an idle node does one conditional GET per interval even when
 // settle and splay are longer than the interval.
 func TestRunPollsEveryIntervalDespiteSplay(t *testing.T) {
-	const interval = 50 * time.Millisecond
-	store := &objectStore{}
-	e := newRunEnv(t, runSettings{
-		Source:       func(*runEnv) nodeagent.TopologySource { return store.source() },
-		PollInterval: interval,
-		Settle:       4 * interval,
-		Splay:        20 * interval,
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 50 * time.Millisecond
+		store := &objectStore{}
+		e := newRunEnv(t, runSettings{
+			Source:       func(*runEnv) nodeagent.TopologySource { return store.source() },
+			PollInterval: interval,
+			Settle:       4 * interval,
+			Splay:        20 * interval,
+			InMemory:     true,
+		})
+		store.put(document{Serial: 1, Port: e.port}.bytes())
+		start := time.Now()
+		e.start()
+		synctest.Wait()
+		e.checkApplied(1)
+		const window = 40 * interval
+		time.Sleep(window)
+		synctest.Wait()
+		times := store.fetchTimes()
+		_, conditional, notModified := store.counts()
+		lo, hi := pollBounds(window, interval)
+		if conditional < lo || conditional > hi || conditional != len(times)-1 {
+			t.Errorf("%d conditional GETs in %s at a %s ±10%% interval, want %d to %d", conditional, window, interval, lo, hi)
+		}
+		checkPollGaps(t, start, times[1:], interval)
+		if notModified != conditional {
+			t.Errorf("%d of %d conditional GETs not modified, want all", notModified, conditional)
+		}
+		if got := e.applies("ok"); got != 1 {
+			t.Errorf("applies ok = %d while idle, want 1", got)
+		}
 	})
-	store.put(document{Serial: 1, Port: e.port}.bytes())
-	e.start()
-	e.waitApplied(1, 10*time.Second)
-	_, before, _ := store.counts()
-	const window = 40 * interval
-	time.Sleep(window)
-	_, after, notModified := store.counts()
-	// ±10% jitter; allow a few missed ticks on a loaded machine.
-	if got := after - before; got < int(window/interval)/2 || got > int(window/interval)+4 {
-		t.Errorf("%d conditional GETs in %s at a %s interval, want about %d", got, window, interval, window/interval)
-	}
-	if notModified != after {
-		t.Errorf("%d of %d conditional GETs not modified, want all", notModified, after)
-	}
-	if got := e.applies("ok"); got != 1 {
-		t.Errorf("applies ok = %d while idle, want 1", got)
+}
+
+// checkApplied fails the test unless serial is applied and the node ready
+// now: in a bubble, after synctest.Wait, there is nothing to wait for.
+func (e *runEnv) checkApplied(serial int64) {
+	e.t.Helper()
+	st := e.agent.Readiness.Snapshot()
+	if st.Serial != serial || !st.Ready || e.metric("nodeagent_topology_serial_applied") != float64(serial) {
+		e.t.Fatalf("serial %d not applied and ready: status serial %d ready %v (%s), metric %v",
+			serial, st.Serial, st.Ready, st.LastError, e.metric("nodeagent_topology_serial_applied"))
 	}
 }
