@@ -372,9 +372,9 @@ type runEnv struct {
 	lifecycle *lockedString
 	// lifecycleChecks counts the agent's target lifecycle state requests.
 	lifecycleChecks atomic.Int64
-	cancel    context.CancelFunc
-	done      chan error
-	settings  runSettings
+	cancel          context.CancelFunc
+	done            chan error
+	settings        runSettings
 }
 
 type lockedString struct {
@@ -493,11 +493,11 @@ func newRunEnv(t *testing.T, s runSettings) *runEnv {
 			},
 		},
 		HTTPClient: smokeClient,
-		FS:       fsys,
-		Services: e.services,
-		Checker:  func(nodeagent.Instance) nodeagent.ConfigChecker { return e.checker },
-		Releases: &release.Manager{Root: root, Logger: log},
-		Hooks:    e.hooks,
+		FS:         fsys,
+		Services:   e.services,
+		Checker:    func(nodeagent.Instance) nodeagent.ConfigChecker { return e.checker },
+		Releases:   &release.Manager{Root: root, Logger: log},
+		Hooks:      e.hooks,
 		Readiness: readiness.New(readiness.Options{
 			HealthFile: fsys.Path("/var/lib/nodeagent/health/ready"),
 			StatusFile: fsys.Path("/var/lib/nodeagent/status.json"),
