@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nodeagent/nodeagent"
@@ -125,45 +126,104 @@ func TestRunWatchesTopologyFile(t *testing.T) {
 	}
 }
 
-// TestRunSettleFoldsBurst: five versions written in quick succession are
-// applied once, as the last one.
-func TestRunSettleFoldsBurst(t *testing.T) {
-	const settle = 400 * time.Millisecond
-	e, path := fileEnv(t, settle, 0)
-	writeFile(t, path, document{Serial: 1, Port: e.port}.bytes())
-	e.start()
-	e.waitApplied(1, 10*time.Second)
-
-	reloads := e.phpReloads()
-	masters := []string{"db-b", "db-a", "db-b", "db-a", "db-b"}
-	for i, m := range masters {
-		replace(t, path, document{Serial: int64(i + 2), Master: m, Port: e.port}.bytes())
-		time.Sleep(settle / 8)
-	}
-	e.waitApplied(int64(len(masters)+1), 10*time.Second)
-	time.Sleep(2 * settle)
-	if got := e.applies("ok"); got != 2 {
-		t.Errorf("applies ok = %d, want 2: the burst of %d changes was not folded into one apply", got, len(masters))
-	}
-	if got := e.phpReloads() - reloads; got != 1 {
-		t.Errorf("php-fpm reloaded %d times for the burst, want 1", got)
-	}
+// watchEnv is a run test whose source reports changes as a watched file
+// does, driven by the test on the bubble's clock.
+func watchEnv(t *testing.T, settle, splay time.Duration) (*runEnv, *objectStore, *watchSource) {
+	t.Helper()
+	store := &objectStore{}
+	src := &watchSource{fakeSource: store.source()}
+	e := newRunEnv(t, runSettings{
+		Source:   func(*runEnv) nodeagent.TopologySource { return src },
+		Settle:   settle,
+		Splay:    splay,
+		InMemory: true,
+	})
+	return e, store, src
 }
 
-// TestRunSplayDelaysApply: with a splay, the apply comes after settle and
-// no later than settle + splay.
-func TestRunSplayDelaysApply(t *testing.T) {
-	const settle, splay = 100 * time.Millisecond, 500 * time.Millisecond
-	e, path := fileEnv(t, settle, splay)
-	writeFile(t, path, document{Serial: 1, Port: e.port}.bytes())
-	e.start()
-	e.waitApplied(1, 10*time.Second)
+// TestRunSettleFoldsBurst: five versions written in quick succession are
+// applied once, as the last one, exactly settle after the last change.
+func TestRunSettleFoldsBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const settle = 400 * time.Millisecond
+		e, store, src := watchEnv(t, settle, 0)
+		store.put(document{Serial: 1, Port: e.port}.bytes())
+		e.start()
+		synctest.Wait()
+		e.checkApplied(1)
 
-	start := time.Now()
-	replace(t, path, document{Serial: 2, Master: "db-b", Port: e.port}.bytes())
-	e.waitApplied(2, 10*time.Second)
-	took := time.Since(start)
-	if took < settle || took > settle+splay+2*time.Second {
-		t.Errorf("applied %s after the change, want between %s and %s plus the apply", took, settle, settle+splay)
-	}
+		reloads := e.phpReloads()
+		masters := []string{"db-b", "db-a", "db-b", "db-a", "db-b"}
+		var last time.Time
+		for i, m := range masters {
+			if i > 0 {
+				time.Sleep(settle / 8)
+			}
+			store.put(document{Serial: int64(i + 2), Master: m, Port: e.port}.bytes())
+			src.changed()
+			last = time.Now()
+		}
+		time.Sleep(settle - time.Nanosecond)
+		synctest.Wait()
+		if n := len(store.fetchTimes()); n != 1 {
+			t.Fatalf("%d fetches before the settle delay after the last change ended, want 1 (the boot fetch)", n)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		e.checkApplied(int64(len(masters) + 1))
+		if times := store.fetchTimes(); len(times) != 2 || times[1].Sub(last) != settle {
+			t.Errorf("fetches at %v, want the boot fetch and one %s after the last change (%v)", times, settle, last)
+		}
+		time.Sleep(10 * settle)
+		synctest.Wait()
+		if got := e.applies("ok"); got != 2 {
+			t.Errorf("applies ok = %d, want 2: the burst of %d changes was not folded into one apply", got, len(masters))
+		}
+		if got := e.phpReloads() - reloads; got != 1 {
+			t.Errorf("php-fpm reloaded %d times for the burst, want 1", got)
+		}
+	})
+}
+
+// TestRunSplayDelaysApply: with a splay, each change is checked no sooner
+// than settle and sooner than settle + splay after it, and not always at
+// the same point of the splay.
+func TestRunSplayDelaysApply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const settle, splay = 100 * time.Millisecond, 500 * time.Millisecond
+		e, store, src := watchEnv(t, settle, splay)
+		store.put(document{Serial: 1, Port: e.port}.bytes())
+		e.start()
+		synctest.Wait()
+		e.checkApplied(1)
+
+		const changes = 20
+		delays := map[time.Duration]bool{}
+		for i := range changes {
+			serial := int64(i + 2)
+			store.put(document{Serial: serial, Port: e.port}.bytes())
+			changed := time.Now()
+			src.changed()
+			time.Sleep(settle - time.Nanosecond)
+			synctest.Wait()
+			if n := len(store.fetchTimes()); n != i+1 {
+				t.Fatalf("change %d: fetched before the settle delay", i)
+			}
+			time.Sleep(splay + time.Nanosecond)
+			synctest.Wait()
+			e.checkApplied(serial)
+			times := store.fetchTimes()
+			if len(times) != i+2 {
+				t.Fatalf("change %d: %d fetches, want %d", i, len(times), i+2)
+			}
+			d := times[i+1].Sub(changed)
+			if d < settle || d >= settle+splay {
+				t.Errorf("change %d checked %s after it, want [%s, %s)", i, d, settle, settle+splay)
+			}
+			delays[d] = true
+		}
+		if len(delays) < 2 {
+			t.Errorf("%d changes all checked %v after the change: the splay is not random", changes, delays)
+		}
+	})
 }
