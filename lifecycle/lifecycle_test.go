@@ -12,7 +12,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/smithy-go"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -318,57 +323,103 @@ func TestCompleteStopsWhenContextEnds(t *testing.T) {
 	}
 }
 
+// heartbeatAPI is the Auto Scaling API in memory, for the heartbeat tests
+// that run on a synctest bubble's clock (the Query protocol itself is
+// TestHeartbeatSendsTheRealForm's): it records when each heartbeat came and
+// answers with err(n) for the n-th (from 1).
+type heartbeatAPI struct {
+	err func(n int) error
+
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (f *heartbeatAPI) CompleteLifecycleAction(context.Context, *autoscaling.CompleteLifecycleActionInput, ...func(*autoscaling.Options)) (*autoscaling.CompleteLifecycleActionOutput, error) {
+	return nil, errors.New("heartbeatAPI: CompleteLifecycleAction called by a heartbeat test")
+}
+
+func (f *heartbeatAPI) RecordLifecycleActionHeartbeat(_ context.Context, in *autoscaling.RecordLifecycleActionHeartbeatInput, _ ...func(*autoscaling.Options)) (*autoscaling.RecordLifecycleActionHeartbeatOutput, error) {
+	f.mu.Lock()
+	f.times = append(f.times, time.Now())
+	n := len(f.times)
+	f.mu.Unlock()
+	if aws.ToString(in.InstanceId) != hook.InstanceID || aws.ToString(in.LifecycleHookName) != hook.Hook || aws.ToString(in.AutoScalingGroupName) != hook.Group {
+		return nil, fmt.Errorf("heartbeatAPI: heartbeat for %+v, want %+v", in, hook)
+	}
+	if f.err != nil {
+		if err := f.err(n); err != nil {
+			return nil, err
+		}
+	}
+	return &autoscaling.RecordLifecycleActionHeartbeatOutput{}, nil
+}
+
+func (f *heartbeatAPI) recorded() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.times...)
+}
+
 func TestHeartbeats(t *testing.T) {
 	t.Run("every interval until the context ends", func(t *testing.T) {
-		c, fake := newClient(t, nil)
-		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-		defer cancel()
-		done := make(chan struct{})
-		go func() {
-			lifecycle.Heartbeats(ctx, c, hook, 25*time.Millisecond, testLogger(t))
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			t.Fatal("Heartbeats did not return after its context ended")
-		}
-		calls := fake.recorded()
-		if len(calls) < 3 || len(calls) > 12 {
-			t.Errorf("%d heartbeats in 300ms at 25ms", len(calls))
-		}
-		for _, form := range calls {
-			if form.Get("Action") != "RecordLifecycleActionHeartbeat" || form.Get("InstanceId") != hook.InstanceID {
-				t.Errorf("unexpected call %v", form)
+		synctest.Test(t, func(t *testing.T) {
+			const every = 25 * time.Millisecond
+			api := &heartbeatAPI{}
+			c := lifecycle.NewWith(api, testLogger(t))
+			start := time.Now()
+			// Ends between the 11th and the 12th tick.
+			ctx, cancel := context.WithTimeout(t.Context(), 11*every+every/2)
+			defer cancel()
+			lifecycle.Heartbeats(ctx, c, hook, every, testLogger(t))
+			if took := time.Since(start); took != 11*every+every/2 {
+				t.Errorf("Heartbeats returned %s after the start, want when its context ended", took)
 			}
-		}
+			times := api.recorded()
+			if len(times) != 11 {
+				t.Errorf("%d heartbeats in %s at %s, want 11", len(times), 11*every+every/2, every)
+			}
+			for i, at := range times {
+				if got := at.Sub(start); got != time.Duration(i+1)*every {
+					t.Errorf("heartbeat %d at %s, want %s", i+1, got, time.Duration(i+1)*every)
+				}
+			}
+		})
 	})
 	t.Run("failures are not fatal", func(t *testing.T) {
-		c, fake := newClient(t, func(n int, _ url.Values) (int, string, string) {
-			if n == 1 {
-				return 400, "AccessDenied", "no"
+		synctest.Test(t, func(t *testing.T) {
+			const every = 20 * time.Millisecond
+			api := &heartbeatAPI{err: func(n int) error {
+				if n == 1 {
+					return &smithy.GenericAPIError{Code: "AccessDenied", Message: "no", Fault: smithy.FaultClient}
+				}
+				return nil
+			}}
+			c := lifecycle.NewWith(api, testLogger(t))
+			ctx, cancel := context.WithTimeout(t.Context(), 10*every+every/2)
+			defer cancel()
+			lifecycle.Heartbeats(ctx, c, hook, every, testLogger(t))
+			if n := len(api.recorded()); n != 10 {
+				t.Errorf("%d heartbeats in %s at %s with the first refused, want 10: the first failure stopped them", n, 10*every+every/2, every)
 			}
-			return 0, "", ""
 		})
-		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-		defer cancel()
-		lifecycle.Heartbeats(ctx, c, hook, 20*time.Millisecond, testLogger(t))
-		if n := len(fake.recorded()); n < 2 {
-			t.Errorf("%d heartbeats: the first failure stopped them", n)
-		}
 	})
 	t.Run("stops once the action is gone", func(t *testing.T) {
-		c, fake := newClient(t, func(int, url.Values) (int, string, string) {
-			return 400, "ValidationError", "No active Lifecycle Action found with instance ID " + hook.InstanceID
+		synctest.Test(t, func(t *testing.T) {
+			const every = 20 * time.Millisecond
+			api := &heartbeatAPI{err: func(int) error {
+				return &smithy.GenericAPIError{Code: "ValidationError", Message: "No active Lifecycle Action found with instance ID " + hook.InstanceID, Fault: smithy.FaultClient}
+			}}
+			c := lifecycle.NewWith(api, testLogger(t))
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*every)
+			defer cancel()
+			lifecycle.Heartbeats(ctx, c, hook, every, testLogger(t))
+			if n := len(api.recorded()); n != 1 {
+				t.Errorf("%d heartbeats, want 1 then stop", n)
+			}
+			if took := time.Since(start); took != every || ctx.Err() != nil {
+				t.Errorf("Heartbeats returned %s after the start (context: %v), want at the first heartbeat, %s", took, ctx.Err(), every)
+			}
 		})
-		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-		defer cancel()
-		lifecycle.Heartbeats(ctx, c, hook, 20*time.Millisecond, testLogger(t))
-		if n := len(fake.recorded()); n != 1 {
-			t.Errorf("%d heartbeats, want 1 then stop", n)
-		}
-		if ctx.Err() != nil {
-			t.Error("Heartbeats returned only when the context ended, not when the action was gone")
-		}
 	})
 }
