@@ -967,6 +967,15 @@ func pollBounds(window, interval time.Duration) (lo, hi int) {
 	return int(window * 10 / (interval * 11)), int(window * 10 / (interval * 9))
 }
 
+// untilNextPoll sleeps until the next poll surely came, and no other did:
+// the next one is due before 1.1 intervals after the last fetch, the one
+// after it no sooner than 1.8 intervals after it.
+func untilNextPoll(store *objectStore, interval time.Duration) {
+	times := store.fetchTimes()
+	time.Sleep(time.Until(times[len(times)-1].Add(interval * 11 / 10)))
+	synctest.Wait()
+}
+
 // checkPollGaps fails the test unless every gap between two consecutive
 // fetches (the first measured from start) is the poll interval ±10%.
 func checkPollGaps(t *testing.T, start time.Time, times []time.Time, interval time.Duration) {
@@ -1026,8 +1035,7 @@ func TestRunPollsConditionally(t *testing.T) {
 		// no splay): at the instant of that poll.
 		store.put(document{Serial: 2, Master: "db-b", Port: e.port}.bytes())
 		before := len(store.fetchTimes())
-		time.Sleep(interval * 11 / 10)
-		synctest.Wait()
+		untilNextPoll(store, interval)
 		e.checkApplied(2)
 		times = store.fetchTimes()
 		if len(times) != before+2 {
@@ -1042,10 +1050,9 @@ func TestRunPollsConditionally(t *testing.T) {
 
 		// An unreachable source is counted and reported; the node stays ready.
 		store.setFail(errors.New("s3: get object topology.json: connection refused"))
-		time.Sleep(interval * 11 / 10)
-		synctest.Wait()
+		untilNextPoll(store, interval)
 		if got := e.polls("error"); got != 1 {
-			t.Errorf("polls error = %d one interval after the source failed, want 1", got)
+			t.Errorf("polls error = %d after the next poll, want 1", got)
 		}
 		st := e.agent.Readiness.Snapshot()
 		if !st.Ready || !strings.Contains(st.LastError, "connection refused") {
@@ -1340,12 +1347,22 @@ func TestRunPollsWhenSettleExceedsInterval(t *testing.T) {
 		e.checkApplied(1)
 		store.put(document{Serial: 2, Master: "db-b", Port: e.port}.bytes())
 		before := len(store.fetchTimes())
-		time.Sleep(interval*11/10 + settle)
+		untilNextPoll(store, interval) // sees the change
+		times := store.fetchTimes()
+		if len(times) != before+1 {
+			t.Fatalf("%d fetches by the next poll, want 1", len(times)-before)
+		}
+		time.Sleep(time.Until(times[before].Add(settle - time.Nanosecond)))
+		synctest.Wait()
+		if n := len(store.fetchTimes()); n != before+1 {
+			t.Fatalf("%d fetches before the settle delay ended, want none: a poll while a change settles has nothing to add", n-before-1)
+		}
+		time.Sleep(time.Nanosecond)
 		synctest.Wait()
 		e.checkApplied(2)
-		times := store.fetchTimes()
+		times = store.fetchTimes()
 		if len(times) != before+2 {
-			t.Fatalf("%d fetches, want 2: the poll that saw the change and the check after settle (no polls while settling)", len(times)-before)
+			t.Fatalf("%d fetches, want 2: the poll that saw the change and the check after settle", len(times)-before)
 		}
 		if got := times[before+1].Sub(times[before]); got != settle {
 			t.Errorf("applied %s after the poll that saw the change, want the settle delay %s", got, settle)

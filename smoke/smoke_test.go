@@ -15,13 +15,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/backoff"
 	"github.com/nodeagent/nodeagent/smoke"
 )
 
@@ -180,86 +184,130 @@ func TestPHPProbe(t *testing.T) {
 
 // TestRunRetriesUntilServerStarts points a check at a port where nothing
 // listens yet and starts the server there while Run is retrying.
-func TestRunRetriesUntilServerStarts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// fakeApache is an http.RoundTripper standing in for Apache in memory,
+// for the tests that run on a synctest bubble's clock: it records when
+// each request came, and answers with answer(elapsed since it was made).
+type fakeApache struct {
+	start  time.Time
+	answer func(since time.Duration) (status int, body string, err error)
+
+	mu    sync.Mutex
+	times []time.Duration
+}
+
+func (f *fakeApache) RoundTrip(r *http.Request) (*http.Response, error) {
+	since := time.Since(f.start)
+	f.mu.Lock()
+	f.times = append(f.times, since)
+	f.mu.Unlock()
+	status, body, err := f.answer(since)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	return &http.Response{StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+}
 
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "Welcome")
-	})}
-	started := make(chan error, 1)
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		ln, err := net.Listen("tcp", addr)
-		started <- err
-		if err == nil {
-			srv.Serve(ln)
+func (f *fakeApache) requests() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Duration(nil), f.times...)
+}
+
+// checkBackoffGaps fails the test unless the wait before each retry n
+// (from 0) was in [Step(n)/2, Step(n)).
+func checkBackoffGaps(t *testing.T, times []time.Duration, base time.Duration) {
+	t.Helper()
+	policy := backoff.Policy{Base: base, Max: smoke.MaxBackoff}
+	for n := 1; n < len(times); n++ {
+		step := policy.Step(n - 1)
+		if gap := times[n] - times[n-1]; gap < step/2 || gap >= step {
+			t.Errorf("retry %d came %s after the attempt before, want [%s, %s)", n-1, gap, step/2, step)
 		}
-	}()
-	t.Cleanup(func() { srv.Close() })
-
-	check := &smoke.HTTPCheck{CheckName: "shop/home", BaseURL: "http://" + addr, Host: "www.shop.example", Path: "/", Contains: "Welcome"}
-	rs := smoke.Run(t.Context(), []smoke.Check{check}, smoke.RunOptions{
-		Deadline: 10 * time.Second, Backoff: 20 * time.Millisecond, Logger: testLogger(t),
-	})
-	if err := <-started; err != nil {
-		t.Fatalf("late server could not listen on %s: %v", addr, err)
-	}
-	if len(rs) != 1 {
-		t.Fatalf("got %d results, want 1", len(rs))
-	}
-	r := rs[0]
-	if !r.OK || r.Err != "" {
-		t.Fatalf("result %+v, want OK", r)
-	}
-	if r.Attempts < 2 {
-		t.Errorf("attempts = %d, want at least 2 (the first meets a closed port)", r.Attempts)
-	}
-	if r.Duration < 250*time.Millisecond {
-		t.Errorf("duration = %s, want at least the server's start delay", r.Duration)
-	}
-	if smoke.Failed(rs) {
-		t.Error("Failed = true for a passing run")
 	}
 }
 
-func TestRunDeadline(t *testing.T) {
-	var hits atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		http.Error(w, "still broken", http.StatusInternalServerError)
-	}))
-	t.Cleanup(srv.Close)
-
-	check := &smoke.HTTPCheck{CheckName: "shop/home", BaseURL: srv.URL, Path: "/", Client: srv.Client()}
-	start := time.Now()
-	rs := smoke.Run(t.Context(), []smoke.Check{check}, smoke.RunOptions{
-		Deadline: 400 * time.Millisecond, Backoff: 10 * time.Millisecond, Logger: testLogger(t),
+func TestRunRetriesUntilServerStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const up, base = 300 * time.Millisecond, 20 * time.Millisecond
+		// Apache refuses connections for its first 300ms.
+		apache := &fakeApache{start: time.Now(), answer: func(since time.Duration) (int, string, error) {
+			if since < up {
+				return 0, "", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+			}
+			return http.StatusOK, "Welcome", nil
+		}}
+		check := &smoke.HTTPCheck{CheckName: "shop/home", BaseURL: "http://127.0.0.1:8080", Host: "www.shop.example", Path: "/", Contains: "Welcome",
+			Client: &http.Client{Transport: apache}}
+		rs := smoke.Run(t.Context(), []smoke.Check{check}, smoke.RunOptions{
+			Deadline: 10 * time.Second, Backoff: base, Logger: testLogger(t),
+		})
+		if len(rs) != 1 {
+			t.Fatalf("got %d results, want 1", len(rs))
+		}
+		r := rs[0]
+		if !r.OK || r.Err != "" {
+			t.Fatalf("result %+v, want OK", r)
+		}
+		// Retries wait [10,20), [20,40), [40,80), [80,160), [160,320) ms:
+		// the fifth attempt starts before 300ms (at most 20+40+80+160), the
+		// sixth after it (at least 10+20+40+80+160).
+		times := apache.requests()
+		if r.Attempts != 6 || len(times) != 6 {
+			t.Errorf("attempts = %d, requests = %d, want 6: five refused, then the server answers", r.Attempts, len(times))
+		}
+		checkBackoffGaps(t, times, base)
+		if last := times[len(times)-1]; r.Duration != last || last < up {
+			t.Errorf("duration = %s, want the time of the passing attempt %s, after the server's start at %s", r.Duration, last, up)
+		}
+		if smoke.Failed(rs) {
+			t.Error("Failed = true for a passing run")
+		}
 	})
-	elapsed := time.Since(start)
+}
 
-	r := rs[0]
-	if r.OK {
-		t.Fatalf("result %+v, want a failure", r)
-	}
-	if !strings.Contains(r.Err, "want status 200, got 500") {
-		t.Errorf("Err = %q, want the last attempt's status mismatch", r.Err)
-	}
-	if r.Attempts < 2 || int64(r.Attempts) != hits.Load() {
-		t.Errorf("attempts = %d, server hits = %d; want equal and at least 2", r.Attempts, hits.Load())
-	}
-	// Backoff is capped at 2s, so a 400ms deadline must stop the run well
-	// before a runaway would.
-	if elapsed > 3*time.Second {
-		t.Errorf("Run took %s with a 400ms deadline", elapsed)
-	}
-	if !smoke.Failed(rs) {
-		t.Error("Failed = false for a failing run")
-	}
+func TestRunDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const deadline, base = 400 * time.Millisecond, 10 * time.Millisecond
+		apache := &fakeApache{start: time.Now(), answer: func(time.Duration) (int, string, error) {
+			return http.StatusInternalServerError, "still broken\n", nil
+		}}
+		check := &smoke.HTTPCheck{CheckName: "shop/home", BaseURL: "http://127.0.0.1:8080", Path: "/", Client: &http.Client{Transport: apache}}
+		rs := smoke.Run(t.Context(), []smoke.Check{check}, smoke.RunOptions{
+			Deadline: deadline, Backoff: base, Logger: testLogger(t),
+		})
+		elapsed := time.Since(apache.start)
+
+		r := rs[0]
+		if r.OK {
+			t.Fatalf("result %+v, want a failure", r)
+		}
+		if !strings.Contains(r.Err, "want status 200, got 500") {
+			t.Errorf("Err = %q, want the last attempt's status mismatch", r.Err)
+		}
+		// Retries wait [5,10), [10,20), [20,40), [40,80), [80,160),
+		// [160,320), [320,640) ms: six attempts surely start within 400ms
+		// (at most 10+20+40+80+160 = 310), an eighth never (at least
+		// 5+10+20+40+80+160+320 = 635).
+		times := apache.requests()
+		if r.Attempts < 6 || r.Attempts > 7 || r.Attempts != len(times) {
+			t.Errorf("attempts = %d, requests = %d; want equal, 6 or 7", r.Attempts, len(times))
+		}
+		checkBackoffGaps(t, times, base)
+		// No wait for a retry that could not start before the deadline:
+		// Run returns at the last attempt, and the retry after it would
+		// have started past the deadline.
+		last := times[len(times)-1]
+		if r.Duration != last || elapsed != last {
+			t.Errorf("Run returned %s after the start (duration %s), want at once after the last attempt at %s", elapsed, r.Duration, last)
+		}
+		if step := (backoff.Policy{Base: base, Max: smoke.MaxBackoff}).Step(len(times) - 1); last+step <= deadline {
+			t.Errorf("gave up at %s although a retry within %s fitted the %s deadline", last, step, deadline)
+		}
+		if !smoke.Failed(rs) {
+			t.Error("Failed = false for a failing run")
+		}
+	})
 }
 
 func TestRunCanceledContext(t *testing.T) {
