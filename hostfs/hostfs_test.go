@@ -13,6 +13,7 @@ import (
 
 	"github.com/nodeagent/nodeagent/hostfs"
 	"github.com/nodeagent/nodeagent/hostfs/beneath"
+	"github.com/nodeagent/nodeagent/test/testroot"
 )
 
 const (
@@ -84,9 +85,7 @@ func assertNoTempFiles(t *testing.T, dir string) {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("chown to other users needs root")
-	}
+	testroot.Require(t, "chown to other users")
 }
 
 func TestPath(t *testing.T) {
@@ -465,7 +464,7 @@ func TestWriteFileBindMount(t *testing.T) {
 	target := writeHostFile(t, f.Root, "/etc/hosts", "placeholder\n", 0o644)
 	source := writeHostFile(t, t.TempDir(), "/runtime-hosts", "127.0.0.1 localhost\n", 0o644)
 	if err := syscall.Mount(source, target, "", syscall.MS_BIND, ""); err != nil {
-		t.Skipf("bind mount not permitted here (%v); the fallback is covered by TestWriteFileInPlaceFallback", err)
+		testroot.Unavailable(t, "bind mount not permitted here (%v); the fallback is covered by TestWriteFileInPlaceFallback", err)
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(target, syscall.MNT_DETACH); err != nil {
@@ -528,7 +527,7 @@ func TestOwnerWithoutUserDB(t *testing.T) {
 	f := hostfs.FS{Root: t.TempDir()}
 	writeHostFile(t, f.Root, "/etc/hosts", "x", 0o644)
 	if err := os.Lchown(f.Path("/etc/hosts"), 0, 0); err != nil {
-		t.Skipf("cannot chown to root here: %v", err)
+		testroot.Unavailable(t, "cannot chown to root here: %v", err)
 	}
 	user, group, err := f.Owner("/etc/hosts")
 	if err != nil || user != "root" || group != "root" {

@@ -6,15 +6,15 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/nodeagent/nodeagent/test/testroot"
 )
 
 // TestRecover leaves the state a crash during an in-place rewrite leaves
 // (journal entry written, target half rewritten; plus a journal entry that
 // was itself still being written) and checks Recover converges.
 func TestRecover(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chown to other users needs root")
-	}
+	testroot.Require(t, "chown to other users")
 	root := t.TempDir()
 	f := FS{Root: root, StateDir: "/var/lib/nodeagent"}
 	hosts := f.Path("/etc/hosts")

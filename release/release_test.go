@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/release"
+	"github.com/nodeagent/nodeagent/test/testroot"
 )
 
 func newManager(t testing.TB, root string, store nodeagent.ReleaseStore) *release.Manager {
@@ -149,7 +150,7 @@ func TestSharedOwner(t *testing.T) {
 	}
 	if _, err := m.Activate("shop", r.ID); err != nil {
 		if os.Geteuid() != 0 {
-			t.Skipf("chown needs root: %v", err)
+			testroot.Unavailable(t, "chown to www-data needs root: %v", err)
 		}
 		t.Fatal(err)
 	}
