@@ -80,6 +80,10 @@ type Options struct {
 	Attempts int
 	// Logger receives retry and discovery messages; nil discards them.
 	Logger *slog.Logger
+	// DialContext connects to IMDS; nil means a net.Dialer bounded by
+	// CallTimeout. Tests that run on a testing/synctest clock dial an
+	// in-memory IMDS with it.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Source reads instance metadata over IMDSv2 and host facts under Root.
@@ -143,7 +147,7 @@ func newClient(o Options) (*imds.Client, string, *slog.Logger, error) {
 
 	client := imds.New(imds.Options{
 		Endpoint:       endpoint,
-		HTTPClient:     newHTTPClient(o.CallTimeout),
+		HTTPClient:     newHTTPClient(o.CallTimeout, o.DialContext),
 		Retryer:        newRetryer(o.Attempts),
 		EnableFallback: aws.FalseTernary, // IMDSv2 only: a failed token is an error, never a tokenless GET
 		// Our retryer and per-attempt timeout bound each call; the SDK's
@@ -176,13 +180,15 @@ var errBadEndpoint = errors.New("want http://host[:port]")
 
 // newHTTPClient bounds every attempt and never uses a proxy: IMDS is
 // link-local and must not be sent through HTTP_PROXY.
-func newHTTPClient(timeout time.Duration) *http.Client {
-	dialer := &net.Dialer{Timeout: timeout}
+func newHTTPClient(timeout time.Duration, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: timeout}).DialContext
+	}
 	return &http.Client{
 		Timeout: timeout,
 		Transport: tracingTransport{next: &http.Transport{
 			Proxy:                 nil,
-			DialContext:           dialer.DialContext,
+			DialContext:           dial,
 			ResponseHeaderTimeout: timeout,
 			MaxIdleConns:          2,
 			IdleConnTimeout:       30 * time.Second,

@@ -9,11 +9,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/backoff"
 	"github.com/nodeagent/nodeagent/metadata"
 )
 
@@ -188,48 +190,55 @@ func TestUnavailableIsRetried(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeIMDS(t, fullValues())
-			s := newSource(t, metadata.Options{Endpoint: f.URL, Attempts: tt.attempts})
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			// Get a token first, so the 503s hit the metadata GET itself.
-			if _, err := s.LifecycleState(ctx); err != nil {
-				t.Fatalf("first call: %v", err)
-			}
-			f.requests()
-			f.set(func(f *fakeIMDS) { f.fail503 = tt.fail503 })
+			// On a synctest bubble's clock against an in-memory IMDS, so
+			// every wait between attempts is checked exactly.
+			synctest.Test(t, func(t *testing.T) {
+				f, dial := newMemIMDS(t, fullValues())
+				s := newSource(t, metadata.Options{Endpoint: f.URL, Attempts: tt.attempts, DialContext: dial})
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				// Get a token first, so the 503s hit the metadata GET itself.
+				if _, err := s.LifecycleState(ctx); err != nil {
+					t.Fatalf("first call: %v", err)
+				}
+				f.requests()
+				f.set(func(f *fakeIMDS) { f.fail503 = tt.fail503 })
 
-			got, err := s.LifecycleState(ctx)
-			reqs, at := f.requestsAt()
-			n503 := 0
-			for i, r := range reqs {
-				if strings.HasSuffix(r, " 503") {
-					n503++
+				got, err := s.LifecycleState(ctx)
+				reqs, at := f.requestsAt()
+				n503 := 0
+				for i, r := range reqs {
+					if strings.HasSuffix(r, " 503") {
+						n503++
+					}
+					// Retry i (the SDK counts from 1) waits [Step(i)/2, Step(i)).
+					if i > 0 {
+						lo, hi := imdsBackoff.Step(i)/2, imdsBackoff.Step(i)
+						if gap := at[i].Sub(at[i-1]); gap < lo || gap >= hi {
+							t.Errorf("request %d (%s) came %v after the previous one, want [%s, %s)", i, r, gap, lo, hi)
+						}
+					}
 				}
-				// The first retry waits at least half of 2×100ms.
-				if i > 0 && at[i].Sub(at[i-1]) < 90*time.Millisecond {
-					t.Errorf("request %d (%s) came %v after the previous one: no backoff", i, r, at[i].Sub(at[i-1]))
+				if tt.wantErr {
+					var me *metadata.Error
+					if !errors.As(err, &me) {
+						t.Fatalf("err = %v, want a *metadata.Error", err)
+					}
+					if me.StatusCode() != http.StatusServiceUnavailable || me.Path != metadata.PathLifecycleState {
+						t.Errorf("error status %d path %q, want 503 %q", me.StatusCode(), me.Path, metadata.PathLifecycleState)
+					}
+					if n503 != tt.attempts {
+						t.Errorf("%d attempts answered 503, want %d: %q", n503, tt.attempts, reqs)
+					}
+					return
 				}
-			}
-			if tt.wantErr {
-				var me *metadata.Error
-				if !errors.As(err, &me) {
-					t.Fatalf("err = %v, want a *metadata.Error", err)
+				if err != nil {
+					t.Fatalf("LifecycleState: %v (requests %q)", err, reqs)
 				}
-				if me.StatusCode() != http.StatusServiceUnavailable || me.Path != metadata.PathLifecycleState {
-					t.Errorf("error status %d path %q, want 503 %q", me.StatusCode(), me.Path, metadata.PathLifecycleState)
+				if got != "InService" || n503 != tt.fail503 {
+					t.Errorf("got %q after %d 503s, want InService after %d: %q", got, n503, tt.fail503, reqs)
 				}
-				if n503 != tt.attempts {
-					t.Errorf("%d attempts answered 503, want %d: %q", n503, tt.attempts, reqs)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("LifecycleState: %v (requests %q)", err, reqs)
-			}
-			if got != "InService" || n503 != tt.fail503 {
-				t.Errorf("got %q after %d 503s, want InService after %d: %q", got, n503, tt.fail503, reqs)
-			}
+			})
 		})
 	}
 }
@@ -274,50 +283,78 @@ func TestNeverFallsBackToIMDSv1(t *testing.T) {
 	}
 }
 
+// imdsBackoff is the Source's retry schedule (backoffBase, maxBackoff);
+// the SDK numbers retries from 1.
+var imdsBackoff = backoff.Policy{Base: 100 * time.Millisecond, Max: time.Second}
+
+// TestUnansweredIMDSFailsInTime runs on a synctest bubble's clock against
+// an in-memory IMDS that never answers: the call ends exactly at the
+// caller's deadline, or after its attempts, each cut at the per-call
+// timeout, with the backoff between them.
 func TestUnansweredIMDSFailsInTime(t *testing.T) {
 	tests := []struct {
 		name        string
 		deadline    time.Duration // caller's; 0 = none
 		callTimeout time.Duration
 		attempts    int
-		within      time.Duration
 		wantIs      error
 	}{
-		{name: "caller deadline shorter than a call", deadline: 700 * time.Millisecond, callTimeout: 5 * time.Second, attempts: 5, within: 2 * time.Second, wantIs: context.DeadlineExceeded},
-		{name: "per-call timeout and attempts bound it without a deadline", callTimeout: 150 * time.Millisecond, attempts: 2, within: 3 * time.Second},
+		{name: "caller deadline shorter than a call", deadline: 700 * time.Millisecond, callTimeout: 5 * time.Second, attempts: 5, wantIs: context.DeadlineExceeded},
+		{name: "per-call timeout and attempts bound it without a deadline", callTimeout: 150 * time.Millisecond, attempts: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeIMDS(t, fullValues())
-			f.set(func(f *fakeIMDS) { f.hang = true })
-			s := newSource(t, metadata.Options{Endpoint: f.URL, CallTimeout: tt.callTimeout, Attempts: tt.attempts})
-			ctx := context.Background()
-			if tt.deadline > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
-				defer cancel()
-			}
-			start := time.Now()
-			_, err := s.Instance(ctx)
-			elapsed := time.Since(start)
-			if err == nil {
-				t.Fatal("Instance succeeded against an IMDS that never answers")
-			}
-			if elapsed > tt.within {
-				t.Errorf("failed after %v, want within %v", elapsed, tt.within)
-			}
-			for _, s := range []string{"get instance-id", f.URL, "IMDSv2", "hop limit", metadata.EndpointEnv} {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error %q does not contain %q", err, s)
+			synctest.Test(t, func(t *testing.T) {
+				f, dial := newMemIMDS(t, fullValues())
+				f.set(func(f *fakeIMDS) { f.hang = true })
+				s := newSource(t, metadata.Options{Endpoint: f.URL, CallTimeout: tt.callTimeout, Attempts: tt.attempts, DialContext: dial})
+				ctx := context.Background()
+				if tt.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+					defer cancel()
 				}
-			}
-			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
-				t.Errorf("error %v is not %v", err, tt.wantIs)
-			}
-			puts := slices.DeleteFunc(f.requests(), func(r string) bool { return !strings.HasPrefix(r, "PUT ") })
-			if tt.deadline == 0 && len(puts) != tt.attempts {
-				t.Errorf("%d token attempts, want %d", len(puts), tt.attempts)
-			}
+				start := time.Now()
+				_, err := s.Instance(ctx)
+				elapsed := time.Since(start)
+				if err == nil {
+					t.Fatal("Instance succeeded against an IMDS that never answers")
+				}
+				for _, s := range []string{"get instance-id", f.URL, "IMDSv2", "hop limit", metadata.EndpointEnv} {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not contain %q", err, s)
+					}
+				}
+				if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+					t.Errorf("error %v is not %v", err, tt.wantIs)
+				}
+				reqs, at := f.requestsAt()
+				puts := slices.DeleteFunc(slices.Clone(reqs), func(r string) bool { return !strings.HasPrefix(r, "PUT ") })
+				if len(puts) != len(reqs) {
+					t.Errorf("requests %q, want only token PUTs", reqs)
+				}
+				if tt.deadline > 0 {
+					if len(puts) != 1 || elapsed != tt.deadline {
+						t.Errorf("%d token attempts, failed after %s; want 1, failing at the caller's deadline %s", len(puts), elapsed, tt.deadline)
+					}
+					return
+				}
+				if len(puts) != tt.attempts {
+					t.Fatalf("%d token attempts, want %d", len(puts), tt.attempts)
+				}
+				// Each attempt is cut at the call timeout; retry n (from 1)
+				// waits [Step(n)/2, Step(n)) first; the call ends with the
+				// last attempt's timeout.
+				for n := 1; n < len(at); n++ {
+					lo, hi := tt.callTimeout+imdsBackoff.Step(n)/2, tt.callTimeout+imdsBackoff.Step(n)
+					if gap := at[n].Sub(at[n-1]); gap < lo || gap >= hi {
+						t.Errorf("attempt %d came %s after the one before, want [%s, %s): the call timeout, then the backoff", n+1, gap, lo, hi)
+					}
+				}
+				if end := at[len(at)-1].Add(tt.callTimeout); !start.Add(elapsed).Equal(end) {
+					t.Errorf("failed %s after the start, want at the last attempt's timeout, %s", elapsed, end.Sub(start))
+				}
+			})
 		})
 	}
 }
