@@ -375,6 +375,7 @@ type runEnv struct {
 	cancel          context.CancelFunc
 	done            chan error
 	settings        runSettings
+	client          *http.Client // to the agent's endpoints
 }
 
 type lockedString struct {
@@ -400,9 +401,8 @@ type runSettings struct {
 	// LifecycleInterval goes to RunOptions; 0 means 20ms.
 	LifecycleInterval time.Duration
 	// InMemory runs the agent with no socket, for a testing/synctest
-	// bubble: its endpoints on a memListener (e.get is then unavailable:
-	// read e.agent.Readiness and e.metric instead), the smoke checks
-	// answered by apacheTransport.
+	// bubble: its endpoints on a memListener (e.get reaches them through
+	// it), the smoke checks answered by apacheTransport.
 	InMemory bool
 }
 
@@ -515,8 +515,12 @@ func newRunEnv(t *testing.T, s runSettings) *runEnv {
 // start runs the agent in the background; the test's cleanup stops it.
 func (e *runEnv) start() {
 	e.t.Helper()
-	var ln net.Listener = newMemListener()
-	if !e.settings.InMemory {
+	var ln net.Listener
+	if e.settings.InMemory {
+		mem := newMemListener()
+		ln, e.addr = mem, "agent.test"
+		e.client = &http.Client{Transport: &http.Transport{DialContext: mem.dial, DisableKeepAlives: true}}
+	} else {
 		var err error
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -589,13 +593,18 @@ func (e *runEnv) read(p string) string {
 // appConfig is the app-readable config of the shop product.
 func (e *runEnv) appConfig() string { return e.read("etc/nodeagent/products/shop.php") }
 
+// httpClient reaches the agent's endpoints.
+func (e *runEnv) httpClient() *http.Client {
+	if e.client != nil {
+		return e.client
+	}
+	return http.DefaultClient
+}
+
 // get fetches an endpoint of the agent.
 func (e *runEnv) get(path string) (int, string) {
 	e.t.Helper()
-	if e.settings.InMemory {
-		e.t.Fatalf("GET %s: the agent runs in memory (runSettings.InMemory): it has no socket", path)
-	}
-	resp, err := http.Get("http://" + e.addr + path)
+	resp, err := e.httpClient().Get("http://" + e.addr + path)
 	if err != nil {
 		e.t.Fatalf("GET %s: %v", path, err)
 	}
@@ -711,7 +720,7 @@ func (e *runEnv) watchReady() *readyWatch {
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			resp, err := http.Get(url)
+			resp, err := e.httpClient().Get(url)
 			w.mu.Lock()
 			w.answers++
 			if err != nil {
@@ -1113,75 +1122,92 @@ func TestRunMetricValues(t *testing.T) {
 // nil.
 func TestRunDrains(t *testing.T) {
 	const drain = 300 * time.Millisecond
+	const lifecycleEvery = 20 * time.Millisecond
 	tests := []struct {
 		name    string
 		trigger func(e *runEnv)
+		// seen is how long after the trigger the agent learns of it.
+		seen time.Duration
 	}{
 		// A SIGTERM (o.Terminate, or the context) drains only an instance
-		// that IMDS says is terminating; the lifecycle watcher checks every
-		// 15 s by default, so the stop is what drains here.
-		{"SIGTERM while terminating", func(e *runEnv) { e.lifecycle.set("Terminated"); close(e.terminate) }},
-		{"lifecycle state Terminated", func(e *runEnv) { e.lifecycle.set("Terminated") }},
-		{"context ended while terminating", func(e *runEnv) { e.lifecycle.set("Terminated"); e.cancel() }},
+		// that IMDS says is terminating, which the stop asks at once.
+		{"SIGTERM while terminating", func(e *runEnv) { e.lifecycle.set("Terminated"); close(e.terminate) }, 0},
+		// Otherwise the lifecycle watcher sees it at its next check: the
+		// trigger comes at the start, the first check one interval later.
+		{"lifecycle state Terminated", func(e *runEnv) { e.lifecycle.set("Terminated") }, lifecycleEvery},
+		{"context ended while terminating", func(e *runEnv) { e.lifecycle.set("Terminated"); e.cancel() }, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			store := &objectStore{}
-			e := newRunEnv(t, runSettings{Source: func(*runEnv) nodeagent.TopologySource { return store.source() }, DrainTime: drain})
-			store.put(document{Serial: 1, Port: e.port}.bytes())
-			health := filepath.Join(e.root, "var/lib/nodeagent/health/ready")
-			var triggered time.Time
-			var waited time.Duration
-			e.hooks.CompleteFunc = func(_ context.Context, h nodeagent.LifecycleHook, result string) error {
-				if h.Hook != testTermHook {
+			// On a synctest bubble's clock: every wait below is exact.
+			synctest.Test(t, func(t *testing.T) {
+				store := &objectStore{}
+				e := newRunEnv(t, runSettings{Source: func(*runEnv) nodeagent.TopologySource { return store.source() },
+					DrainTime: drain, LifecycleInterval: lifecycleEvery, InMemory: true})
+				store.put(document{Serial: 1, Port: e.port}.bytes())
+				health := filepath.Join(e.root, "var/lib/nodeagent/health/ready")
+				var triggered time.Time
+				var waited time.Duration
+				e.hooks.CompleteFunc = func(_ context.Context, h nodeagent.LifecycleHook, result string) error {
+					if h.Hook != testTermHook {
+						return nil
+					}
+					waited = time.Since(triggered)
+					code, body := e.get("/ready")
+					_, statErr := os.Stat(health)
+					e.events.add(fmt.Sprintf("terminate hook %s; /ready %d %s; health file gone %v",
+						result, code, strings.TrimSpace(body), errors.Is(statErr, os.ErrNotExist)))
 					return nil
 				}
-				waited = time.Since(triggered)
-				code, body := e.get("/ready")
-				_, statErr := os.Stat(health)
-				e.events.add(fmt.Sprintf("terminate hook %s; /ready %d %s; health file gone %v",
-					result, code, strings.TrimSpace(body), errors.Is(statErr, os.ErrNotExist)))
-				return nil
-			}
-			e.start()
-			e.waitApplied(1, 10*time.Second)
+				e.start()
+				synctest.Wait()
+				e.checkApplied(1)
 
-			w := e.watchReady()
-			triggered = time.Now()
-			tt.trigger(e)
-			eventually(t, 2*time.Second, "/ready 503", func() bool { code, _ := e.get("/ready"); return code == http.StatusServiceUnavailable })
-			if took := time.Since(triggered); took > drain/2 {
-				t.Errorf("/ready went 503 only after %s, want at once", took)
-			}
-			if _, err := os.Stat(health); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("ELB health file still there while draining: %v", err)
-			}
-			if err := e.wait(10 * time.Second); err != nil {
-				t.Errorf("Run = %v, want nil after a drain", err)
-			}
-			w.end()
-			want := []string{
-				`terminate hook CONTINUE; /ready 503 {"ready":false,"reason":"draining"}; health file gone true`,
-				"STOPPING=1",
-			}
-			if waited < drain || waited > drain+5*time.Second {
-				t.Errorf("terminate hook completed %s after the trigger, want the drain time %s first", waited, drain)
-			}
-			if got := e.events.all(); !equal(got, want) {
-				t.Errorf("drain events:\n%q\nwant:\n%q", got, want)
-			}
-			completed := e.hooks.list()
-			if len(completed) != 2 || completed[1] != testGroup+"/"+testTermHook+"/"+testInstanceID+" CONTINUE" {
-				t.Errorf("lifecycle actions = %q, want the launch hook then the terminate hook", completed)
-			}
-			if got := e.metric("nodeagent_ready"); got != 0 {
-				t.Errorf("ready metric = %v after the drain, want 0", got)
-			}
-			// lifecycle.json still says the launch hook was completed: a
-			// later start must never complete it again.
-			if rec := e.read("var/lib/nodeagent/lifecycle.json"); !strings.Contains(rec, testLaunchHook) || strings.Contains(rec, testTermHook) {
-				t.Errorf("lifecycle.json after the drain:\n%s\nwant the launch hook's record, not the terminate hook's", rec)
-			}
+				w := e.watchReady()
+				triggered = time.Now()
+				tt.trigger(e)
+				if tt.seen > 0 {
+					time.Sleep(tt.seen - time.Nanosecond)
+					synctest.Wait()
+					if code, _ := e.get("/ready"); code != http.StatusOK {
+						t.Errorf("/ready %d before the agent could know of the termination, want 200", code)
+					}
+					time.Sleep(time.Nanosecond)
+				}
+				synctest.Wait()
+				if code, _ := e.get("/ready"); code != http.StatusServiceUnavailable {
+					t.Errorf("/ready %d %s after the trigger, want 503 at once", code, time.Since(triggered))
+				}
+				if _, err := os.Stat(health); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("ELB health file still there while draining: %v", err)
+				}
+				if err := e.wait(10 * time.Second); err != nil {
+					t.Errorf("Run = %v, want nil after a drain", err)
+				}
+				w.end()
+				want := []string{
+					`terminate hook CONTINUE; /ready 503 {"ready":false,"reason":"draining"}; health file gone true`,
+					"STOPPING=1",
+				}
+				if waited != tt.seen+drain {
+					t.Errorf("terminate hook completed %s after the trigger, want %s: the drain time after the agent saw it", waited, tt.seen+drain)
+				}
+				if got := e.events.all(); !equal(got, want) {
+					t.Errorf("drain events:\n%q\nwant:\n%q", got, want)
+				}
+				completed := e.hooks.list()
+				if len(completed) != 2 || completed[1] != testGroup+"/"+testTermHook+"/"+testInstanceID+" CONTINUE" {
+					t.Errorf("lifecycle actions = %q, want the launch hook then the terminate hook", completed)
+				}
+				if got := e.metric("nodeagent_ready"); got != 0 {
+					t.Errorf("ready metric = %v after the drain, want 0", got)
+				}
+				// lifecycle.json still says the launch hook was completed: a
+				// later start must never complete it again.
+				if rec := e.read("var/lib/nodeagent/lifecycle.json"); !strings.Contains(rec, testLaunchHook) || strings.Contains(rec, testTermHook) {
+					t.Errorf("lifecycle.json after the drain:\n%s\nwant the launch hook's record, not the terminate hook's", rec)
+				}
+			})
 		})
 	}
 }
