@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,57 +15,10 @@ import (
 // The pieces a run test needs to run inside a testing/synctest bubble,
 // where time only moves when every goroutine of the bubble is durably
 // blocked: real sockets (a TCP listener's Accept, a keep-alive
-// connection's read loop) never are, so the agent's endpoints listen on
-// memListener (the test's requests reach them through its dial), and the
-// smoke checks reach a stand-in Apache through apacheTransport, all in
+// connection's read loop) never are, so the agent's endpoints listen on a
+// memnet.Listener (the test's requests reach them through its Dial), and
+// the smoke checks reach a stand-in Apache through apacheTransport, all in
 // memory.
-
-// memListener is a net.Listener of in-memory connections (net.Pipe): dial
-// hands Accept the server end. Accept and both ends' reads block on
-// channels, which a bubble counts as durably blocked.
-type memListener struct {
-	conns  chan net.Conn
-	once   sync.Once
-	closed chan struct{}
-}
-
-func newMemListener() *memListener {
-	return &memListener{conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (l *memListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *memListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-// dial connects to the listener, as http.Transport.DialContext.
-func (l *memListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- server:
-		return client, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (l *memListener) Addr() net.Addr { return memAddr{} }
-
-type memAddr struct{}
-
-func (memAddr) Network() string { return "mem" }
-func (memAddr) String() string  { return "mem:0" }
 
 // apacheTransport answers every smoke check's request as the stand-in
 // Apache on 127.0.0.1 does, without a connection.

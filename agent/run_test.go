@@ -29,6 +29,7 @@ import (
 	"github.com/nodeagent/nodeagent/readiness"
 	"github.com/nodeagent/nodeagent/release"
 	"github.com/nodeagent/nodeagent/source"
+	"github.com/nodeagent/nodeagent/test/memnet"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -401,8 +402,8 @@ type runSettings struct {
 	// LifecycleInterval goes to RunOptions; 0 means 20ms.
 	LifecycleInterval time.Duration
 	// InMemory runs the agent with no socket, for a testing/synctest
-	// bubble: its endpoints on a memListener (e.get reaches them through
-	// it), the smoke checks answered by apacheTransport.
+	// bubble: its endpoints on a memnet.Listener (e.get reaches them
+	// through it), the smoke checks answered by apacheTransport.
 	InMemory bool
 }
 
@@ -517,9 +518,9 @@ func (e *runEnv) start() {
 	e.t.Helper()
 	var ln net.Listener
 	if e.settings.InMemory {
-		mem := newMemListener()
-		ln, e.addr = mem, "agent.test"
-		e.client = &http.Client{Transport: &http.Transport{DialContext: mem.dial, DisableKeepAlives: true}}
+		mem := memnet.Listen("agent.test:9100")
+		ln, e.addr = mem, mem.Addr().String()
+		e.client = &http.Client{Transport: &http.Transport{DialContext: mem.Dial, DisableKeepAlives: true}}
 	} else {
 		var err error
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
