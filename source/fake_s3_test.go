@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/nodeagent/nodeagent/test/memnet"
 )
 
 // fakeS3 is the part of S3 the source package calls (GetObject, path
@@ -32,44 +34,77 @@ type fakeS3 struct {
 	failBody  string
 	hang      bool
 	requests  int
-	lastMatch string // If-None-Match of the last request
+	at        []time.Time // when each request came
+	lastMatch string      // If-None-Match of the last request
 	stop      chan struct{}
 }
 
 func newFakeS3(t *testing.T, bucket string) *fakeS3 {
 	t.Helper()
 	f := &fakeS3{buckets: map[string]bool{bucket: true}, objects: map[string][]byte{}, stop: make(chan struct{})}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		f.requests++
-		f.lastMatch = r.Header.Get("If-None-Match")
-		hang := f.hang
-		fail := f.failNext > 0
-		if fail {
-			f.failNext--
-		}
-		code, body := f.failCode, f.failBody
-		f.mu.Unlock()
-		switch {
-		case hang:
-			select {
-			case <-r.Context().Done():
-			case <-f.stop:
-			}
-		case fail:
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(code)
-			w.Write([]byte(body))
-		default:
-			f.serveObject(w, r)
-		}
-	}))
+	srv := httptest.NewServer(f)
 	t.Cleanup(func() {
 		close(f.stop)
 		srv.Close()
 	})
 	f.URL = srv.URL
 	return f
+}
+
+// newMemFakeS3 serves a fakeS3 over in-memory connections (test/memnet),
+// for tests that run in a testing/synctest bubble; call it inside the
+// bubble. Its client is s3ClientFor(f.URL) with the Dial.
+func newMemFakeS3(t *testing.T, bucket string) (*fakeS3, *s3.Client) {
+	t.Helper()
+	f := &fakeS3{buckets: map[string]bool{bucket: true}, objects: map[string][]byte{}, stop: make(chan struct{}), URL: "http://s3.test"}
+	ln := memnet.Listen("s3.test:80")
+	srv := &http.Server{Handler: f}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		close(f.stop) // release hung handlers first, or Close waits for them
+		_ = srv.Close()
+		<-served
+	})
+	c := s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(f.URL),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		HTTPClient:   &http.Client{Transport: &http.Transport{DialContext: ln.Dial}},
+	})
+	return f, c
+}
+
+// ServeHTTP answers every request, or fails or hangs it as set.
+func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.requests++
+	f.at = append(f.at, time.Now())
+	f.lastMatch = r.Header.Get("If-None-Match")
+	hang := f.hang
+	fail := f.failNext > 0
+	if fail {
+		f.failNext--
+	}
+	code, body := f.failCode, f.failBody
+	f.mu.Unlock()
+	switch {
+	case hang:
+		select {
+		case <-r.Context().Done():
+		case <-f.stop:
+		}
+	case fail:
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(code)
+		w.Write([]byte(body))
+	default:
+		f.serveObject(w, r)
+	}
 }
 
 // serveObject answers GET and HEAD of /bucket/key as S3 does: the body
@@ -123,6 +158,13 @@ func (f *fakeS3) set(fn func(f *fakeS3)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f)
+}
+
+// times returns when each request came.
+func (f *fakeS3) times() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.at...)
 }
 
 func (f *fakeS3) count() (requests int, lastMatch string) {

@@ -14,11 +14,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/backoff"
 	"github.com/nodeagent/nodeagent/source"
 )
 
@@ -198,67 +204,86 @@ func TestS3RetriesServerErrors(t *testing.T) {
 	}
 }
 
+// TestS3Unreachable runs on a synctest bubble's clock against an
+// in-memory S3 (or a dial that is refused): every attempt, wait and
+// deadline is checked exactly.
 func TestS3Unreachable(t *testing.T) {
-	closed := closedPort(t)
+	const attempts = 3
 	tests := []struct {
 		name     string
-		endpoint func(t *testing.T) string
+		refused  bool // nothing listens: every dial is refused
 		deadline time.Duration
 		timeout  time.Duration
-		within   time.Duration
 		want     []string
 	}{
 		{
-			name:     "nothing listens",
-			endpoint: func(t *testing.T) string { return closed },
-			deadline: 10 * time.Second, within: 8 * time.Second,
-			want: []string{"s3://topo/" + key, "could not reach " + closed, "connection refused"},
+			name: "nothing listens", refused: true,
+			deadline: 10 * time.Second,
+			want:     []string{"s3://topo/" + key, "could not reach http://s3.test", "connection refused"},
 		},
 		{
-			name: "endpoint never answers, caller deadline first",
-			endpoint: func(t *testing.T) string {
-				f := newFakeS3(t, bucket)
-				f.set(func(f *fakeS3) { f.hang = true })
-				return f.URL
-			},
-			deadline: 800 * time.Millisecond, timeout: 10 * time.Second, within: 2 * time.Second,
+			name:     "endpoint never answers, caller deadline first",
+			deadline: 800 * time.Millisecond, timeout: 10 * time.Second,
 			want: []string{"s3://topo/" + key, "deadline exceeded"},
 		},
 		{
-			name: "endpoint never answers, attempt deadlines",
-			endpoint: func(t *testing.T) string {
-				f := newFakeS3(t, bucket)
-				f.set(func(f *fakeS3) { f.hang = true })
-				return f.URL
-			},
-			deadline: 10 * time.Second, timeout: 200 * time.Millisecond, within: 4 * time.Second,
+			name:     "endpoint never answers, attempt deadlines",
+			deadline: 10 * time.Second, timeout: 200 * time.Millisecond,
 			want: []string{"s3://topo/" + key, "no answer within 200ms", "could not reach"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ep := tt.endpoint(t)
-			src := mustNew(t, "s3://"+bucket+"/"+key, source.Options{S3: s3ClientFor(ep), Attempts: 3, Timeout: tt.timeout})
-			start := time.Now()
-			_, err := src.Fetch(ctxFor(t, tt.deadline), "")
-			if d := time.Since(start); d > tt.within {
-				t.Errorf("failed after %v, want within %v", d, tt.within)
-			}
-			wantErrContains(t, err, tt.want...)
+			synctest.Test(t, func(t *testing.T) {
+				f, client := newMemFakeS3(t, bucket)
+				f.set(func(f *fakeS3) { f.hang = true })
+				var mu sync.Mutex
+				var dials []time.Time
+				if tt.refused {
+					client = s3.New(client.Options(), func(o *s3.Options) {
+						o.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+							mu.Lock()
+							dials = append(dials, time.Now())
+							mu.Unlock()
+							return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+						}}}
+					})
+				}
+				src := mustNew(t, "s3://"+bucket+"/"+key, source.Options{S3: client, Attempts: attempts, Timeout: tt.timeout})
+				start := time.Now()
+				_, err := src.Fetch(ctxFor(t, tt.deadline), "")
+				took := time.Since(start)
+				wantErrContains(t, err, tt.want...)
+
+				at := f.times()
+				if tt.refused {
+					at = dials
+				}
+				if tt.deadline < tt.timeout {
+					if len(at) != 1 || took != tt.deadline {
+						t.Errorf("%d attempts, failed after %s; want 1, failing at the caller's deadline %s", len(at), took, tt.deadline)
+					}
+					return
+				}
+				if len(at) != attempts {
+					t.Fatalf("%d attempts, want %d", len(at), attempts)
+				}
+				// Attempt n+1 comes the attempt's time (its timeout when it
+				// hangs, none when refused) plus [Step(n)/2, Step(n)) after
+				// attempt n; the SDK numbers retries from 1.
+				policy := backoff.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Second}
+				for n := 1; n < len(at); n++ {
+					lo, hi := tt.timeout+policy.Step(n)/2, tt.timeout+policy.Step(n)
+					if gap := at[n].Sub(at[n-1]); gap < lo || gap >= hi {
+						t.Errorf("attempt %d came %s after the one before, want [%s, %s)", n+1, gap, lo, hi)
+					}
+				}
+				if end := at[len(at)-1].Add(tt.timeout); !start.Add(took).Equal(end) {
+					t.Errorf("failed %s after the start, want when the last attempt ended, %s", took, end.Sub(start))
+				}
+			})
 		})
 	}
-}
-
-// closedPort returns an http://127.0.0.1:port URL nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
 }
 
 func TestFileFetch(t *testing.T) {
