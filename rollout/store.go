@@ -1,0 +1,108 @@
+package rollout
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// API is the part of the S3 client a Store uses (*s3.Client has it).
+type API interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+// Store reads and writes the rollout objects beside one topology key, with
+// conditional writes: Create only if absent, Update only if unchanged.
+type Store struct {
+	api    API
+	bucket string
+	key    string // the topology key
+}
+
+// NewStore returns the Store for the topology document at rawURL,
+// s3://bucket/key.
+func NewStore(api API, rawURL string) (*Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "s3" || u.Host == "" {
+		return nil, fmt.Errorf("rollout: %q: want s3://bucket/key", rawURL)
+	}
+	key := strings.TrimPrefix(u.Path, "/")
+	if key == "" {
+		return nil, fmt.Errorf("rollout: %q: no object key", rawURL)
+	}
+	return &Store{api: api, bucket: u.Host, key: key}, nil
+}
+
+// URL is where the rollout object of serial lives.
+func (s *Store) URL(serial int64) string { return "s3://" + s.bucket + "/" + Key(s.key, serial) }
+
+// ErrNotFound is wrapped when serial has no rollout object.
+var ErrNotFound = errors.New("no rollout object")
+
+// ErrChanged is wrapped when a conditional write lost: someone else
+// changed the object (or created it) meanwhile.
+var ErrChanged = errors.New("the rollout object changed meanwhile")
+
+// Read reads the rollout object of serial and its ETag.
+func (s *Store) Read(ctx context.Context, serial int64) (*Rollout, string, error) {
+	name := s.URL(serial)
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(Key(s.key, serial))})
+	if err != nil {
+		if status(err) == http.StatusNotFound {
+			return nil, "", fmt.Errorf("rollout: %s: %w", name, ErrNotFound)
+		}
+		return nil, "", fmt.Errorf("rollout: read %s: %w", name, err)
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(out.Body, MaxObject+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("rollout: read %s: %w", name, err)
+	}
+	r, err := Decode(body, name)
+	if err != nil {
+		return nil, "", err
+	}
+	return r, aws.ToString(out.ETag), nil
+}
+
+// Create writes r if no rollout object exists for its serial.
+func (s *Store) Create(ctx context.Context, r *Rollout) (string, error) {
+	return s.put(ctx, r, &s3.PutObjectInput{IfNoneMatch: aws.String("*")})
+}
+
+// Update replaces the rollout object if its ETag is still etag.
+func (s *Store) Update(ctx context.Context, r *Rollout, etag string) (string, error) {
+	return s.put(ctx, r, &s3.PutObjectInput{IfMatch: aws.String(etag)})
+}
+
+func (s *Store) put(ctx context.Context, r *Rollout, in *s3.PutObjectInput) (string, error) {
+	body := r.Encode()
+	in.Bucket, in.Key = aws.String(s.bucket), aws.String(Key(s.key, r.Serial))
+	in.Body, in.ContentLength = bytes.NewReader(body), aws.Int64(int64(len(body)))
+	in.ContentType = aws.String("application/json")
+	out, err := s.api.PutObject(ctx, in)
+	if err != nil {
+		if st := status(err); st == http.StatusPreconditionFailed || st == http.StatusConflict {
+			return "", fmt.Errorf("rollout: write %s: %w", s.URL(r.Serial), ErrChanged)
+		}
+		return "", fmt.Errorf("rollout: write %s: %w (an operator needs s3:PutObject on rollouts/ beside the topology key)", s.URL(r.Serial), err)
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+func status(err error) int {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
