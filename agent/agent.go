@@ -64,6 +64,9 @@ type Agent struct {
 	// swept: this process has swept the temp files dead processes left
 	// (see sweep); only the first apply needs to.
 	swept bool
+	// rollouts is the last rollout object read and the document it holds
+	// back (rollout.go).
+	rollouts rolloutCache
 }
 
 // Applied records the last successful apply in the state dir.

@@ -155,6 +155,9 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 			gaveUp = a.mayAbandon(ctx, err, outOfTime)
 		}
 		if err == nil {
+			doc = a.bootDocument(actx, &a.rollouts, inst, doc)
+		}
+		if err == nil {
 			if hook == nil {
 				if h, ok := a.hookFor(inst, doc); ok {
 					hook = &h

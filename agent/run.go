@@ -474,7 +474,7 @@ func (w *worker) poll(ctx context.Context, seen chan<- struct{}) {
 	etag, inst := w.etag, w.inst
 	w.mu.Unlock()
 	if inst != nil && etag != "" {
-		if _, changed := w.fetch(ctx, etag); !changed {
+		if _, changed := w.fetch(ctx, etag); !changed && !w.a.heldRolloutChanged(ctx) {
 			return
 		}
 	}
@@ -518,16 +518,25 @@ func (w *worker) check(ctx context.Context, counted bool) {
 		return
 	}
 	f, changed := w.fetch(ctx, etag)
-	if !changed {
+	var doc Document
+	switch held := a.rollouts.holding(); {
+	case changed:
+		if counted {
+			w.m.Polls.With("changed").Inc()
+		}
+		doc = NewDocument(f.Body, f.ETag, a.Source.String(), false)
+	case f.NotModified && held != nil:
+		doc = *held // its rollout may have reached this node
+	default:
 		return
 	}
-	if counted {
-		w.m.Polls.With("changed").Inc()
+	doc, apply := w.rolloutDocument(ctx, *inst, doc)
+	if !apply {
+		return
 	}
 	start := time.Now()
-	doc := NewDocument(f.Body, f.ETag, a.Source.String(), false)
 	out, err := a.Converge(ctx, *inst, doc)
-	w.finish(out, f.ETag, err, start)
+	w.finish(out, doc.ETag, err, start)
 }
 
 func (w *worker) finish(out *Outcome, etag string, err error, start time.Time) {

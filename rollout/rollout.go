@@ -137,11 +137,14 @@ func Key(topologyKey string, serial int64) string {
 func Rel(serial int64) string { return "rollouts/" + strconv.FormatInt(serial, 10) + ".json" }
 
 // HistoryRel is where publish keeps the document of serial, relative to the
-// topology key's directory (publish.HistoryKey for a JSON key).
-func HistoryRel(serial int64, yaml bool) string {
-	ext := ".json"
-	if yaml {
-		ext = ".yaml"
+// directory of the topology key named topologyKey (publish.HistoryKey):
+// history/<serial>.json, or with the key's extension for a YAML key.
+func HistoryRel(topologyKey string, serial int64) string {
+	ext := strings.ToLower(path.Ext(topologyKey))
+	if ext != ".yaml" && ext != ".yml" {
+		ext = ".json"
+	} else {
+		ext = path.Ext(topologyKey)
 	}
 	return "history/" + strconv.FormatInt(serial, 10) + ext
 }
