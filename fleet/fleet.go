@@ -23,6 +23,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/report"
+	"github.com/nodeagent/nodeagent/rollout"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
@@ -66,6 +67,11 @@ type Snapshot struct {
 	// reports: corrupt, another schema, foreign, unreadable.
 	BadReports []BadReport `json:"bad_reports,omitempty"`
 	Summary    Summary     `json:"summary"`
+	// Rollout is the staged rollout of the current serial; nil when it
+	// was published all at once. RolloutError says why its rollout
+	// object could not be read.
+	Rollout      *Rollout `json:"rollout,omitempty"`
+	RolloutError string   `json:"rollout_error,omitempty"`
 }
 
 // Node is one row: a node of the topology, a node that reported, or both.
@@ -158,6 +164,10 @@ type Input struct {
 	// ReportInterval is the agents' --report-interval; default
 	// DefaultReportInterval.
 	ReportInterval time.Duration
+	// Rollout is the rollout object of the current serial (RolloutURL
+	// where it lives); nil when there is none.
+	Rollout    *rollout.Rollout
+	RolloutURL string
 }
 
 // Build joins the topology and the report entries into a Snapshot. Every
@@ -233,6 +243,9 @@ func Build(in Input) *Snapshot {
 			cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
 	})
 	s.Summary = summarize(s)
+	if in.Rollout != nil {
+		s.Rollout = rolloutView(s, in.Rollout, in.RolloutURL, in.Now)
+	}
 	return s
 }
 
@@ -415,6 +428,8 @@ type Loader struct {
 
 	mu      sync.Mutex
 	etag    string
+	digest  string // of the topology document, to match its rollout object
+	rr      rolloutReader
 	top     *nodeagent.Topology
 	entries []report.Entry
 	loc     report.Location
@@ -447,8 +462,9 @@ func (l *Loader) Load(ctx context.Context) (*Snapshot, error) {
 		if loc != l.loc {
 			l.entries = nil
 		}
-		l.top, l.etag, l.loc = t, f.ETag, loc
+		l.top, l.etag, l.loc, l.digest = t, f.ETag, loc, rollout.Digest(f.Body)
 	}
+	ro, roURL, roErr := l.rr.read(ctx, l.in.Topology, l.top.Serial, l.digest)
 	entries, err := l.in.Reports.ReadCached(ctx, l.loc, l.entries)
 	if err != nil {
 		return nil, err
@@ -458,5 +474,10 @@ func (l *Loader) Load(ctx context.Context) (*Snapshot, error) {
 	if l.in.Now != nil {
 		now = l.in.Now
 	}
-	return Build(Input{Topology: l.top, TopologyFrom: name, Entries: entries, Now: now(), ReportInterval: l.in.ReportInterval}), nil
+	s := Build(Input{Topology: l.top, TopologyFrom: name, Entries: entries, Now: now(), ReportInterval: l.in.ReportInterval,
+		Rollout: ro, RolloutURL: roURL})
+	if roErr != nil {
+		s.RolloutError = roErr.Error()
+	}
+	return s, nil
 }

@@ -94,6 +94,7 @@ func Format(w io.Writer, s *Snapshot) error {
 			return err
 		}
 	}
+	FormatRollout(w, s)
 	switch {
 	case sum.Converged:
 		fmt.Fprintf(w, "converged: every live node runs serial %d and is ready\n", s.Serial)
@@ -167,4 +168,40 @@ func clean(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// FormatRollout writes the rollout section of `fleet status`: the state,
+// the wave, each wave's nodes done / pending / failed, the failures, and
+// whether anything is following it. Nothing when there is no rollout.
+func FormatRollout(w io.Writer, s *Snapshot) {
+	if s.RolloutError != "" {
+		fmt.Fprintf(w, "rollout: unreadable: %s\n", clean(s.RolloutError))
+	}
+	r := s.Rollout
+	if r == nil {
+		return
+	}
+	fmt.Fprintf(w, "rollout of serial %d (after %d): %s, wave %d of %d (%d%%), bake %s, max_failed %d\n",
+		r.Serial, r.Previous, strings.ToUpper(r.State), r.Wave+1, len(r.Waves), r.Waves[r.Wave],
+		time.Duration(r.BakeSeconds*float64(time.Second)), r.MaxFailed)
+	for i, t := range r.Tally {
+		cur := ""
+		if i == r.Wave && r.State == "rolling" {
+			cur = "  <- current"
+		}
+		fmt.Fprintf(w, "  wave %d (%3d%%): %d node(s): done %d, pending %d, failed %d%s\n", i+1, t.Share, t.Nodes, t.Done, t.Pending, t.Failed, cur)
+	}
+	if r.Why != "" {
+		fmt.Fprintf(w, "  why: %s\n", clean(r.Why))
+	}
+	for _, f := range r.Failed {
+		fmt.Fprintf(w, "  failed: %s (wave %d): %s\n", clean(dash(f.Name+" "+f.InstanceID)), f.Wave+1, clean(f.Error))
+	}
+	if r.RolledBackTo != 0 {
+		fmt.Fprintf(w, "  rolled back: serial %d republishes serial %d\n", r.RolledBackTo, r.Previous)
+	}
+	if r.Unattended {
+		fmt.Fprintf(w, "  UNATTENDED: no operator command has followed this rollout for %s; it stays at wave %d until `nodeagent rollout resume`\n",
+			Age(time.Duration(r.HeartbeatAgeSeconds*float64(time.Second))), r.Wave+1)
+	}
 }

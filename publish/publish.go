@@ -212,6 +212,11 @@ type Result struct {
 	URL        string // the published document
 	ETag       string
 	HistoryURL string // where the replaced document is kept; "" for a first publish
+	// KeptURL is where the published document itself is kept
+	// (history/<serial>.json), so that a node can boot to any serial;
+	// KeepError says why it could not be (the publish happened anyway).
+	KeptURL   string
+	KeepError error
 }
 
 // RaceError is a publish that lost to another one: the document changed
@@ -260,6 +265,7 @@ func (p *Publisher) Write(ctx context.Context, cur *Current, ch *Change) (Result
 		out, err := p.api.PutObject(ctx, in)
 		if err == nil {
 			res.ETag = aws.ToString(out.ETag)
+			p.keepNew(ctx, ch, &res)
 			return res, nil
 		}
 		if !conflict(err) {
@@ -273,6 +279,7 @@ func (p *Publisher) Write(ctx context.Context, cur *Current, ch *Change) (Result
 		}
 		if now.Exists && bytes.Equal(now.Body, ch.Body) {
 			res.ETag = now.ETag
+			p.keepNew(ctx, ch, &res)
 			return res, nil
 		}
 		// Unchanged: a 409 for another conditional write in flight that
@@ -309,6 +316,18 @@ func (p *Publisher) keep(ctx context.Context, cur *Current) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("publish: keep serial %d: s3://%s/%s holds another document of that serial; move it aside and re-run", cur.Serial, p.bucket, hk)
+}
+
+// keepNew keeps the document just published under the history key of its
+// serial too: a node booting during a staged rollout fetches the previous
+// serial from there, and rollback can name any serial.
+func (p *Publisher) keepNew(ctx context.Context, ch *Change, res *Result) {
+	hk, err := p.keep(ctx, &Current{Exists: true, Body: ch.Body, ETag: res.ETag, Serial: ch.To})
+	if err != nil {
+		res.KeepError = err
+		return
+	}
+	res.KeptURL = "s3://" + p.bucket + "/" + hk
 }
 
 // put creates key with body if it does not exist.

@@ -46,6 +46,7 @@ var commands = map[string]commandInfo{
 	"version":  {"print the version", func(c *cli) command { return &versionCommand{cli: c} }},
 	"fleet":    {"the operator's view: fleet status (table, --json, --wait-converged) and fleet serve (web page)", func(c *cli) command { return &fleetCommand{cli: c} }},
 	"topology": {"the operator's side: publish a document, fail over a database, roll back", func(c *cli) command { return &topologyCommand{cli: c} }},
+	"rollout":  {"follow a staged rollout: rollout resume (advance waves, halt on failures), rollout status", func(c *cli) command { return &rolloutCommand{cli: c} }},
 }
 
 // cli carries the process's outside world so tests can drive commands

@@ -17,6 +17,7 @@ import (
 	"github.com/nodeagent/nodeagent/fleet"
 	"github.com/nodeagent/nodeagent/publish"
 	"github.com/nodeagent/nodeagent/report"
+	"github.com/nodeagent/nodeagent/rollout"
 	"github.com/nodeagent/nodeagent/source"
 	"github.com/nodeagent/nodeagent/topology"
 )
@@ -157,16 +158,25 @@ func (c *topologyCommand) follow(ctx context.Context, op *operator, wf waitFlags
 }
 
 func (c *topologyCommand) publish(ctx context.Context, args []string) error {
-	fs := c.newFlagSet("topology publish FILE --to s3://bucket/key [--bump] [--dry-run] [--allow-node-drop]",
+	fs := c.newFlagSet("topology publish FILE --to s3://bucket/key [--bump] [--dry-run] [--allow-node-drop] [--rollout waves --waves 1,10,50,100 --bake 6m --max-failed 1 [--auto-rollback]]",
 		"Publish a topology document: validate it exactly as the agents do, print what changes against\n"+
 			"the current document, refuse a serial not above the current one (--bump takes current+1),\n"+
 			"keep the current document as history/<serial>.json beside the key, and replace it only if\n"+
-			"nobody published meanwhile (S3 conditional write). Exit 1 when refused or raced.",
+			"nobody published meanwhile (S3 conditional write). Exit 1 when refused or raced.\n"+
+			"--rollout waves publishes a staged rollout: rollouts/<serial>.json beside the key says which\n"+
+			"wave may apply it; this command then advances the waves from the node reports (as\n"+
+			"`nodeagent rollout resume` does) and exits 0 when done, 1 when halted.",
 		"nodeagent topology publish topology.json --to s3://fleet-config/topology.json --bump")
 	to := fs.String("to", c.getenv("NODEAGENT_TOPOLOGY"), "the published document, s3://bucket/key (default $NODEAGENT_TOPOLOGY)")
 	bump := fs.Bool("bump", false, "publish a serial not above the current one as current+1")
 	dryRun := fs.Bool("dry-run", false, "print the change; write nothing")
 	allowDrop := fs.Bool("allow-node-drop", false, "publish a document dropping more than half of the current nodes")
+	mode := fs.String("rollout", "all", `"all": every node applies at once; "waves": a staged rollout (--waves, --bake, --max-failed), followed until done or halted`)
+	waves := fs.String("waves", "1,10,50,100", "with --rollout waves: cumulative shares of the fleet in percent, the last 100")
+	bake := fs.Duration("bake", 6*time.Minute, "with --rollout waves: how long a wave runs the serial, applied and ready, before the next wave starts")
+	maxFailed := fs.Int("max-failed", 1, "with --rollout waves: halt when more than this many nodes fail to apply the serial")
+	follow := fs.Bool("follow", true, "with --rollout waves: follow the rollout here (false: start it and leave it at wave 1 for `nodeagent rollout resume`)")
+	rf := addRolloutFollowFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -175,10 +185,31 @@ func (c *topologyCommand) publish(ctx context.Context, args []string) error {
 		return usagef("want exactly one FILE, got %d arguments", len(pos))
 	}
 	file := pos[0]
+	var st *rollout.Strategy
+	switch *mode {
+	case "all", "":
+	case "waves":
+		w, err := rollout.ParseWaves(*waves)
+		if err != nil {
+			return usageError{fmt.Errorf("--waves: %w", err)}
+		}
+		if *maxFailed < 0 || *bake < 0 {
+			return usagef("--max-failed and --bake must not be negative")
+		}
+		st = &rollout.Strategy{Waves: w, Bake: *bake, MaxFailed: *maxFailed, AutoRollback: *rf.rollback}
+	default:
+		return usagef("--rollout %q: want all or waves", *mode)
+	}
 	body, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("read topology: %w", err)
 	}
+	if st != nil {
+		if err := reportsNamed(body, file, "--rollout waves"); err != nil {
+			return err
+		}
+	}
+	outer := ctx
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	p, err := c.publisher(ctx, *to)
@@ -189,14 +220,23 @@ func (c *topologyCommand) publish(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if st != nil && !cur.Exists {
+		return fmt.Errorf("publish: nothing is published at %s yet, so there is no previous serial for the nodes outside a wave to keep: publish the first document with --rollout all", p.URL())
+	}
 	ch, err := p.Prepare(cur, publish.Input{Body: body, Name: file, Bump: *bump, AllowNodeDrop: *allowDrop})
 	if err != nil {
 		return c.explainRefusal(file, err)
 	}
 	c.printChange(p.Publisher, cur, ch, true)
+	if st != nil {
+		fmt.Fprintf(c.stdout, "rollout: waves %v%%, bake %s, max_failed %d, auto-rollback %t\n", st.Waves, st.Bake, st.MaxFailed, st.AutoRollback)
+	}
 	if *dryRun {
 		fmt.Fprintln(c.stdout, "dry run: nothing written")
 		return nil
+	}
+	if st != nil {
+		return c.publishRollout(outer, ctx, p, cur, ch, *st, *follow, rf)
 	}
 	res, err := p.Write(ctx, cur, ch)
 	if err != nil {
@@ -204,6 +244,27 @@ func (c *topologyCommand) publish(ctx context.Context, args []string) error {
 	}
 	c.printPublished(ch, res)
 	return nil
+}
+
+// publishRollout starts a staged rollout of ch (the rollout object first,
+// then the document) and follows it unless told not to.
+func (c *topologyCommand) publishRollout(outer, ctx context.Context, p *operator, cur *publish.Current, ch *publish.Change, st rollout.Strategy, follow bool, rf rolloutFlags) error {
+	store, err := rollout.NewStore(p.api, p.URL())
+	if err != nil {
+		return err
+	}
+	r, _, res, err := p.StartRollout(ctx, store, cur, ch, st, time.Now())
+	if err != nil {
+		return err
+	}
+	c.printPublished(ch, res)
+	fmt.Fprintf(c.stdout, "rollout of serial %d started (%s): waves %v%%, bake %s, max_failed %d; nodes outside the current wave keep serial %d\n",
+		r.Serial, store.URL(r.Serial), r.Waves, r.Bake(), r.MaxFailed, r.Previous)
+	if !follow {
+		fmt.Fprintf(c.stdout, "not following: the rollout stays at wave 1 until `nodeagent rollout resume --topology %s`\n", p.URL())
+		return nil
+	}
+	return c.followRollout(outer, p, store, r.Serial, rf)
 }
 
 func (c *topologyCommand) failover(ctx context.Context, args []string) error {
@@ -339,12 +400,16 @@ func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
 // reportsNamed refuses --wait, before anything is published, for a
 // document that names no reports prefix: there would be nothing to follow.
 // A document that does not decode is left to the publish's own checks.
-func reportsNamed(body []byte, name string) error {
+func reportsNamed(body []byte, name string, what ...string) error {
 	t, err := topology.Decode(body, name)
 	if err != nil || (t.Fleet != nil && t.Fleet.Reports != "") {
 		return nil
 	}
-	return usagef("--wait follows the node reports, but %s names none (fleet.reports): publish without --wait, or add \"fleet\": {\"reports\": \"s3://bucket/prefix/\"} first", name)
+	flag := "--wait"
+	if len(what) > 0 {
+		flag = what[0]
+	}
+	return usagef("%s follows the node reports, but %s names none (fleet.reports): publish without %s, or add \"fleet\": {\"reports\": \"s3://bucket/prefix/\"} first", flag, name, flag)
 }
 
 // explainRefusal prints an invalid document's problems exactly as validate

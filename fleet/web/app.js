@@ -199,6 +199,31 @@
         el('td', { class: 'mono' }, b.key), el('td', {}, badge(b.kind)), el('td', { class: 'mono' }, b.error)))));
   }
 
+  function rollout(s) {
+    const sec = document.getElementById('rollout');
+    const r = s.rollout;
+    sec.hidden = !r && !s.rollout_error;
+    if (!r) {
+      sec.replaceChildren(el('h2', {}, 'Rollout'), el('div', { class: 'error' }, 'rollout object unreadable: ' + (s.rollout_error || '')));
+      return;
+    }
+    const head = el('h2', {}, 'Rollout of serial ' + r.serial + ' ',
+      el('span', { class: 'badge b-rollout-' + r.state, 'data-rollout-state': r.state }, r.state),
+      el('span', { class: 'hint' }, 'after serial ' + r.previous + ' · wave ' + (r.wave + 1) + ' of ' + r.waves.length +
+        ' · bake ' + age(r.bake_seconds) + ' · max_failed ' + r.max_failed));
+    const rows = (r.tally || []).map((t, i) => el('tr', { 'data-wave': i + 1, class: i === r.wave && r.state === 'rolling' ? 'current' : '' },
+      el('td', {}, 'wave ' + (i + 1)), el('td', {}, t.share + '%'), el('td', {}, t.nodes), el('td', {}, t.done),
+      el('td', {}, t.pending), el('td', { class: t.failed ? 'bad' : '' }, t.failed)));
+    const table = el('table', {}, el('thead', {}, el('tr', {}, ...['wave', 'share', 'nodes', 'done', 'pending', 'failed'].map(h => el('th', {}, h)))),
+      el('tbody', {}, ...rows));
+    const notes = [];
+    if (r.why) notes.push(el('div', { class: 'why', 'data-rollout-why': '' }, r.why));
+    for (const f of r.failed || []) notes.push(el('div', { class: 'mono bad' }, (f.name || f.instance_id) + ' (wave ' + (f.wave + 1) + '): ' + f.error));
+    if (r.unattended) notes.push(el('div', { class: 'error', 'data-unattended': '' }, 'unattended: no operator command has followed this rollout for ' +
+      age(r.heartbeat_age_seconds) + '; it stays at wave ' + (r.wave + 1) + ' until `nodeagent rollout resume`'));
+    sec.replaceChildren(head, table, ...notes);
+  }
+
   let last = null;
   function render(s) {
     if (!s) return;
@@ -206,6 +231,7 @@
     colours(s);
     headline(s);
     cards(s);
+    rollout(s);
     matrix(s);
     nodes(s);
     detail(s);
