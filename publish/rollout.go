@@ -53,8 +53,11 @@ type FollowInput struct {
 	// Rollback publishes the previous document as a new serial and
 	// returns that serial; nil: no auto-rollback.
 	Rollback func(ctx context.Context, r *rollout.Rollout) (int64, error)
-	// Operator names this command in the object (host and pid).
-	Operator string
+	// Operator names this command in the object (host and pid);
+	// Heartbeat is how often it writes its heartbeat there (default
+	// rollout.HeartbeatEvery).
+	Operator  string
+	Heartbeat time.Duration
 	Every    time.Duration // between snapshots
 	Out      io.Writer
 	Now      func() time.Time
@@ -73,6 +76,7 @@ func FollowRollout(ctx context.Context, in FollowInput) error {
 		now = time.Now
 	}
 	every := cmp.Or(in.Every, 2*time.Second)
+	in.Heartbeat = cmp.Or(in.Heartbeat, rollout.HeartbeatEvery)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	announced := -1
@@ -121,10 +125,12 @@ func step(ctx context.Context, in FollowInput, r *rollout.Rollout, etag string, 
 	}
 	t := now()
 	next, evs := rollout.Step(*r, fleet.RolloutFleet(s), t)
-	if len(evs) == 0 && t.Sub(r.Heartbeat) < rollout.HeartbeatEvery && next.Operator == in.Operator && len(next.Failed) == len(r.Failed) {
+	beat := in.Heartbeat.Seconds()
+	if len(evs) == 0 && t.Sub(r.Heartbeat) < in.Heartbeat && next.Operator == in.Operator && len(next.Failed) == len(r.Failed) &&
+		next.HeartbeatEverySeconds == beat {
 		return nil
 	}
-	next.Heartbeat, next.Operator = t.UTC(), in.Operator
+	next.Heartbeat, next.Operator, next.HeartbeatEverySeconds = t.UTC(), in.Operator, beat
 	if len(evs) == 0 {
 		next.UpdatedAt = r.UpdatedAt
 	}

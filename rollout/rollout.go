@@ -50,12 +50,12 @@ const buckets = 10000
 // MaxObject bounds a rollout object read back.
 const MaxObject = 1 << 20
 
-// HeartbeatStale is how old the operator's heartbeat may get before the
-// rollout is shown as unattended: the command writes it every
-// HeartbeatEvery while it follows the rollout.
+// The operator's command writes its heartbeat into the rollout object every
+// HeartbeatEvery (unless told otherwise) while it follows the rollout; after
+// StaleBeats heartbeats missed the rollout is shown as unattended.
 const (
 	HeartbeatEvery = 10 * time.Second
-	HeartbeatStale = 6 * HeartbeatEvery
+	StaleBeats     = 6
 )
 
 // Rollout is the rollout object of one serial.
@@ -97,6 +97,10 @@ type Rollout struct {
 	// follows the rollout (Operator names it: host and pid).
 	Heartbeat time.Time `json:"heartbeat"`
 	Operator  string    `json:"operator,omitempty"`
+	// HeartbeatEverySeconds is how often that command writes the
+	// heartbeat (default HeartbeatEvery); the rollout is unattended after
+	// StaleBeats of them without one.
+	HeartbeatEverySeconds float64 `json:"heartbeat_every_seconds,omitempty"`
 }
 
 // Failure is a node that failed to apply the serial.
@@ -116,9 +120,18 @@ func (r *Rollout) Bake() time.Duration { return time.Duration(r.BakeSeconds * fl
 func (r *Rollout) Active() bool { return r.State == StateRolling || r.State == StateHalted }
 
 // Unattended reports whether a rolling rollout has no operator command
-// following it: its heartbeat is older than HeartbeatStale at now.
+// following it: its heartbeat is older than StaleBeats heartbeats at now.
 func (r *Rollout) Unattended(now time.Time) bool {
-	return r.State == StateRolling && now.Sub(r.Heartbeat) > HeartbeatStale
+	return r.State == StateRolling && now.Sub(r.Heartbeat) > StaleBeats*r.HeartbeatInterval()
+}
+
+// HeartbeatInterval is how often the operator's command writes its
+// heartbeat.
+func (r *Rollout) HeartbeatInterval() time.Duration {
+	if r.HeartbeatEverySeconds <= 0 {
+		return HeartbeatEvery
+	}
+	return time.Duration(r.HeartbeatEverySeconds * float64(time.Second))
 }
 
 // Digest is the hex SHA-256 of a document, as DocumentSHA256 holds it.

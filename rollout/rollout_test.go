@@ -251,8 +251,13 @@ func TestAllowedAndUnattended(t *testing.T) {
 	if in == 0 || out == 0 {
 		t.Fatalf("in %d out %d", in, out)
 	}
-	if r.Unattended(t0.Add(rollout.HeartbeatStale)) || !r.Unattended(t0.Add(rollout.HeartbeatStale+time.Second)) {
+	stale := rollout.StaleBeats * rollout.HeartbeatEvery
+	if r.Unattended(t0.Add(stale)) || !r.Unattended(t0.Add(stale+time.Second)) {
 		t.Error("Unattended does not follow the heartbeat")
+	}
+	r.HeartbeatEverySeconds = 1
+	if r.Unattended(t0.Add(6*time.Second)) || !r.Unattended(t0.Add(7*time.Second)) {
+		t.Error("Unattended does not follow the heartbeat interval")
 	}
 	r.State = rollout.StateDone
 	for i := range 20 {

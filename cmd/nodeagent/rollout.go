@@ -51,6 +51,7 @@ type rolloutFlags struct {
 	interval *time.Duration
 	timeout  *time.Duration
 	rollback *bool
+	beat     *time.Duration
 }
 
 func addRolloutFollowFlags(fs *flag.FlagSet) rolloutFlags {
@@ -59,6 +60,7 @@ func addRolloutFollowFlags(fs *flag.FlagSet) rolloutFlags {
 		interval: fs.Duration("report-interval", fleet.DefaultReportInterval, "the agents' --report-interval: a node without a report for 3 intervals is stale and not waited for"),
 		timeout:  fs.Duration("timeout", 24*time.Hour, "give up following after this long (the rollout stays where it is)"),
 		rollback: fs.Bool("auto-rollback", false, "when the rollout halts, publish the previous document as a new serial (topology rollback)"),
+		beat:     fs.Duration("heartbeat", rollout.HeartbeatEvery, "how often this command writes its heartbeat into the rollout object; `fleet status` calls the rollout unattended after 6 missed"),
 	}
 }
 
@@ -84,7 +86,7 @@ func (c *cli) followRollout(ctx context.Context, op *operator, store *rollout.St
 	}
 	fmt.Fprintf(c.stdout, "following the rollout of serial %d (%s); stop with Ctrl-C: the rollout then stays at its wave until `nodeagent rollout resume`\n", serial, store.URL(serial))
 	return publish.FollowRollout(ctx, publish.FollowInput{
-		Store: store, Serial: serial, Load: l.Load, Rollback: rb, Operator: operatorName(), Every: *rf.every, Out: c.stdout,
+		Store: store, Serial: serial, Load: l.Load, Rollback: rb, Operator: operatorName(), Heartbeat: *rf.beat, Every: *rf.every, Out: c.stdout,
 	})
 }
 
