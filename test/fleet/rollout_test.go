@@ -281,10 +281,17 @@ func TestRollout(t *testing.T) {
 
 	t.Run("a good change rolls through 4 waves", func(t *testing.T) {
 		f.workers = 48
-		waves := []int{10, 30, 60, 100}
+		waves := []int{20, 40, 70, 100}
+		perWave := make([]int, len(waves))
+		for _, n := range nodes() {
+			perWave[rollout.WaveOf(n.instanceID, 2, waves)]++
+		}
+		if slices.Contains(perWave, 0) {
+			t.Fatalf("nodes per wave %v: an empty wave proves nothing; pick other shares", perWave)
+		}
 		s := sampleWaves(t, f, nodes, 2)
 		op := startOperator(t, f.minio, slices.Concat([]string{"topology", "publish", f.documentFile(t, 2), "--to", topologyURL,
-			"--rollout", "waves", "--waves", "10,30,60,100", "--bake", "2s", "--max-failed", "0"}, follow)...)
+			"--rollout", "waves", "--waves", "20,40,70,100", "--bake", "2s", "--max-failed", "0"}, follow)...)
 		code := op.wait(t, 3*time.Minute)
 		s.end()
 		if code != 0 {
@@ -313,6 +320,7 @@ func TestRollout(t *testing.T) {
 		if s.samples < 10 {
 			t.Errorf("only %d samples", s.samples)
 		}
+		t.Logf("nodes per wave %v; %d samples; at most %d nodes on serial 2 (done included)", perWave, s.samples, s.maxOn)
 	})
 
 	t.Run("killed operator: nothing advances; a new node boots to the previous serial; resume completes", func(t *testing.T) {
