@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -85,6 +86,8 @@ type fleetOptions struct {
 	Splay        time.Duration
 	Settle       time.Duration
 	DrainTime    time.Duration
+	// SmokeDeadline is the agents' --smoke-deadline (default 60s).
+	SmokeDeadline time.Duration
 }
 
 // fleet is one MinIO (behind a counting proxy), one fake Auto Scaling
@@ -296,7 +299,7 @@ func (f *fleet) startNode(role string, i int, terminateAfter time.Duration) *nod
 		"--splay", f.o.Splay.String(),
 		"--settle", f.o.Settle.String(),
 		"--drain-time", f.o.DrainTime.String(),
-		"--smoke-deadline", "60s",
+		"--smoke-deadline", cmp.Or(f.o.SmokeDeadline, 60*time.Second).String(),
 		"--deadline", "5m",
 	)
 	env := append(os.Environ(), n.imds.Env()...)
