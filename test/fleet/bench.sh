@@ -4,7 +4,7 @@
 # 50 agents (20 trials each), and the idle cost of one agent (RSS, CPU,
 # conditional GETs per interval counted at a proxy in front of MinIO and by MinIO itself), and the
 # fleet reports: fleet status and fleet serve over 2,000 reports in MinIO, report PUTs of an idle
-# agent counted by MinIO.
+# agent counted by MinIO; staged rollouts: a 4-wave rollout's time and the rollout object's GETs.
 # Writes the figures as Markdown to OUT (default test/fleet/BENCHMARKS.md)
 # and prints them. Takes about 17 minutes on 2 cores.
 #
@@ -20,14 +20,15 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
 NODEAGENT_FLEET_BENCH_DIR=$dir go test -tags integration -count=1 -timeout 60m \
-	-run '^$' -bench '^Benchmark(Propagation|Idle|FleetStatus|FleetServe|ReportPuts)$' -benchtime 1x ./test/fleet/ | tee "$dir/go-bench.txt"
+	-run '^$' -bench '^Benchmark(Propagation|Idle|FleetStatus|FleetServe|ReportPuts|Rollout)$' -benchtime 1x ./test/fleet/ | tee "$dir/go-bench.txt"
 
 shopt -s nullglob
 prop=("$dir"/propagation-*.md)
 idle=("$dir"/idle-*.md)
 reports=("$dir"/reports-status.md "$dir"/reports-serve.md)
 puts=("$dir"/reports-puts.md)
-if [ "${#prop[@]}" -eq 0 ] || [ "${#idle[@]}" -eq 0 ] || [ ! -e "${reports[0]}" ] || [ ! -e "${reports[1]}" ] || [ ! -e "${puts[0]}" ]; then
+rollout=("$dir"/rollout-time.md "$dir"/rollout-gets.md)
+if [ "${#prop[@]}" -eq 0 ] || [ "${#idle[@]}" -eq 0 ] || [ ! -e "${reports[0]}" ] || [ ! -e "${reports[1]}" ] || [ ! -e "${puts[0]}" ] || [ ! -e "${rollout[0]}" ] || [ ! -e "${rollout[1]}" ]; then
 	echo "bench.sh: the benchmarks wrote no figures" >&2
 	exit 1
 fi
@@ -77,5 +78,24 @@ fi
 	echo "| agent | window | PUTs | per hour | expected per hour | result |"
 	echo "|---|---|---|---|---|---|"
 	cat "${puts[@]}"
+	echo
+	echo "### Staged rollouts"
+	echo
+	echo "20 light agents (--poll-interval 1s, --splay 1s; front nodes whose Apache files are written and"
+	echo "checked, no services) through a counting proxy in front of MinIO. A 4-wave rollout with bake 0,"
+	echo "timed from the start of \`topology publish --rollout waves\` to its exit at done (3 rollouts)."
+	echo "Target: within 4 × (interval + splay + 2 s)."
+	echo
+	echo "| agents | waves (%) | bake | budget | rollouts | worst | result |"
+	echo "|---|---|---|---|---|---|---|"
+	cat "${rollout[0]}"
+	echo
+	echo "GETs per node per poll interval over 15 s, counted at the proxy per key. Target: one extra"
+	echo "conditional GET (of rollouts/<serial>.json) per held node per interval while a rollout holds"
+	echo "the serial back, none otherwise."
+	echo
+	echo "| state | agents | topology GETs per node per interval | rollout object GETs | result |"
+	echo "|---|---|---|---|---|"
+	cat "${rollout[1]}"
 } >"$out"
 cat "$out"

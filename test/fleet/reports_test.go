@@ -47,6 +47,8 @@ type lightFleet struct {
 	workers    int // apache.max_request_workers: changing it changes every front node's Apache files
 	// every is the agents' --report-interval (default reportInterval).
 	every time.Duration
+	// splay is the agents' --splay (default 0s).
+	splay time.Duration
 	mu    sync.Mutex
 	nodes []*lightNode
 }
@@ -158,7 +160,7 @@ func (f *lightFleet) start(name, role, az, instanceID, ip, topology string, env 
 		"--listen", "127.0.0.1:0",
 		"--services", "none",
 		"--log-format", "json",
-		"--poll-interval", "1s", "--splay", "0s", "--settle", "0s", "--drain-time", "0s",
+		"--poll-interval", "1s", "--splay", f.splay.String(), "--settle", "0s", "--drain-time", "0s",
 		"--report-interval", f.every.String(),
 	)
 	n.cmd.Env = slices.Concat(os.Environ(), imds.Env(), f.minio.Env(),
