@@ -195,7 +195,11 @@ func FormatRollout(w io.Writer, s *Snapshot) {
 		fmt.Fprintf(w, "  why: %s\n", clean(r.Why))
 	}
 	for _, f := range r.Failed {
-		fmt.Fprintf(w, "  failed: %s (wave %d): %s\n", clean(dash(f.Name+" "+f.InstanceID)), f.Wave+1, clean(f.Error))
+		who := f.InstanceID
+		if f.Name != "" {
+			who = f.Name + " (" + f.InstanceID + ")"
+		}
+		fmt.Fprintf(w, "  failed: %s (wave %d): %s\n", clean(who), f.Wave+1, clean(f.Error))
 	}
 	if r.RolledBackTo != 0 {
 		fmt.Fprintf(w, "  rolled back: serial %d republishes serial %d\n", r.RolledBackTo, r.Previous)
