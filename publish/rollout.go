@@ -58,9 +58,9 @@ type FollowInput struct {
 	// rollout.HeartbeatEvery).
 	Operator  string
 	Heartbeat time.Duration
-	Every    time.Duration // between snapshots
-	Out      io.Writer
-	Now      func() time.Time
+	Every     time.Duration // between snapshots
+	Out       io.Writer
+	Now       func() time.Time
 }
 
 // FollowRollout advances the rollout of in.Serial until it is done,
