@@ -35,7 +35,9 @@ var haltWaves = []int{25, 50, 100}
 // continuously: /ready of the web nodes and the health file of the light
 // ones) never falls below the fleet minus the first wave; and with
 // --auto-rollback the previous document is republished, which every node
-// applies, the web nodes serving the good release.
+// applies, the web nodes serving the good release. Then a good change
+// rolls out with nobody advancing it, and a database failover published
+// meanwhile reaches every node at once (it supersedes the rollout).
 func TestRolloutHaltsBrokenRelease(t *testing.T) {
 	f := newFleet(t, fleetOptions{Web: 2, PollInterval: time.Second, Settle: 0, Splay: 0, SmokeDeadline: 3 * time.Second})
 	// The serial of the broken release: both web nodes in wave 1.
@@ -183,11 +185,64 @@ func TestRolloutHaltsBrokenRelease(t *testing.T) {
 		}
 	}
 	t.Logf("first wave %d of %d nodes; ready never below %d over %d samples", firstWave, len(all), minReady, samples)
+
+	// A failover published during a rollout reaches every node at once:
+	// a good change of the shop rolls out with nobody advancing it (held
+	// at wave 1), then `topology failover` publishes the next serial
+	// without a rollout.
+	change := bad + 2
+	file = filepath.Join(t.TempDir(), "change.json")
+	if err := os.WriteFile(file, f.rolloutDocument(change, releaseID, releaseKey, f.releaseSum, func(t *nodeagent.Topology) {
+		shop := t.Products["shop"]
+		shop.PHP.MaxChildren = 5
+		t.Products["shop"] = shop
+	}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	op = startOperator(t, f.minio, "topology", "publish", file, "--to", topologyURL, "--rollout", "waves", "--waves", "25,50,100",
+		"--bake", "1h", "--follow=false")
+	if code := op.wait(t, time.Minute); code != 0 {
+		t.Fatalf("publish --rollout waves --follow=false: exit %d\n%s", code, op.out.String())
+	}
+	var outside []member
+	for _, m := range all {
+		if rollout.WaveOf(m.id, change, haltWaves) > 0 {
+			outside = append(outside, m)
+		}
+	}
+	waitFor(t, 30*time.Second, "wave 1 of the change applied", func() bool {
+		for _, m := range all {
+			if rollout.WaveOf(m.id, change, haltWaves) == 0 && appliedSerial(m.root) != change {
+				return false
+			}
+		}
+		return true
+	})
+	for _, m := range outside {
+		if got := appliedSerial(m.root); got != bad+1 {
+			t.Errorf("%s (outside wave 1) is on serial %d, want %d", m.name, got, bad+1)
+		}
+	}
+	code, fout, ferr := f.operator(t, 2*time.Minute, "topology", "failover", "--alias", "dbserver", "--to", "db-b", "--topology", topologyURL,
+		"--wait", "--timeout", "90s", "--report-interval", "5m")
+	if code != 0 {
+		t.Fatalf("failover --wait: exit %d\n%s%s", code, fout, ferr)
+	}
+	for _, m := range all {
+		if got := appliedSerial(m.root); got != change+1 {
+			t.Errorf("%s is on serial %d after the failover, want %d", m.name, got, change+1)
+		}
+	}
+	for _, n := range f.all() {
+		if !n.converged(masterIP("db-b")) {
+			t.Errorf("%s does not show db-b as the master after the failover", n.name)
+		}
+	}
 }
 
 // rolloutDocument is the fleet's document with the light front nodes'
 // group and role, the reports prefix, and the shop at release id.
-func (f *fleet) rolloutDocument(serial int64, id, key, sum string) []byte {
+func (f *fleet) rolloutDocument(serial int64, id, key, sum string, edits ...func(*nodeagent.Topology)) []byte {
 	f.t.Helper()
 	var t nodeagent.Topology
 	if err := json.Unmarshal(f.topology(serial, "db-a"), &t); err != nil {
@@ -199,6 +254,9 @@ func (f *fleet) rolloutDocument(serial int64, id, key, sum string) []byte {
 	shop.Release = &nodeagent.Release{ID: id, URL: "s3://" + releaseBucket + "/" + key, SHA256: sum}
 	t.Products["shop"] = shop
 	t.Fleet = &nodeagent.Fleet{Reports: reportsURL}
+	for _, e := range edits {
+		e(&t)
+	}
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
 		f.t.Fatal(err)
