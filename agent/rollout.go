@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/nodeagent/nodeagent"
@@ -81,6 +82,14 @@ func (a *Agent) rolloutGate(ctx context.Context, c *rolloutCache, inst nodeagent
 	switch {
 	case err != nil && source.IsNotFound(err):
 		c.set(t.Serial, "", nil)
+		return g
+	case err != nil && forbidden(err):
+		// Without s3:ListBucket S3 answers a missing object 403, not
+		// 404: the agent cannot tell "no rollout" from "not allowed".
+		// It applies, as agents did before rollouts, and says loudly what
+		// to allow.
+		a.Logger.Error("rollout object not readable (403); applying the serial at once: allow the instance profile s3:GetObject on rollouts/* and history/* beside the topology, and s3:ListBucket with the prefix rollouts/ (README, Staged rollouts)",
+			LogKeySerial, t.Serial, LogKeySource, src.String(), "error", err.Error())
 		return g
 	case err != nil:
 		if !hasState {
@@ -217,4 +226,10 @@ func (w *worker) rolloutDocument(ctx context.Context, inst nodeagent.Instance, d
 		a.Logger.Debug("serial still held back by its rollout", LogKeySerial, g.serial, "why", g.why)
 	}
 	return doc, false
+}
+
+// forbidden reports whether err is an HTTP 403 from the source.
+func forbidden(err error) bool {
+	var e *source.Error
+	return errors.As(err, &e) && e.Status == http.StatusForbidden
 }
