@@ -32,7 +32,7 @@ func agentConfig(n node, root string) (map[string]any, error) {
 		"services":       "exec",
 		"log_format":     "text",
 		"deadline":       "3m",
-		"smoke_deadline": "1m",
+		"smoke_deadline": "20s",
 		"poll_interval":  "2s",
 		"settle":         "500ms",
 		"splay":          "1s",

@@ -88,8 +88,11 @@ func runDemo(ctx context.Context, o options, stdin io.Reader, out io.Writer) (er
 	if err := d.moveMaster(ctx); err != nil {
 		return stopped(err)
 	}
+	if err := d.brokenRollout(ctx); err != nil {
+		return stopped(err)
+	}
 	if o.unattended {
-		fmt.Fprintln(out, "\nunattended: the change was picked up; done.")
+		fmt.Fprintln(out, "\nunattended: the change was picked up, the broken release halted in wave 1; done.")
 		return nil
 	}
 	fmt.Fprintf(out, "\nThe demo keeps running. Ctrl-C here, or `make demo-stop` elsewhere, stops everything.\n")

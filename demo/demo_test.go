@@ -396,7 +396,12 @@ func TestDemoUnattended(t *testing.T) {
 		"topology failover --alias dbserver --to db-b --old-master-as-replica",
 		"published serial 2 to s3://demo-topology/shop/topology.json; serial 1 kept as s3://demo-topology/shop/history/1.json",
 		"every live node (2) applied serial 2",
-		"unattended: the change was picked up; done.",
+		// The broken release in waves: halted in wave 1, the shop up.
+		"rollout of serial 3 HALTED at wave 1 of 2",
+		"(exit 1: halted, as it should)",
+		"the shop still serves the good release (web-1 reverted itself)",
+		"rollout of serial 3 (after 2): HALTED, wave 1 of 2",
+		"unattended: the change was picked up, the broken release halted in wave 1; done.",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q; output:\n%s", want, out)
