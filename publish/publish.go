@@ -213,8 +213,9 @@ type Result struct {
 	ETag       string
 	HistoryURL string // where the replaced document is kept; "" for a first publish
 	// KeptURL is where the published document itself is kept
-	// (history/<serial>.json), so that a node can boot to any serial;
-	// KeepError says why it could not be (the publish happened anyway).
+	// (history/<serial>.json; StartRollout only), so that a node can boot
+	// to any serial of a rollout; KeepError says why it could not be (the
+	// publish happened anyway).
 	KeptURL   string
 	KeepError error
 }
@@ -265,7 +266,6 @@ func (p *Publisher) Write(ctx context.Context, cur *Current, ch *Change) (Result
 		out, err := p.api.PutObject(ctx, in)
 		if err == nil {
 			res.ETag = aws.ToString(out.ETag)
-			p.keepNew(ctx, ch, &res)
 			return res, nil
 		}
 		if !conflict(err) {
@@ -279,7 +279,6 @@ func (p *Publisher) Write(ctx context.Context, cur *Current, ch *Change) (Result
 		}
 		if now.Exists && bytes.Equal(now.Body, ch.Body) {
 			res.ETag = now.ETag
-			p.keepNew(ctx, ch, &res)
 			return res, nil
 		}
 		// Unchanged: a 409 for another conditional write in flight that

@@ -16,7 +16,9 @@ import (
 // wave 1) and then the document, in that order: a node never sees the new
 // serial without its rollout object. A rollout object left for the same
 // serial by a publish that lost its race (another document) is replaced.
-// It returns the object as written and its ETag with the write's Result.
+// The published document is kept under history/<serial>.json too, so
+// every serial of a rollout can be fetched. It returns the object as
+// written and its ETag with the write's Result.
 func (p *Publisher) StartRollout(ctx context.Context, store *rollout.Store, cur *Current, ch *Change, st rollout.Strategy, now time.Time) (*rollout.Rollout, string, Result, error) {
 	r, err := rollout.New(st, ch.To, cur.Serial, ch.Body, now)
 	if err != nil {
@@ -38,6 +40,9 @@ func (p *Publisher) StartRollout(ctx context.Context, store *rollout.Store, cur 
 		return nil, "", Result{}, err
 	}
 	res, err := p.Write(ctx, cur, ch)
+	if err == nil {
+		p.keepNew(ctx, ch, &res)
+	}
 	return r, etag, res, err
 }
 

@@ -362,13 +362,12 @@ func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	body, name, err := p.History(opCtx, serial)
-	if errors.Is(err, publish.ErrNoHistory) {
-		// The published document is kept only once it is replaced.
-		if cur, rerr := p.Read(opCtx); rerr == nil && cur.Exists && cur.Serial == serial {
-			return fmt.Errorf("rollback: serial %d is the document published now at %s: nothing to roll back", serial, p.URL())
-		}
+	// The published document is kept once it is replaced (and at once
+	// when published in waves): rolling back to it is no rollback.
+	if cur, rerr := p.Read(opCtx); rerr == nil && cur.Exists && cur.Serial == serial {
+		return fmt.Errorf("rollback: serial %d is the document published now at %s: nothing to roll back", serial, p.URL())
 	}
+	body, name, err := p.History(opCtx, serial)
 	if err != nil {
 		return err
 	}
