@@ -31,11 +31,16 @@ func Beside(src nodeagent.TopologySource, rel string) (nodeagent.TopologySource,
 		loc.raw = "file://" + loc.path
 		return &fileSource{loc: loc, log: s.log}, nil
 	case *httpSource:
+		if s.loc.url.RawQuery != "" {
+			// A presigned URL signs one key: nothing beside it can be
+			// fetched with it.
+			return nil, fmt.Errorf("source: %s: a URL with a query (presigned) names one object only", s.loc.raw)
+		}
 		u := *s.loc.url
 		u.Path = path.Join(path.Dir(u.Path), rel)
 		u.RawPath = ""
 		loc := s.loc
-		loc.url, loc.raw = &u, redact.URL((&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawQuery: u.RawQuery}).String())
+		loc.url, loc.raw = &u, redact.URL((&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String())
 		return &httpSource{loc: loc, c: s.c}, nil
 	}
 	return nil, fmt.Errorf("source: %s: no objects beside this kind of source", src.String())
