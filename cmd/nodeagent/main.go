@@ -16,8 +16,12 @@
 //	nodeagent topology publish FILE --to s3://bucket/key [--bump] [--dry-run] [--allow-node-drop]
 //	nodeagent topology failover --product P|--alias NAME --to NODE [--topology URL] [--old-master-as-replica] [--dry-run] [--wait --timeout D]
 //	nodeagent topology rollback --to SERIAL [--topology URL] [--dry-run] [--allow-node-drop] [--wait --timeout D]
+//	nodeagent topology publish FILE --rollout waves [--waves 1,10,50,100] [--bake 6m] [--max-failed 1] [--auto-rollback]
+//	                           [--follow=false] [--every 2s] [--heartbeat 10s] [--report-interval 5m] [--timeout 24h]
+//	nodeagent rollout resume [--topology URL] [--auto-rollback] [--every D] [--heartbeat D] [--report-interval D] [--timeout D]
+//	nodeagent rollout status [--topology URL] [--report-interval D]
 //
-// The topology commands are the operator's: they run off EC2 and never ask
+// The topology and rollout commands are the operator's: they run off EC2 and never ask
 // instance metadata; the region and credentials come from AWS_REGION and
 // AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN (package publish).
 //
