@@ -138,15 +138,6 @@ func (p *operatorProc) wait(t testing.TB, limit time.Duration) int {
 	return -1
 }
 
-func (p *operatorProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // documentFile writes the light fleet's document of serial (with its
 // current workers) to a file for `topology publish`.
 func (f *lightFleet) documentFile(t testing.TB, serial int64) string {
