@@ -126,6 +126,8 @@ type LifecycleHooks interface {
 }
 
 // ReleaseStore opens a release archive by URL (s3://, https://, file://).
+// Its errors name the URL (without userinfo or query string), so callers
+// do not repeat it.
 type ReleaseStore interface {
 	Open(ctx context.Context, url string) (io.ReadCloser, int64, error)
 }

@@ -10,14 +10,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
-	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,16 +30,18 @@ import (
 	"github.com/nodeagent/nodeagent/roles"
 	"github.com/nodeagent/nodeagent/smoke"
 	"github.com/nodeagent/nodeagent/source"
+	"github.com/nodeagent/nodeagent/state"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
-// Log attribute keys.
+// Log attribute keys of an apply's records, as the root package names them
+// (nodeagent.LogKey*); here for tests that read the records.
 const (
-	LogKeyApply    = "apply_id"
-	LogKeyStep     = "step"
-	LogKeyDuration = "duration_ms"
-	LogKeySerial   = "serial"
-	LogKeySource   = "source"
+	LogKeyApply    = nodeagent.LogKeyApply
+	LogKeyStep     = nodeagent.LogKeyStep
+	LogKeyDuration = nodeagent.LogKeyDuration
+	LogKeySerial   = nodeagent.LogKeySerial
+	LogKeySource   = nodeagent.LogKeySource
 )
 
 // Agent holds everything one node's applies need.
@@ -69,15 +71,8 @@ type Agent struct {
 	rollouts rolloutCache
 }
 
-// Applied records the last successful apply in the state dir.
-type Applied struct {
-	Serial     int64              `json:"serial"`
-	ETag       string             `json:"etag,omitempty"`
-	InstanceID string             `json:"instance_id"`
-	Identity   nodeagent.Identity `json:"identity"`
-	Releases   map[string]string  `json:"releases,omitempty"`
-	At         time.Time          `json:"at"`
-}
+// Applied records the last successful apply in the state dir (state.Applied).
+type Applied = state.Applied
 
 // Prepared is a planned apply: everything read, nothing changed.
 type Prepared struct {
@@ -160,7 +155,10 @@ func (a *Agent) now() time.Time {
 	return time.Now()
 }
 
-func (a *Agent) statePath(name string) string { return path.Join(a.Config.StateDir, name) }
+func (a *Agent) statePath(name string) string { return a.stateDir().File(name) }
+
+// stateDir is the agent's own records (applied.json, lifecycle.json).
+func (a *Agent) stateDir() state.Dir { return state.Dir{FS: a.FS, Path: a.Config.StateDir} }
 
 // journalStore is where an apply's journal is kept: <state dir>/apply.json.
 func (a *Agent) journalStore() journal.Store {
@@ -173,7 +171,7 @@ func (a *Agent) newJournal(log *slog.Logger, r journal.Record) *journal.Journal 
 }
 
 func (a *Agent) lastGood() source.LastGood {
-	return source.LastGood{Root: a.FS.Root, Path: a.statePath("topology.json")}
+	return source.LastGood{Root: a.FS.Root, Path: a.statePath(state.LastGoodFile)}
 }
 
 // Fetch gets the topology document from the source. When the source is
@@ -193,13 +191,13 @@ func (a *Agent) document(f nodeagent.Fetched, err error) (Document, error) {
 	body, etag, lgErr := a.lastGood().Load()
 	if lgErr != nil {
 		if errors.Is(lgErr, os.ErrNotExist) {
-			return Document{}, fmt.Errorf("fetch topology: %w (and there is no last-good copy in %s to boot from)", err, a.statePath("topology.json"))
+			return Document{}, fmt.Errorf("fetch topology: %w (and there is no last-good copy in %s to boot from)", err, a.statePath(state.LastGoodFile))
 		}
 		return Document{}, fmt.Errorf("fetch topology: %w (and the last-good copy is unreadable: %w)", err, lgErr)
 	}
 	a.Logger.Warn("topology source unreachable: using the last-good copy; the node converges to it and re-checks the source later",
-		LogKeySource, a.Source.String(), "error", err.Error(), "copy", a.statePath("topology.json"))
-	return NewDocument(body, etag, "last-good copy "+a.statePath("topology.json")+" (source unreachable)", true), nil
+		LogKeySource, a.Source.String(), nodeagent.LogKeyError, err.Error(), nodeagent.LogKeyPath, a.statePath(state.LastGoodFile))
+	return NewDocument(body, etag, "last-good copy "+a.statePath(state.LastGoodFile)+" (source unreachable)", true), nil
 }
 
 // Prepare plans an apply of doc for inst. It reads the host and the state
@@ -237,7 +235,7 @@ func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Docume
 		PreviousSerial: prevSerial,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
+		return nil, err // plan.Build's errors say "plan:" and name the file
 	}
 	if err := a.planReleases(p, d); err != nil {
 		return nil, err
@@ -337,11 +335,11 @@ func (a *Agent) previousTopology(body []byte, next *nodeagent.Topology) (lastApp
 	if bytes.Equal(last, body) {
 		return lastApplied{body: last, etag: etag, topology: next}, nil
 	}
-	t, err := topology.Load(last, a.statePath("topology.json"))
+	t, err := topology.Load(last, a.statePath(state.LastGoodFile))
 	if err != nil {
 		// A last-good copy that no longer validates (an agent upgrade
 		// tightened a rule) must not block a good new document.
-		a.Logger.Warn("last-good topology no longer validates; treating this apply as the first", "error", err.Error())
+		a.Logger.Warn("last-good topology no longer validates; treating this apply as the first", nodeagent.LogKeyError, err.Error())
 		return lastApplied{body: last, etag: etag}, nil
 	}
 	return lastApplied{body: last, etag: etag, topology: t}, nil
@@ -358,35 +356,7 @@ func (a *Agent) pendingLaunchHook(inst nodeagent.Instance, id nodeagent.Identity
 	h := nodeagent.LifecycleHook{Group: id.Group, Hook: id.LaunchHook, InstanceID: inst.ID}
 	// An instance launches once: once its launch hook was completed (or
 	// found gone), no later process, boot or apply completes it again.
-	// (Older agents recorded the terminate hook here too; it is of the same
-	// instance, which launched before it terminated.)
-	var rec lifecycleRecord
-	if err := a.readState("lifecycle.json", &rec); err == nil && rec.Hook.InstanceID == inst.ID {
-		return h, false
-	}
-	return h, true
-}
-
-type lifecycleRecord struct {
-	Hook   nodeagent.LifecycleHook `json:"hook"`
-	Result string                  `json:"result"`
-	At     time.Time               `json:"at"`
-}
-
-func (a *Agent) readState(name string, v any) error {
-	b, err := a.FS.ReadFile(a.statePath(name))
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
-}
-
-func (a *Agent) writeState(name string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return a.FS.WriteFile(a.statePath(name), append(b, '\n'), hostfs.WriteOptions{Mode: 0o600})
+	return h, !a.stateDir().LaunchCompleted(inst.ID)
 }
 
 // Outcome is what an apply did.
@@ -417,7 +387,9 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 		if _, err := step(ctx, log, "download "+ra.Product, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, a.Releases.Install(ctx, ra.Product, *rel)
 		}); err != nil {
-			err = fmt.Errorf("release %s of %s, nothing was changed: %w", rel.ID, ra.Product, err)
+			// release.Install names the product and release id, the
+			// store the URL: this layer adds only what it knows.
+			err = fmt.Errorf("%w; nothing was changed", err)
 			a.recordFailure(p, err, nil)
 			return out, err
 		}
@@ -512,11 +484,11 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	if _, err := step(ctx, log, "record", func(context.Context) (struct{}, error) { return struct{}{}, a.recordSuccess(p) }); err != nil {
 		return out, fmt.Errorf("record the applied state: %w", err)
 	}
-	for prod := range out.Switched {
+	for _, prod := range slices.Sorted(maps.Keys(out.Switched)) {
 		if removed, err := a.Releases.Prune(prod); err != nil {
-			log.Warn("prune old releases", "product", prod, "error", err.Error())
+			log.Warn("prune old releases", nodeagent.LogKeyProduct, prod, nodeagent.LogKeyError, err.Error())
 		} else if len(removed) > 0 {
-			log.Info("pruned old releases", "product", prod, "removed", removed)
+			log.Info("pruned old releases", nodeagent.LogKeyProduct, prod, nodeagent.LogKeyRemoved, removed)
 		}
 	}
 	a.Readiness.Update(func(s *readiness.Status) {
@@ -531,7 +503,7 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 		s.Owed, s.OwedWhy = nil, "" // the journal is cleared: nothing is owed
 	})
 	out.Ready = a.Readiness.Snapshot().Ready
-	log.Info("apply done", "files", len(out.Written), "actions", len(out.Actions), "releases", len(out.Switched), "ready", out.Ready)
+	log.Info("apply done", nodeagent.LogKeyFiles, len(out.Written), nodeagent.LogKeyActions, len(out.Actions), nodeagent.LogKeyReleases, len(out.Switched), nodeagent.LogKeyReady, out.Ready)
 	return out, nil
 }
 
@@ -637,7 +609,7 @@ func (a *Agent) recordSuccess(p *Prepared) error {
 	if err := a.lastGood().Save(p.Body, p.ETag); err != nil {
 		return err
 	}
-	return a.writeState("applied.json", Applied{
+	return a.stateDir().WriteApplied(state.Applied{
 		Serial: p.Topology.Serial, ETag: p.ETag, InstanceID: p.Instance.ID, Identity: p.Desired.Identity,
 		Releases: a.activeReleases(p.Desired), At: a.now().UTC(),
 	})
@@ -702,10 +674,10 @@ func newID() string {
 func (a *Agent) LastApplied() (Document, error) {
 	body, etag, err := a.lastGood().Load()
 	if errors.Is(err, os.ErrNotExist) {
-		return Document{}, fmt.Errorf("no applied topology in %s: run nodeagent apply first", a.statePath("topology.json"))
+		return Document{}, fmt.Errorf("no applied topology in %s: run nodeagent apply first", a.statePath(state.LastGoodFile))
 	}
 	if err != nil {
 		return Document{}, fmt.Errorf("read last-good topology: %w", err)
 	}
-	return NewDocument(body, etag, "last-good copy "+a.statePath("topology.json"), false), nil
+	return NewDocument(body, etag, "last-good copy "+a.statePath(state.LastGoodFile), false), nil
 }

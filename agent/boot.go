@@ -10,6 +10,7 @@ import (
 	"github.com/nodeagent/nodeagent/backoff"
 	"github.com/nodeagent/nodeagent/lifecycle"
 	"github.com/nodeagent/nodeagent/readiness"
+	"github.com/nodeagent/nodeagent/state"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
@@ -135,8 +136,8 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 		}
 		return nil, err
 	}
-	a.Logger.Info("discovered instance", "instance_id", inst.ID, "private_ip", inst.PrivateIP, "az", inst.AZ,
-		"group", inst.Group, "os", inst.OSFamily, "memory_mb", inst.MemoryBytes>>20)
+	a.Logger.Info("discovered instance", nodeagent.LogKeyInstance, inst.ID, nodeagent.LogKeyPrivateIP, inst.PrivateIP, nodeagent.LogKeyAZ, inst.AZ,
+		nodeagent.LogKeyGroup, inst.Group, nodeagent.LogKeyOS, inst.OSFamily, nodeagent.LogKeyMemoryMB, inst.MemoryBytes>>20)
 
 	var hook *nodeagent.LifecycleHook
 	stopHeartbeats := func() {}
@@ -183,7 +184,7 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 		}
 		cancel()
 		lastErr = err
-		a.Logger.Error("boot apply failed", "attempt", attempt, "of", attempts, "error", err.Error())
+		a.Logger.Error("boot apply failed", nodeagent.LogKeyAttempt, attempt, nodeagent.LogKeyAttempts, attempts, nodeagent.LogKeyError, err.Error())
 		if attempt < attempts {
 			// Back off 5-10 s, then 10-20 s, … (jittered).
 			wait := backoff.Policy{Base: 10 * time.Second, Max: time.Minute}.Delay(attempt - 1)
@@ -244,7 +245,7 @@ func (a *Agent) discoverRetrying(ctx context.Context) (nodeagent.Instance, Fetch
 		return nil
 	})
 	if n > 1 && err == nil && fr.Err == nil {
-		a.Logger.Info("boot: transient failures are over", "tries", n)
+		a.Logger.Info("boot: transient failures are over", nodeagent.LogKeyAttempts, n)
 	}
 	if !known {
 		return inst, fr, err
@@ -284,7 +285,7 @@ func (a *Agent) abandon(ctx context.Context, res *BootResult, inst *nodeagent.In
 	gctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	defer cancel()
 	a.Logger.Error("boot gave up: transient failures outlasted --deadline; completing the launch hook with ABANDON",
-		"deadline", a.Config.Deadline.D().String(), "error", cause.Error())
+		nodeagent.LogKeyDeadline, a.Config.Deadline.D().String(), nodeagent.LogKeyError, cause.Error())
 	var doc Document
 	_, err := backoff.Retry(gctx, graceRetry, func(error) bool { return true }, func(ctx context.Context) error {
 		if inst == nil {
@@ -303,7 +304,7 @@ func (a *Agent) abandon(ctx context.Context, res *BootResult, inst *nodeagent.In
 	})
 	if err != nil {
 		a.Logger.Error("launch hook not completed: the instance or its launch hook is still unknown; Auto Scaling applies the hook's default result when its heartbeat timeout passes",
-			"grace", a.abandonGrace().String(), "error", err.Error())
+			nodeagent.LogKeyGrace, a.abandonGrace().String(), nodeagent.LogKeyError, err.Error())
 		return res, fmt.Errorf("gave up at --deadline %s on a transient failure (the launch hook, if any, was not completed: %v): %w",
 			a.Config.Deadline.D(), err, cause)
 	}
@@ -342,7 +343,7 @@ func (a *Agent) convergeLastGood(ctx context.Context, inst nodeagent.Instance, r
 	if err != nil {
 		return nil, refused
 	}
-	a.Logger.Error("topology refused; converging to the last-good copy instead", "error", refused.Error(), "copy", a.statePath("topology.json"))
+	a.Logger.Error("topology refused; converging to the last-good copy instead", nodeagent.LogKeyError, refused.Error(), nodeagent.LogKeyPath, a.statePath(state.LastGoodFile))
 	out, err := a.Converge(ctx, inst, doc)
 	if err != nil {
 		return out, fmt.Errorf("%w; the last-good copy failed too: %w", refused, err)
@@ -397,17 +398,17 @@ func (a *Agent) completeHook(h nodeagent.LifecycleHook, result string, launch bo
 		if !launch {
 			return nil
 		}
-		return a.writeState("lifecycle.json", lifecycleRecord{Hook: h, Result: result, At: a.now().UTC()})
+		return a.stateDir().WriteLifecycle(state.Lifecycle{Hook: h, Result: result, At: a.now().UTC()})
 	}
 	if errors.Is(err, lifecycle.ErrNoActiveAction) {
 		// The hook already timed out or was completed elsewhere: there is
 		// nothing left to tell Auto Scaling.
-		a.Logger.Warn("lifecycle hook has no active action; nothing to complete", "group", h.Group, "hook", h.Hook, "instance_id", h.InstanceID, "result", result)
+		a.Logger.Warn("lifecycle hook has no active action; nothing to complete", nodeagent.LogKeyGroup, h.Group, nodeagent.LogKeyHook, h.Hook, nodeagent.LogKeyInstance, h.InstanceID, nodeagent.LogKeyResult, result)
 		return record("none active")
 	}
 	if err != nil {
 		return fmt.Errorf("complete lifecycle hook %s of group %s with %s: %w", h.Hook, h.Group, result, err)
 	}
-	a.Logger.Info("lifecycle hook completed", "group", h.Group, "hook", h.Hook, "instance_id", h.InstanceID, "result", result)
+	a.Logger.Info("lifecycle hook completed", nodeagent.LogKeyGroup, h.Group, nodeagent.LogKeyHook, h.Hook, nodeagent.LogKeyInstance, h.InstanceID, nodeagent.LogKeyResult, result)
 	return record(result)
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,18 +131,32 @@ func ParseConfig(r io.Reader) (Config, error) {
 }
 
 // nameKey finds the top-level key whose value failed to decode, so that the
-// message names the setting ("splay: time: invalid duration").
+// message names the setting ("splay: time: invalid duration"). When several
+// fail, it is the one whose own error is err (the decoder stops at the
+// first in the document), else the first in key order: the same one every
+// time.
 func nameKey(data []byte, err error) error {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(data, &fields) != nil {
 		return err
 	}
-	for k, v := range fields {
-		one, _ := json.Marshal(map[string]json.RawMessage{k: v})
+	first := ""
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		one, _ := json.Marshal(map[string]json.RawMessage{k: fields[k]})
 		var c Config
-		if json.Unmarshal(one, &c) != nil {
+		oneErr := json.Unmarshal(one, &c)
+		if oneErr == nil {
+			continue
+		}
+		if oneErr.Error() == err.Error() {
 			return fmt.Errorf("%s: %w", k, err)
 		}
+		if first == "" {
+			first = k
+		}
+	}
+	if first != "" {
+		return fmt.Errorf("%s: %w", first, err)
 	}
 	return err
 }
@@ -152,9 +168,15 @@ func (c Config) Validate() error {
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
-	for flag, p := range map[string]string{"root": c.Root, "service-root": c.ServiceRoot, "state-dir": c.StateDir, "proc": c.Proc} {
-		if !path.IsAbs(p) {
-			bad(flag, "must be an absolute path, got %q", p)
+	// Settings are checked in a fixed order (slices, not maps), so the
+	// problems are listed the same way every time.
+	type setting[T any] struct {
+		flag string
+		v    T
+	}
+	for _, p := range []setting[string]{{"root", c.Root}, {"service-root", c.ServiceRoot}, {"state-dir", c.StateDir}, {"proc", c.Proc}} {
+		if !path.IsAbs(p.v) {
+			bad(p.flag, "must be an absolute path, got %q", p.v)
 		}
 	}
 	switch c.Services {
@@ -172,15 +194,15 @@ func (c Config) Validate() error {
 			bad("listen", "must be host:port or :port, got %q", c.Listen)
 		}
 	}
-	for flag, d := range map[string]Duration{"deadline": c.Deadline, "smoke-deadline": c.SmokeDeadline,
-		"poll-interval": c.PollInterval, "heartbeat-interval": c.HeartbeatInterval, "report-interval": c.ReportInterval} {
-		if d <= 0 {
-			bad(flag, "must be positive, got %s", d.D())
+	for _, d := range []setting[Duration]{{"deadline", c.Deadline}, {"smoke-deadline", c.SmokeDeadline},
+		{"poll-interval", c.PollInterval}, {"heartbeat-interval", c.HeartbeatInterval}, {"report-interval", c.ReportInterval}} {
+		if d.v <= 0 {
+			bad(d.flag, "must be positive, got %s", d.v.D())
 		}
 	}
-	for flag, d := range map[string]Duration{"settle": c.Settle, "splay": c.Splay, "drain-time": c.DrainTime} {
-		if d < 0 {
-			bad(flag, "must not be negative, got %s", d.D())
+	for _, d := range []setting[Duration]{{"settle", c.Settle}, {"splay", c.Splay}, {"drain-time", c.DrainTime}} {
+		if d.v < 0 {
+			bad(d.flag, "must not be negative, got %s", d.v.D())
 		}
 	}
 	if c.LaunchAttempts < 1 {

@@ -30,21 +30,21 @@ func (a *Agent) recoverJournal(ctx context.Context) ([]nodeagent.ServiceAction, 
 	log := a.Logger.With(LogKeyApply, r.ID, LogKeySerial, r.Serial)
 	j.Logger = log
 	log.Warn("an interrupted apply left its journal; finishing or undoing it before anything else",
-		"journal", j.Path(), "stage", string(r.Stage), "pid", r.PID, "started", r.Started.Format(time.RFC3339), "owed", owedStrings(r.Owed()))
+		nodeagent.LogKeyPath, j.Path(), nodeagent.LogKeyStage, string(r.Stage), nodeagent.LogKeyPID, r.PID, nodeagent.LogKeyStarted, r.Started.Format(time.RFC3339), nodeagent.LogKeyOwed, owedStrings(r.Owed()))
 	done, err := j.Recover(ctx)
 	a.reportOwed(j)
 	if err != nil && j.Pending() {
 		return done, nil, fmt.Errorf("finish the interrupted apply of serial %d (journal %s): %w", r.Serial, j.Path(), err)
 	}
 	if err != nil {
-		log.Error("the interrupted apply could not be finished and was undone", "error", err.Error())
+		log.Error("the interrupted apply could not be finished and was undone", nodeagent.LogKeyError, err.Error())
 		return done, nil, nil
 	}
 	if j.Pending() {
-		log.Info("interrupted apply finished; this apply's smoke checks judge it, and a failure undoes it too", "actions", len(done))
+		log.Info("interrupted apply finished; this apply's smoke checks judge it, and a failure undoes it too", nodeagent.LogKeyActions, len(done))
 		return done, &j.Record, nil
 	}
-	log.Info("interrupted apply done", "stage", string(r.Stage), "actions", len(done))
+	log.Info("interrupted apply done", nodeagent.LogKeyStage, string(r.Stage), nodeagent.LogKeyActions, len(done))
 	return done, nil, nil
 }
 
@@ -132,10 +132,10 @@ func (a *Agent) sweep(p *Prepared) {
 		state := d == a.Config.StateDir || d == path.Join(a.Config.StateDir, "health")
 		removed, err := a.FS.SweepTemp(d, before, state)
 		for _, r := range removed {
-			a.Logger.Warn("removed a temporary file an interrupted write left", "path", r)
+			a.Logger.Warn("removed a temporary file an interrupted write left", nodeagent.LogKeyPath, r)
 		}
 		if err != nil {
-			a.Logger.Warn("sweep temporary files", "dir", d, "error", err.Error())
+			a.Logger.Warn("sweep temporary files", nodeagent.LogKeyPath, d, nodeagent.LogKeyError, err.Error())
 		}
 	}
 }

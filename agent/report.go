@@ -207,13 +207,13 @@ func (r *reporter) send(ctx context.Context, event string) {
 	was := r.failing
 	r.failing = err != nil
 	r.mu.Unlock()
-	log := r.a.Logger.With("report", loc.URLOf(rep.InstanceID), "event", rep.Event)
+	log := r.a.Logger.With(nodeagent.LogKeyReport, loc.URLOf(rep.InstanceID), nodeagent.LogKeyEvent, rep.Event)
 	if err != nil {
 		r.m.Reports.With("error").Inc()
 		if !was {
-			log.Warn("node report not written; applies and readiness are not affected, the next report tries again", "error", err.Error())
+			log.Warn("node report not written; applies and readiness are not affected, the next report tries again", nodeagent.LogKeyError, err.Error())
 		} else {
-			log.Debug("node report not written", "error", err.Error())
+			log.Debug("node report not written", nodeagent.LogKeyError, err.Error())
 		}
 		return
 	}

@@ -129,7 +129,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 				_ = o.Notifier.Notify("WATCHDOG=1")
 			}
 		case why := <-changes:
-			a.Logger.Debug("topology source event", "why", why)
+			a.Logger.Debug("topology source event", nodeagent.LogKeyReason, why)
 			if why == "poll" {
 				// A poll is one conditional GET, at once; only a changed
 				// document goes through settle and splay. While a change
@@ -141,7 +141,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			}
 			startSettle()
 		case <-seen:
-			a.Logger.Debug("topology source event", "why", "poll found a change")
+			a.Logger.Debug("topology source event", nodeagent.LogKeyReason, "poll found a change")
 			startSettle()
 		case <-o.Recheck:
 			a.Logger.Info("re-checking the topology source now (SIGHUP)")
@@ -153,7 +153,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			}
 			pending = true
 			d := a.splay()
-			a.Logger.Debug("settled; waiting the splay before checking the source", "splay", d.String())
+			a.Logger.Debug("settled; waiting the splay before checking the source", nodeagent.LogKeySplay, d.String())
 			splay = time.NewTimer(d)
 			splayC = splay.C
 		case <-splayC:
@@ -187,10 +187,10 @@ func (a *Agent) serve(o RunOptions) (*http.Server, error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.Logger.Error("endpoint server stopped", "error", err.Error())
+			a.Logger.Error("endpoint server stopped", nodeagent.LogKeyError, err.Error())
 		}
 	}()
-	a.Logger.Info("serving /ready /live /status /metrics", "listen", ln.Addr().String())
+	a.Logger.Info("serving /ready /live /status /metrics", nodeagent.LogKeyListen, ln.Addr().String())
 	return srv, nil
 }
 
@@ -253,7 +253,7 @@ func (a *Agent) watchLifecycle(ctx context.Context, every time.Duration) <-chan 
 				state, err := a.Metadata.LifecycleState(cctx)
 				cancel()
 				if err != nil {
-					a.Logger.Warn("read target lifecycle state", "error", err.Error())
+					a.Logger.Warn("read target lifecycle state", nodeagent.LogKeyError, err.Error())
 					continue
 				}
 				if state == "Terminated" {
@@ -300,7 +300,7 @@ func (a *Agent) stop(w *worker, o RunOptions) error {
 // agent waits the drain time so the load balancer stops sending, then it
 // completes the terminate hook and tells systemd it is stopping.
 func (a *Agent) drain(w *worker, o RunOptions, why string) error {
-	a.Logger.Warn("draining", "why", why, "drain_time", a.Config.DrainTime.D().String())
+	a.Logger.Warn("draining", nodeagent.LogKeyReason, why, nodeagent.LogKeyDrainTime, a.Config.DrainTime.D().String())
 	a.Readiness.Drain()
 	o.Metrics.Ready.Set(0)
 	w.rep.draining()
@@ -494,7 +494,7 @@ func (w *worker) fetch(ctx context.Context, etag string) (nodeagent.Fetched, boo
 	f, err := a.Source.Fetch(ctx, etag)
 	if err != nil {
 		w.m.Polls.With("error").Inc()
-		a.Logger.Error("topology source unreachable; keeping the last good state", "source", a.Source.String(), "error", err.Error())
+		a.Logger.Error("topology source unreachable; keeping the last good state", nodeagent.LogKeySource, a.Source.String(), nodeagent.LogKeyError, err.Error())
 		a.Readiness.Update(func(s *readiness.Status) { s.LastError, s.LastErrorAt = err.Error(), a.now() })
 		return f, false
 	}
@@ -554,10 +554,10 @@ func (w *worker) finish(out *Outcome, etag string, err error, start time.Time) {
 		m.LastSuccess.Set(float64(a.now().Unix()))
 	case refused:
 		m.observeApply("refused", took)
-		a.Logger.Error("topology not applied; the node keeps its last good state", "error", err.Error(), "ready", st.Ready)
+		a.Logger.Error("topology not applied; the node keeps its last good state", nodeagent.LogKeyError, err.Error(), nodeagent.LogKeyReady, st.Ready)
 	default:
 		m.observeApply("failed", took)
-		a.Logger.Error("apply failed; the node keeps its last good state", "error", err.Error(), "ready", st.Ready)
+		a.Logger.Error("apply failed; the node keeps its last good state", nodeagent.LogKeyError, err.Error(), nodeagent.LogKeyReady, st.Ready)
 	}
 	for _, r := range st.Smoke {
 		v := 0.0

@@ -30,22 +30,12 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/hostfs"
+	"github.com/nodeagent/nodeagent/state"
 )
 
 // FileName is the record's name in the state dir. (Not under journal/,
 // which holds hostfs's in-place rewrites.)
-const FileName = "apply.json"
-
-// Log attribute keys.
-const (
-	logKeyPath    = "path"
-	logKeyService = "service"
-	logKeyUnit    = "unit"
-	logKeyAction  = "action"
-	logKeyReason  = "reason"
-	logKeyProduct = "product"
-	logKeyRelease = "release"
-)
+const FileName = state.JournalFile
 
 // Stage is how far the recorded apply got.
 type Stage string
@@ -278,7 +268,7 @@ func (j *Journal) Run(ctx context.Context, i int) error {
 		return err
 	}
 	a.Done = true
-	j.log().Info("service action done", logKeyService, a.Service, logKeyUnit, a.Unit, logKeyAction, string(a.Kind), logKeyReason, a.Reason)
+	j.log().Info("service action done", nodeagent.LogKeyService, a.Service, nodeagent.LogKeyUnit, a.Unit, nodeagent.LogKeyAction, string(a.Kind), nodeagent.LogKeyReason, a.Reason)
 	return j.Save()
 }
 
@@ -469,7 +459,7 @@ func (j *Journal) Undo(ctx context.Context, why string) (UndoReport, error) {
 			continue
 		}
 		rep.Switched[s.Product] = s.From
-		j.log().Warn("switched back to the previous release", logKeyProduct, s.Product, logKeyRelease, s.From)
+		j.log().Warn("switched back to the previous release", nodeagent.LogKeyProduct, s.Product, nodeagent.LogKeyRelease, s.From)
 	}
 	restored, err := restoreFiles(j.FS, r.Files, j.log())
 	rep.Restored = restored
@@ -491,7 +481,7 @@ func (j *Journal) Undo(ctx context.Context, why string) (UndoReport, error) {
 		}
 		a.Done = true
 		rep.Actions = append(rep.Actions, a.ServiceAction)
-		j.log().Info("service action done", logKeyService, a.Service, logKeyUnit, a.Unit, logKeyAction, string(a.Kind), logKeyReason, a.Reason)
+		j.log().Info("service action done", nodeagent.LogKeyService, a.Service, nodeagent.LogKeyUnit, a.Unit, nodeagent.LogKeyAction, string(a.Kind), nodeagent.LogKeyReason, a.Reason)
 	}
 	if len(errs) > 0 {
 		if err := j.Save(); err != nil {
@@ -554,7 +544,7 @@ func restoreFiles(fsys hostfs.FS, files []File, log *slog.Logger) (int, error) {
 			continue
 		}
 		n++
-		log.Info("restored file", logKeyPath, f.Path, "existed", f.Existed)
+		log.Info("restored file", nodeagent.LogKeyPath, f.Path, nodeagent.LogKeyExisted, f.Existed)
 	}
 	if len(errs) > 0 {
 		return n, errors.Join(errs...) // keep the directories of files still there

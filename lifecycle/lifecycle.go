@@ -162,7 +162,7 @@ func (c *Client) Complete(ctx context.Context, h nodeagent.LifecycleHook, result
 	if err != nil {
 		return fmt.Errorf("lifecycle: complete %s with %s: %w", describe(h), result, err)
 	}
-	c.log.Info("lifecycle action completed", "group", h.Group, "hook", h.Hook, "instance", h.InstanceID, "result", result)
+	c.log.Info("lifecycle action completed", nodeagent.LogKeyGroup, h.Group, nodeagent.LogKeyHook, h.Hook, nodeagent.LogKeyInstance, h.InstanceID, nodeagent.LogKeyResult, result)
 	return nil
 }
 
@@ -196,8 +196,8 @@ func (c *Client) retry(ctx context.Context, op string, h nodeagent.LifecycleHook
 			return fmt.Errorf("gave up after %d attempts: %w", attempts, err)
 		}
 		wait := policy.Delay(attempt - 1)
-		c.log.Warn("lifecycle call failed, retrying", "op", op, "group", h.Group, "hook", h.Hook,
-			"instance", h.InstanceID, "attempt", attempt, "of", attempts, "wait", wait, "err", err)
+		c.log.Warn("lifecycle call failed, retrying", nodeagent.LogKeyOp, op, nodeagent.LogKeyGroup, h.Group, nodeagent.LogKeyHook, h.Hook,
+			nodeagent.LogKeyInstance, h.InstanceID, nodeagent.LogKeyAttempt, attempt, nodeagent.LogKeyAttempts, attempts, nodeagent.LogKeyWait, wait, nodeagent.LogKeyError, err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -237,14 +237,14 @@ func Heartbeats(ctx context.Context, hooks nodeagent.LifecycleHooks, h nodeagent
 		err := hooks.Heartbeat(ctx, h)
 		switch {
 		case err == nil:
-			log.Debug("lifecycle heartbeat sent", "group", h.Group, "hook", h.Hook, "instance", h.InstanceID)
+			log.Debug("lifecycle heartbeat sent", nodeagent.LogKeyGroup, h.Group, nodeagent.LogKeyHook, h.Hook, nodeagent.LogKeyInstance, h.InstanceID)
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, ErrNoActiveAction):
-			log.Warn("lifecycle heartbeats stop: the action is gone", "err", err)
+			log.Warn("lifecycle heartbeats stop: the action is gone", nodeagent.LogKeyError, err)
 			return
 		default:
-			log.Warn("lifecycle heartbeat failed", "err", err)
+			log.Warn("lifecycle heartbeat failed", nodeagent.LogKeyError, err)
 		}
 	}
 }

@@ -143,7 +143,7 @@ func newClient(o Options) (*imds.Client, string, *slog.Logger, error) {
 	if err := checkEndpoint(endpoint); err != nil {
 		return nil, "", nil, fmt.Errorf("metadata: IMDS endpoint %q (from the agent config or %s): %w", endpoint, EndpointEnv, err)
 	}
-	log := o.Logger.With("component", "imds", "endpoint", endpoint)
+	log := o.Logger.With(nodeagent.LogKeyComponent, "imds", nodeagent.LogKeyEndpoint, endpoint)
 
 	client := imds.New(imds.Options{
 		Endpoint:       endpoint,
@@ -225,7 +225,7 @@ func (s *Source) Instance(ctx context.Context) (nodeagent.Instance, error) {
 		OSID:        facts.OSID,
 		PHPVersion:  facts.PHPVersion,
 	}
-	s.log.Info("host memory", "memory_mb", facts.MemoryBytes>>20, "from", facts.MemorySource)
+	s.log.Info("host memory", nodeagent.LogKeyMemoryMB, facts.MemoryBytes>>20, nodeagent.LogKeyFrom, facts.MemorySource)
 	// The first read takes the session token; the rest share it and run
 	// concurrently, so discovery costs about two round trips, not seven.
 	if inst.ID, err = s.get(ctx, PathInstanceID); err != nil {

@@ -75,15 +75,6 @@ func (e *CheckError) Unwrap() []error {
 	return []error{e.Err}
 }
 
-// Log attribute keys.
-const (
-	logKeyPath    = "path"
-	logKeyService = "service"
-	logKeyUnit    = "unit"
-	logKeyAction  = "action"
-	logKeyReason  = "reason"
-)
-
 // Apply executes a plan:
 //
 //  0. the journal records the apply before the first write: every planned
@@ -174,7 +165,7 @@ func Apply(ctx context.Context, in ApplyInput) (*Result, error) {
 			return res, fmt.Errorf("%w; previous files restored", err)
 		}
 		res.Written = append(res.Written, fc.Path)
-		log.Info("wrote file", logKeyPath, fc.Path, logKeyReason, fc.Reason)
+		log.Info("wrote file", nodeagent.LogKeyPath, fc.Path, nodeagent.LogKeyReason, fc.Reason)
 	}
 
 	// The checks read disjoint trees (apache2ctl -t, php-fpm -t), so they
@@ -184,12 +175,12 @@ func Apply(ctx context.Context, in ApplyInput) (*Result, error) {
 	for i, s := range checks {
 		err := errs[i]
 		if err == nil {
-			log.Info("config check passed", logKeyService, s)
+			log.Info("config check passed", nodeagent.LogKeyService, s)
 			continue
 		}
 		ce := &CheckError{Service: s, Output: checkOutput(err), Err: err}
 		ce.RestoreErr = undo()
-		log.Error("config check refused; previous files put back", logKeyService, s, "output", ce.Output, "restore_error", ce.RestoreErr)
+		log.Error("config check refused; previous files put back", nodeagent.LogKeyService, s, nodeagent.LogKeyOutput, ce.Output, nodeagent.LogKeyRestoreError, ce.RestoreErr)
 		return res, ce
 	}
 	j.Record.Stage = journal.StageChecked

@@ -177,14 +177,14 @@ func readCurrent(host *hostfs.Reader, path string) (current, error) {
 		return current{}, nil
 	}
 	if err != nil {
-		return current{}, fmt.Errorf("stat %s: %w", path, err)
+		return current{}, err // hostfs names the operation and the path
 	}
 	if !fi.Mode().IsRegular() {
 		return current{}, fmt.Errorf("%s: %w", path, &NotRegularError{Path: path, Mode: fi.Mode()})
 	}
 	data, err := host.ReadFile(path)
 	if err != nil {
-		return current{}, fmt.Errorf("read %s: %w", path, err)
+		return current{}, err
 	}
 	owner, group, err := host.Owner(path)
 	if err != nil {

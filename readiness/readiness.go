@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/hostfs/beneath"
 	"github.com/nodeagent/nodeagent/redact"
 	"github.com/nodeagent/nodeagent/smoke"
@@ -196,7 +197,7 @@ func New(o Options) *State {
 			// What the node serves now was never checked in this boot:
 			// keep what was applied for /status, not its verdict.
 			s.log.Info("readiness: the recorded status is from another boot; not ready until this boot's apply and smoke checks pass",
-				"recorded_boot_id", o.Initial.BootID, "boot_id", o.BootID)
+				nodeagent.LogKeyRecordedBootID, o.Initial.BootID, nodeagent.LogKeyBootID, o.BootID)
 			s.st.LastApply, s.st.LastApplyOK, s.st.ApplyError, s.st.Smoke = time.Time{}, false, "", nil
 		}
 	}
@@ -205,14 +206,14 @@ func New(o Options) *State {
 	s.st.Since = o.Now()
 	if s.st.Ready {
 		if err := s.createHealthFile(); err != nil {
-			s.log.Error("readiness: node stays not ready", "path", o.HealthFile, "err", err)
+			s.log.Error("readiness: node stays not ready", nodeagent.LogKeyPath, o.HealthFile, nodeagent.LogKeyError, err)
 			s.st.Ready, s.st.Reason = false, ReasonHealthFileErr
 		}
 		return s
 	}
 	if err := s.removeHealthFile(); err != nil {
 		s.log.Error("readiness: stale ELB health file stays; the load balancer may see this node ready",
-			"path", o.HealthFile, "err", err)
+			nodeagent.LogKeyPath, o.HealthFile, nodeagent.LogKeyError, err)
 	}
 	return s
 }
@@ -238,14 +239,14 @@ func (s *State) Update(f func(*Status)) {
 
 	if next.Ready {
 		if err := s.createHealthFile(); err != nil {
-			s.log.Error("readiness: node stays not ready", "path", s.o.HealthFile, "err", err)
+			s.log.Error("readiness: node stays not ready", nodeagent.LogKeyPath, s.o.HealthFile, nodeagent.LogKeyError, err)
 			next.Ready, next.Reason = false, ReasonHealthFileErr
 		}
 	} else if err := s.removeHealthFile(); err != nil {
 		// The node is not ready but Apache may still say it is; say so
 		// loudly. The next Update tries again.
 		s.log.Error("readiness: cannot remove the ELB health file; the load balancer may still see this node ready",
-			"path", s.o.HealthFile, "err", err)
+			nodeagent.LogKeyPath, s.o.HealthFile, nodeagent.LogKeyError, err)
 	}
 	if next.Ready != prev.Ready || next.Reason != prev.Reason {
 		next.Since = s.o.Now()
@@ -256,11 +257,11 @@ func (s *State) Update(f func(*Status)) {
 	s.mu.Unlock()
 
 	if next.Ready != prev.Ready {
-		s.log.Info("readiness changed", "ready", next.Ready, "reason", next.Reason)
+		s.log.Info("readiness changed", nodeagent.LogKeyReady, next.Ready, nodeagent.LogKeyReason, next.Reason)
 	}
 	if s.o.StatusFile != "" {
 		if err := WriteStatusFile(s.o.Root, s.o.StatusFile, next); err != nil {
-			s.log.Error("readiness: status file not updated", "err", err)
+			s.log.Error("readiness: status file not updated", nodeagent.LogKeyError, err)
 		}
 	}
 	s.notify(prev, next)
@@ -287,7 +288,7 @@ func (s *State) notify(prev, next Status) {
 		return
 	}
 	if err := s.o.Notifier.Notify(msg); err != nil {
-		s.log.Warn("readiness: systemd notify failed", "state", msg, "err", err)
+		s.log.Warn("readiness: systemd notify failed", nodeagent.LogKeyState, msg, nodeagent.LogKeyError, err)
 		return
 	}
 	s.notified = status

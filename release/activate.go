@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
@@ -75,7 +76,7 @@ func (m *Manager) activate(product, id string) (string, error) {
 	if err := base.Sync(); err != nil {
 		return prev, err
 	}
-	m.logger().Info("release activated", logKeyProduct, product, logKeyRelease, id, "previous", prev)
+	m.logger().Info("release activated", nodeagent.LogKeyProduct, product, nodeagent.LogKeyRelease, id, nodeagent.LogKeyPrevious, prev)
 	return prev, nil
 }
 
@@ -223,7 +224,7 @@ func (m *Manager) prune(product string) ([]string, error) {
 			return removed, err
 		}
 		removed = append(removed, r.id)
-		m.logger().Info("release removed", logKeyProduct, product, logKeyRelease, r.id)
+		m.logger().Info("release removed", nodeagent.LogKeyProduct, product, nodeagent.LogKeyRelease, r.id)
 	}
 	return removed, nil
 }

@@ -53,7 +53,7 @@ func (m *Manager) install(ctx context.Context, product string, r nodeagent.Relea
 	if m.Store == nil {
 		return errors.New("no release store configured")
 	}
-	log := m.logger().With(logKeyProduct, product, logKeyRelease, r.ID)
+	log := m.logger().With(nodeagent.LogKeyProduct, product, nodeagent.LogKeyRelease, r.ID)
 	if m.Installed(product, r) {
 		log.Debug("release already installed")
 		return nil
@@ -125,7 +125,7 @@ func (m *Manager) install(ctx context.Context, product string, r nodeagent.Relea
 		return err
 	}
 	beneath.Remove(l.root, l.hp(".staging"))
-	log.Info("release installed", "dir", l.Release(r.ID), "bytes", mk.Bytes, "files", mk.Files)
+	log.Info("release installed", nodeagent.LogKeyPath, l.Release(r.ID), nodeagent.LogKeyBytes, mk.Bytes, nodeagent.LogKeyFiles, mk.Files)
 	return nil
 }
 
@@ -145,7 +145,7 @@ func (m *Manager) removeStale(l Layout, product string, r nodeagent.Release) err
 	if active == r.ID {
 		return fmt.Errorf("%s is active but was not installed from sha256 %s; publish a changed archive under a new release id", l.Release(r.ID), r.SHA256)
 	}
-	m.logger().Warn("replacing a release directory without a matching marker", logKeyProduct, product, logKeyRelease, r.ID)
+	m.logger().Warn("replacing a release directory without a matching marker", nodeagent.LogKeyProduct, product, nodeagent.LogKeyRelease, r.ID)
 	return m.discard(l, r.ID)
 }
 
@@ -159,10 +159,11 @@ func (m *Manager) fetch(ctx context.Context, log *slog.Logger, r nodeagent.Relea
 	shown := redact.URL(r.URL)
 	body, size, err := m.Store.Open(ctx, r.URL)
 	if err != nil {
-		return Marker{}, fmt.Errorf("download %s: %w", shown, err)
+		// The store's errors name the URL (nodeagent.ReleaseStore).
+		return Marker{}, fmt.Errorf("download: %w", err)
 	}
 	defer body.Close()
-	log.Info("downloading release", logKeyURL, shown, "size", size)
+	log.Info("downloading release", nodeagent.LogKeyURL, shown, nodeagent.LogKeySize, size)
 
 	pr := &progress{r: body, total: size, now: m.now, start: start, last: start, log: log, url: shown}
 	h := sha256.New()
@@ -325,7 +326,7 @@ func (m *Manager) cleanDebris(l Layout) error {
 		if m.busy("staging:" + dir) {
 			continue
 		}
-		m.logger().Info("removing debris of an interrupted install", "dir", dir)
+		m.logger().Info("removing debris of an interrupted install", nodeagent.LogKeyPath, dir)
 		if err := beneath.RemoveAll(l.root, l.hp(".staging", name)); err != nil {
 			return err
 		}
@@ -398,7 +399,7 @@ func (p *progress) report() {
 	} else if since < 30*time.Second {
 		return
 	}
-	args := []any{logKeyURL, p.url, "bytes", p.n, "rate_bytes_per_second", int64(float64(p.n-p.lastN) / since.Seconds())}
+	args := []any{nodeagent.LogKeyURL, p.url, "bytes", p.n, "rate_bytes_per_second", int64(float64(p.n-p.lastN) / since.Seconds())}
 	if p.total > 0 {
 		args = append(args, "total", p.total, "percent", p.n*100/p.total)
 	}
@@ -412,5 +413,5 @@ func (p *progress) done() {
 	if d > 0 {
 		rate = int64(float64(p.n) / d.Seconds())
 	}
-	p.log.Info("release downloaded and verified", logKeyURL, p.url, "bytes", p.n, "seconds", d.Seconds(), "rate_bytes_per_second", rate)
+	p.log.Info("release downloaded and verified", nodeagent.LogKeyURL, p.url, nodeagent.LogKeyBytes, p.n, nodeagent.LogKeyDuration, float64(d.Microseconds())/1000, nodeagent.LogKeyRate, rate)
 }

@@ -67,13 +67,6 @@ const (
 // with the right sha256 is what makes a release "installed".
 const MarkerName = ".nodeagent-release.json"
 
-// Log attribute keys.
-const (
-	logKeyProduct = "product"
-	logKeyRelease = "release"
-	logKeyURL     = "url"
-)
-
 // Manager installs, activates and prunes releases.
 type Manager struct {
 	Root     string                 // host root (--root); product dirs are <Root>/var/www/<product>

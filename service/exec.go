@@ -143,15 +143,6 @@ type Exec struct {
 
 var _ nodeagent.ServiceManager = (*Exec)(nil)
 
-// Log attribute keys.
-const (
-	logKeyUnit   = "unit"
-	logKeyAction = "action"
-	logKeyArgv   = "argv"
-	logKeySignal = "signal"
-	logKeyPid    = "pid"
-)
-
 // NewExec returns the exec driver. cfg may be nil (defaults everywhere).
 func NewExec(cfg ExecConfig, run Runner, log *slog.Logger) *Exec {
 	if run == nil {
@@ -161,7 +152,7 @@ func NewExec(cfg ExecConfig, run Runner, log *slog.Logger) *Exec {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Exec{
-		cfg: cfg, run: run, log: log.With("driver", "exec"),
+		cfg: cfg, run: run, log: log.With(nodeagent.LogKeyDriver, "exec"),
 		startWait: 10 * time.Second, stopWait: 10 * time.Second,
 		poll: 50 * time.Millisecond, proc: "/proc",
 	}
@@ -198,7 +189,7 @@ func (e *Exec) Start(ctx context.Context, unit string) error {
 			return actionError("exec", "start", unit, err)
 		}
 		if live {
-			e.log.Info("already running", logKeyUnit, unit, logKeyPid, pid)
+			e.log.Info("already running", nodeagent.LogKeyUnit, unit, nodeagent.LogKeyPID, pid)
 			return nil
 		}
 	}
@@ -260,7 +251,7 @@ func (e *Exec) do(ctx context.Context, unit, action string, c Command) error {
 		return actionError("exec", action, unit, err)
 	}
 	if c.Signal == "" {
-		e.log.Info("running", logKeyUnit, unit, logKeyAction, action, logKeyArgv, c.Argv)
+		e.log.Info("running", nodeagent.LogKeyUnit, unit, nodeagent.LogKeyAction, action, nodeagent.LogKeyArgv, c.Argv)
 		if _, err := run(ctx, e.run, c.Env, c.Argv); err != nil {
 			return actionError("exec", action, unit, err)
 		}
@@ -274,12 +265,12 @@ func (e *Exec) do(ctx context.Context, unit, action string, c Command) error {
 	}
 	if !live {
 		if action == "stop" {
-			e.log.Info("not running", logKeyUnit, unit, "pidfile", pidfile)
+			e.log.Info("not running", nodeagent.LogKeyUnit, unit, nodeagent.LogKeyPidfile, pidfile)
 			return nil
 		}
 		return actionError("exec", action, unit, fmt.Errorf("no live pid in %s to send %s", pidfile, c.Signal))
 	}
-	e.log.Info("signalling", logKeyUnit, unit, logKeyAction, action, logKeySignal, c.Signal, logKeyPid, pid)
+	e.log.Info("signalling", nodeagent.LogKeyUnit, unit, nodeagent.LogKeyAction, action, nodeagent.LogKeySignal, c.Signal, nodeagent.LogKeyPID, pid)
 	if err := syscall.Kill(pid, sig); err != nil {
 		return actionError("exec", action, unit, fmt.Errorf("send %s to pid %d from %s: %w", c.Signal, pid, pidfile, err))
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/backoff"
 )
 
@@ -84,7 +85,7 @@ func Run(ctx context.Context, checks []Check, o RunOptions) []Result {
 
 // runOne retries one check until it passes or ctx ends.
 func runOne(ctx context.Context, c Check, o RunOptions) Result {
-	log := o.Logger.With("check", c.Name())
+	log := o.Logger.With(nodeagent.LogKeyCheck, c.Name())
 	r := Result{Name: c.Name()}
 	start := o.Now()
 	policy := backoff.Policy{Base: o.Backoff, Max: MaxBackoff}
@@ -96,7 +97,7 @@ func runOne(ctx context.Context, c Check, o RunOptions) Result {
 			break
 		}
 		r.Err = err.Error()
-		log.Debug("smoke check attempt failed", "attempt", r.Attempts, "err", err)
+		log.Debug("smoke check attempt failed", nodeagent.LogKeyAttempt, r.Attempts, nodeagent.LogKeyError, err)
 
 		// No wait for an attempt that would start after the deadline.
 		if backoff.Sleep(ctx, policy.Delay(retry)) != nil {
@@ -105,9 +106,9 @@ func runOne(ctx context.Context, c Check, o RunOptions) Result {
 	}
 	r.Duration = o.Now().Sub(start)
 	if r.OK {
-		log.Info("smoke check passed", "attempts", r.Attempts, "duration", r.Duration)
+		log.Info("smoke check passed", nodeagent.LogKeyAttempts, r.Attempts, nodeagent.LogKeyDuration, float64(r.Duration.Microseconds())/1000)
 	} else {
-		log.Warn("smoke check failed", "attempts", r.Attempts, "duration", r.Duration, "err", r.Err)
+		log.Warn("smoke check failed", nodeagent.LogKeyAttempts, r.Attempts, nodeagent.LogKeyDuration, float64(r.Duration.Microseconds())/1000, nodeagent.LogKeyError, r.Err)
 	}
 	return r
 }

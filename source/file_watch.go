@@ -43,7 +43,7 @@ func (s *fileSource) Watch(ctx context.Context, changed func(why string)) error 
 				if !ok {
 					return
 				}
-				s.log.Error("file watch error", "path", s.loc.path, "error", err.Error())
+				s.log.Error("file watch error", nodeagent.LogKeyPath, s.loc.path, nodeagent.LogKeyError, err.Error())
 			}
 		}
 	}()

@@ -76,7 +76,7 @@ func newHTTPClient(o Options, whole bool) *retryablehttp.Client {
 	base.CheckRedirect = checkRedirect
 	return &retryablehttp.Client{
 		HTTPClient:   base,
-		Logger:       o.Logger.With("component", "source"),
+		Logger:       o.Logger.With(nodeagent.LogKeyComponent, "source"),
 		RetryWaitMin: backoffBase,
 		RetryWaitMax: backoffMax,
 		RetryMax:     o.Attempts - 1,

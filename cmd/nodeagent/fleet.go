@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/awsenv"
 	"github.com/nodeagent/nodeagent/fleet"
 	"github.com/nodeagent/nodeagent/report"
@@ -215,13 +216,13 @@ func (c *fleetCommand) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("--listen %s: %w", *listen, err)
 	}
 	if err := srv.Load(ctx); err != nil {
-		log.Warn("first load of the fleet failed; the page says so and the next reload tries again", "error", err.Error())
+		log.Warn("first load of the fleet failed; the page says so and the next reload tries again", nodeagent.LogKeyError, err.Error())
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	go srv.Run(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("fleet control panel", "url", "http://"+ln.Addr().String()+"/", "topology", f.topology, slog.Duration("refresh", *refresh))
+	log.Info("fleet control panel", nodeagent.LogKeyURL, "http://"+ln.Addr().String()+"/", nodeagent.LogKeySource, f.topology, slog.Duration(nodeagent.LogKeyRefresh, *refresh))
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

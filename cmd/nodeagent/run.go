@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/agent"
 	"github.com/nodeagent/nodeagent/awsenv"
 	"github.com/nodeagent/nodeagent/readiness"
@@ -43,7 +44,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		return usageError{err}
 	}
 	log := newLogger(c.stderr, cfg.LogFormat)
-	log.Info("nodeagent starting", "version", Version, "commit", Commit)
+	log.Info("nodeagent starting", nodeagent.LogKeyVersion, Version, nodeagent.LogKeyCommit, Commit)
 	awsEnv := awsenv.New(nil)
 	a, err := newAgent(ctx, cfg, log, wiring{needSource: true, mutate: true, aws: awsEnv})
 	if err != nil {

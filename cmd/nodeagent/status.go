@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodeagent/nodeagent/hostfs"
 	"github.com/nodeagent/nodeagent/readiness"
+	"github.com/nodeagent/nodeagent/state"
 )
 
 // statusCommand shows what the node last applied: `nodeagent status [--json]`.
@@ -33,8 +34,8 @@ func (c *statusCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	file := hostfs.FS{Root: cfg.Root, StateDir: cfg.StateDir}.Path(path.Join(cfg.StateDir, "status.json"))
-	st, err := readiness.ReadStatusFile(cfg.Root, path.Join(cfg.StateDir, "status.json"))
+	file := hostfs.FS{Root: cfg.Root, StateDir: cfg.StateDir}.Path(path.Join(cfg.StateDir, state.StatusFile))
+	st, err := readiness.ReadStatusFile(cfg.Root, path.Join(cfg.StateDir, state.StatusFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no status in %s: this node has not run an apply yet (run nodeagent apply)", file)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/nodeagent/nodeagent/release"
 	"github.com/nodeagent/nodeagent/service"
 	"github.com/nodeagent/nodeagent/source"
+	"github.com/nodeagent/nodeagent/state"
 )
 
 // newLogger configures the one log handler of the process.
@@ -86,7 +87,7 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 	if w.mutate {
 		ropts.Root = cfg.Root
 		ropts.HealthFile = path.Join(cfg.StateDir, "health", "ready")
-		ropts.StatusFile = path.Join(cfg.StateDir, "status.json")
+		ropts.StatusFile = path.Join(cfg.StateDir, state.StatusFile)
 		ropts.Notifier = readiness.SystemdNotifier{}
 		// Resume what the previous process recorded: a one-shot apply or a
 		// restarted agent on a serving node keeps it in service until an
@@ -94,7 +95,7 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger, w wiring)
 		// a reboot nothing has checked the services yet (readiness.New).
 		bootID, err := metadata.ReadBootID(cfg.Proc)
 		if err != nil {
-			log.Warn("kernel boot id unknown: readiness recorded by an earlier process is not resumed", "proc", cfg.Proc, "error", err.Error())
+			log.Warn("kernel boot id unknown: readiness recorded by an earlier process is not resumed", nodeagent.LogKeyProc, cfg.Proc, nodeagent.LogKeyError, err.Error())
 		}
 		ropts.BootID = bootID
 		if st, err := readiness.ReadStatusFile(ropts.Root, ropts.StatusFile); err == nil {
