@@ -119,7 +119,9 @@ const (
 	LifecycleAbandon  = "ABANDON"
 )
 
-// LifecycleHooks talks to the Auto Scaling API about lifecycle actions.
+// LifecycleHooks talks to the Auto Scaling API about lifecycle actions. Its
+// errors name the hook, its group and instance (and the result), so callers
+// do not repeat them.
 type LifecycleHooks interface {
 	Heartbeat(ctx context.Context, h LifecycleHook) error
 	Complete(ctx context.Context, h LifecycleHook, result string) error

@@ -205,7 +205,8 @@ func (a *Agent) document(f nodeagent.Fetched, err error) (Document, error) {
 func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Document) (*Prepared, error) {
 	t, err := doc.load()
 	if err != nil {
-		return nil, &RefusedError{From: doc.From, Err: fmt.Errorf("invalid: %w", err)}
+		// topology.Load's errors name the document ("topology <from>: …").
+		return nil, &RefusedError{From: doc.From, Err: err, named: true}
 	}
 	last, err := a.previousTopology(doc.Body, t)
 	if err != nil {
@@ -256,9 +257,14 @@ func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Docume
 type RefusedError struct {
 	From string
 	Err  error
+
+	named bool // Err names the document already (topology.Load's errors)
 }
 
 func (e *RefusedError) Error() string {
+	if e.named {
+		return fmt.Sprintf("refused an invalid document, nothing was changed: %v", e.Err)
+	}
 	return fmt.Sprintf("topology from %s refused, nothing was changed: %v", e.From, e.Err)
 }
 

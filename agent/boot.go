@@ -407,7 +407,7 @@ func (a *Agent) completeHook(h nodeagent.LifecycleHook, result string, launch bo
 		return record("none active")
 	}
 	if err != nil {
-		return fmt.Errorf("complete lifecycle hook %s of group %s with %s: %w", h.Hook, h.Group, result, err)
+		return err // the client names the hook, group, instance and result
 	}
 	a.Logger.Info("lifecycle hook completed", nodeagent.LogKeyGroup, h.Group, nodeagent.LogKeyHook, h.Hook, nodeagent.LogKeyInstance, h.InstanceID, nodeagent.LogKeyResult, result)
 	return record(result)

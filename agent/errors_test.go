@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +75,29 @@ func TestReleaseDownloadErrorNamesReleaseOnce(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"shop", "no such file", "nothing was changed"} {
+		if !strings.Contains(msg, s) {
+			t.Errorf("error does not say %q: %s", s, msg)
+		}
+	}
+}
+
+// TestInvalidDocumentNamesItsSourceOnce refuses an invalid document and
+// checks that the message names where it came from once.
+func TestInvalidDocumentNamesItsSourceOnce(t *testing.T) {
+	e := newRunEnv(t, runSettings{})
+	const from = "s3://bucket/topology.json"
+	body := strings.Replace(string(document{Serial: 1, Port: e.port}.bytes()), `"role": "cache"`, `"role": "nosuchrole"`, 1)
+	_, err := e.agent.Prepare(context.Background(), testInstance(), agent.NewDocument([]byte(body), `"e1"`, from, false))
+	var refused *agent.RefusedError
+	if !errors.As(err, &refused) {
+		t.Fatalf("Prepare of an invalid document: %v, want a RefusedError", err)
+	}
+	msg := err.Error()
+	t.Log(msg)
+	if n := strings.Count(msg, from); n != 1 {
+		t.Errorf("error names %s %d times, want once: %s", from, n, msg)
+	}
+	for _, s := range []string{"nosuchrole", "refused", "nothing was changed"} {
 		if !strings.Contains(msg, s) {
 			t.Errorf("error does not say %q: %s", s, msg)
 		}

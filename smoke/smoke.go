@@ -70,7 +70,7 @@ func (c *HTTPCheck) Name() string { return c.CheckName }
 // Run performs one request.
 func (c *HTTPCheck) Run(ctx context.Context) error {
 	if c.BaseURL == "" {
-		return fmt.Errorf("smoke: %s: no base URL (is Apache configured on this node?)", c.CheckName)
+		return fmt.Errorf("smoke: %s: no base URL (Desired.Local.HTTP is empty: does this role run a web server?)", c.CheckName)
 	}
 	url := strings.TrimRight(c.BaseURL, "/") + "/" + strings.TrimLeft(c.Path, "/")
 	where := "GET " + url
