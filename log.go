@@ -39,7 +39,7 @@ const (
 	LogKeyAction   = "action"
 	LogKeyProduct  = "product"
 	LogKeyRelease  = "release"  // a release id
-	LogKeyPrevious = "previous" // the release id replaced
+	LogKeyPrevious = "previous" // what is replaced or gone back to: a release id, a serial
 	LogKeyURL      = "url"
 	LogKeyBytes    = "bytes"
 	LogKeyPID      = "pid"

@@ -89,11 +89,11 @@ func (a *Agent) rolloutGate(ctx context.Context, c *rolloutCache, inst nodeagent
 		// It applies, as agents did before rollouts, and says loudly what
 		// to allow.
 		a.Logger.Error("rollout object not readable (403); applying the serial at once: allow the instance profile s3:GetObject on rollouts/* and history/* beside the topology, and s3:ListBucket with the prefix rollouts/ (README, Staged rollouts)",
-			LogKeySerial, t.Serial, LogKeySource, src.String(), "error", err.Error())
+			LogKeySerial, t.Serial, LogKeySource, src.String(), nodeagent.LogKeyError, err.Error())
 		return g
 	case err != nil:
 		if !hasState {
-			a.Logger.Error("rollout object unreadable; a node with nothing applied applies the document", LogKeySerial, t.Serial, "error", err.Error())
+			a.Logger.Error("rollout object unreadable; a node with nothing applied applies the document", LogKeySerial, t.Serial, nodeagent.LogKeyError, err.Error())
 			return g
 		}
 		return gate{hold: true, serial: t.Serial, why: "its rollout object is unreadable: " + err.Error()}
@@ -174,7 +174,7 @@ func (a *Agent) bootDocument(ctx context.Context, c *rolloutCache, inst nodeagen
 	if !g.hold {
 		return doc
 	}
-	a.Logger.Info("serial held back by its rollout", LogKeySerial, g.serial, "why", g.why)
+	a.Logger.Info("serial held back by its rollout", LogKeySerial, g.serial, nodeagent.LogKeyReason, g.why)
 	if lerr == nil {
 		return last
 	}
@@ -189,7 +189,7 @@ func (a *Agent) bootDocument(ctx context.Context, c *rolloutCache, inst nodeagen
 			return NewDocument(f.Body, f.ETag, src.String(), false)
 		}
 	}
-	a.Logger.Error("the rollout's previous serial is not readable; applying the held-back serial", LogKeySerial, g.serial, "previous", g.previous, "error", err.Error())
+	a.Logger.Error("the rollout's previous serial is not readable; applying the held-back serial", LogKeySerial, g.serial, nodeagent.LogKeyPrevious, g.previous, nodeagent.LogKeyError, err.Error())
 	return doc
 }
 
@@ -221,9 +221,9 @@ func (w *worker) rolloutDocument(ctx context.Context, inst nodeagent.Instance, d
 	a.seeSerial(doc)
 	w.remember(nil, doc.ETag, true)
 	if prev == nil || prev.ETag != doc.ETag {
-		a.Logger.Info("serial held back by its rollout; the node keeps what it has", LogKeySerial, g.serial, "why", g.why)
+		a.Logger.Info("serial held back by its rollout; the node keeps what it has", LogKeySerial, g.serial, nodeagent.LogKeyReason, g.why)
 	} else {
-		a.Logger.Debug("serial still held back by its rollout", LogKeySerial, g.serial, "why", g.why)
+		a.Logger.Debug("serial still held back by its rollout", LogKeySerial, g.serial, nodeagent.LogKeyReason, g.why)
 	}
 	return doc, false
 }
