@@ -19,6 +19,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodeagent/nodeagent"
@@ -67,6 +68,12 @@ type Agent struct {
 	// rollouts is the last rollout object read and the document it holds
 	// back (rollout.go).
 	rollouts rolloutCache
+	// saved is the last-good copy this process saved, with its decoding:
+	// the next changed document in `run` is compared with it without
+	// decoding the copy again (a 5,000-node document: one strict decode,
+	// about 4 MB of garbage and 10-40 ms). Only used while the copy on
+	// disk is still byte for byte what was saved.
+	saved atomic.Pointer[lastApplied]
 }
 
 // Applied records the last successful apply in the state dir.
@@ -342,6 +349,9 @@ func (a *Agent) previousTopology(body []byte, format nodeagent.Format, next *nod
 	}
 	if bytes.Equal(last, body) && lastFormat == formatOrJSON(format) {
 		return lastApplied{body: last, etag: etag, format: lastFormat, topology: next}, nil
+	}
+	if s := a.saved.Load(); s != nil && s.format == lastFormat && bytes.Equal(s.body, last) {
+		return lastApplied{body: last, etag: etag, format: lastFormat, topology: s.topology}, nil
 	}
 	t, err := topology.Load(last, a.statePath("topology.json"), lastFormat)
 	if err != nil {
@@ -640,9 +650,11 @@ func (a *Agent) recordSuccess(p *Prepared) error {
 	if p.lastGoodBody != nil && p.lastGoodETag == p.ETag && p.lastGoodFormat == formatOrJSON(p.Format) && bytes.Equal(p.lastGoodBody, p.Body) && p.Plan.Empty() {
 		return nil
 	}
+	a.saved.Store(nil)
 	if err := a.lastGood().Save(p.Body, p.ETag, p.Format); err != nil {
 		return err
 	}
+	a.saved.Store(&lastApplied{body: p.Body, etag: p.ETag, format: formatOrJSON(p.Format), topology: p.Topology})
 	return a.writeState("applied.json", Applied{
 		Serial: p.Topology.Serial, ETag: p.ETag, InstanceID: p.Instance.ID, Identity: p.Desired.Identity,
 		Releases: a.activeReleases(p.Desired), At: a.now().UTC(),

@@ -54,4 +54,19 @@ func TestPreviousTopologyReusesAnIdenticalDocument(t *testing.T) {
 	if err != nil || last.topology == nil || last.topology == next || last.topology.Serial != 42 {
 		t.Errorf("different document: got %+v, %v; want the last-good copy decoded (serial 42)", last.topology, err)
 	}
+
+	// What this process saved, with its decoding, serves while the copy
+	// on disk is still those bytes.
+	a.saved.Store(&lastApplied{body: body, etag: `"e1"`, format: nodeagent.FormatJSON, topology: same})
+	last, err = a.previousTopology(edited, nodeagent.FormatJSON, next)
+	if err != nil || last.topology != same {
+		t.Errorf("saved copy: topology %p, want the saved decoding %p (%v)", last.topology, same, err)
+	}
+	if err := a.lastGood().Save(edited, `"e2"`, nodeagent.FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	last, err = a.previousTopology(body, nodeagent.FormatJSON, same)
+	if err != nil || last.topology == nil || last.topology == same || last.topology.Serial != 43 {
+		t.Errorf("copy on disk changed since: got %+v, %v; want the copy decoded (serial 43)", last.topology, err)
+	}
 }
