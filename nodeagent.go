@@ -12,6 +12,7 @@ package nodeagent
 import (
 	"context"
 	"io"
+	"strings"
 )
 
 // OS families: which file layout a node uses.
@@ -72,6 +73,34 @@ type Fetched struct {
 	ETag        string // opaque version tag for the next conditional fetch
 	NotModified bool   // the document is unchanged since the ETag passed in
 	Source      string // where it came from, for messages ("s3://b/k", "last-good copy")
+	// Format is how Body is written, as the source knows it (the key's
+	// or path's suffix, an HTTP Content-Type). "" is JSON.
+	Format Format
+}
+
+// Format is the syntax of a topology document.
+type Format string
+
+// The topology document formats. A YAML document is converted to JSON and
+// then held to the same strict rules.
+const (
+	FormatJSON Format = "json"
+	FormatYAML Format = "yaml"
+)
+
+// FormatOf is the format a file name or URL suggests: YAML for a name
+// ending in .yaml or .yml (before a URL's query), JSON otherwise. It is for
+// callers that have only a name (validate FILE, publish); what a source
+// fetched carries its Format.
+func FormatOf(name string) Format {
+	n := strings.ToLower(name)
+	if i := strings.IndexAny(n, "?#"); i >= 0 && strings.Contains(n, "://") {
+		n = n[:i] // https://host/topology.yaml?versionId=…
+	}
+	if strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml") {
+		return FormatYAML
+	}
+	return FormatJSON
 }
 
 // TopologySource fetches the topology document. A non-empty etag makes the

@@ -19,6 +19,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodeagent/nodeagent"
@@ -69,6 +70,12 @@ type Agent struct {
 	// rollouts is the last rollout object read and the document it holds
 	// back (rollout.go).
 	rollouts rolloutCache
+	// saved is the last-good copy this process saved, with its decoding:
+	// the next changed document in `run` is compared with it without
+	// decoding the copy again (a 5,000-node document: one strict decode,
+	// about 4 MB of garbage and 10-40 ms). Only used while the copy on
+	// disk is still byte for byte what was saved.
+	saved atomic.Pointer[lastApplied]
 }
 
 // Applied records the last successful apply in the state dir (state.Applied).
@@ -80,15 +87,17 @@ type Prepared struct {
 	Topology *nodeagent.Topology
 	Body     []byte
 	ETag     string
-	From     string // where the document came from
+	From     string           // where the document came from
+	Format   nodeagent.Format // how Body is written, as the source said
 	Desired  *nodeagent.Desired
 	Plan     *nodeagent.Plan
 	Previous *nodeagent.Topology // last applied document, nil on first apply
 
 	// The last-good copy as Prepare read it (under the apply lock, so
 	// still what is on disk when the apply records its success).
-	lastGoodBody []byte
-	lastGoodETag string
+	lastGoodBody   []byte
+	lastGoodETag   string
+	lastGoodFormat nodeagent.Format
 	// recovered are the service actions Converge did to finish or undo
 	// the apply a dead process left, before this one; adopted is that
 	// apply's journal when it got as far as stage applied and was never
@@ -102,6 +111,8 @@ type Document struct {
 	Body []byte
 	ETag string
 	From string
+	// Format is how Body is written, as its source said ("" is JSON).
+	Format nodeagent.Format
 	// Stale says the source was unreachable and this is the last-good copy.
 	Stale bool
 
@@ -117,10 +128,11 @@ type decoded struct {
 	err error
 }
 
-// NewDocument is a fetched document, decoded and validated once.
-func NewDocument(body []byte, etag, from string, stale bool) Document {
-	t, err := topology.Load(body, from)
-	return Document{Body: body, ETag: etag, From: from, Stale: stale, decoded: &decoded{t: t, err: err}}
+// NewDocument is a fetched document, decoded and validated once. format is
+// the source's word for how body is written (nodeagent.Fetched.Format).
+func NewDocument(body []byte, etag, from string, format nodeagent.Format, stale bool) Document {
+	t, err := topology.Load(body, from, format)
+	return Document{Body: body, ETag: etag, From: from, Format: format, Stale: stale, decoded: &decoded{t: t, err: err}}
 }
 
 // load is the document's decoding (topology.Load).
@@ -128,7 +140,7 @@ func (d Document) load() (*nodeagent.Topology, error) {
 	if d.decoded != nil {
 		return d.decoded.t, d.decoded.err
 	}
-	return topology.Load(d.Body, d.From)
+	return topology.Load(d.Body, d.From, d.Format)
 }
 
 // seeSerial records the document's serial as seen, valid or not:
@@ -186,9 +198,9 @@ func (a *Agent) Fetch(ctx context.Context) (Document, error) {
 // or, when the source failed, the last-good copy (said loudly).
 func (a *Agent) document(f nodeagent.Fetched, err error) (Document, error) {
 	if err == nil {
-		return NewDocument(f.Body, f.ETag, a.Source.String(), false), nil
+		return NewDocument(f.Body, f.ETag, a.Source.String(), f.Format, false), nil
 	}
-	body, etag, lgErr := a.lastGood().Load()
+	body, etag, format, lgErr := a.lastGood().Load()
 	if lgErr != nil {
 		if errors.Is(lgErr, os.ErrNotExist) {
 			return Document{}, fmt.Errorf("fetch topology: %w (and there is no last-good copy in %s to boot from)", err, a.statePath(state.LastGoodFile))
@@ -197,7 +209,7 @@ func (a *Agent) document(f nodeagent.Fetched, err error) (Document, error) {
 	}
 	a.Logger.Warn("topology source unreachable: using the last-good copy; the node converges to it and re-checks the source later",
 		LogKeySource, a.Source.String(), nodeagent.LogKeyError, err.Error(), nodeagent.LogKeyPath, a.statePath(state.LastGoodFile))
-	return NewDocument(body, etag, "last-good copy "+a.statePath(state.LastGoodFile)+" (source unreachable)", true), nil
+	return NewDocument(body, etag, "last-good copy "+a.statePath(state.LastGoodFile)+" (source unreachable)", format, true), nil
 }
 
 // Prepare plans an apply of doc for inst. It reads the host and the state
@@ -208,7 +220,7 @@ func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Docume
 		// topology.Load's errors name the document ("topology <from>: …").
 		return nil, &RefusedError{From: doc.From, Err: err, named: true}
 	}
-	last, err := a.previousTopology(doc.Body, t)
+	last, err := a.previousTopology(doc.Body, doc.Format, t)
 	if err != nil {
 		return nil, err
 	}
@@ -248,8 +260,8 @@ func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Docume
 		p.Lifecycle = &nodeagent.LifecycleAction{Hook: h, Result: nodeagent.LifecycleContinue,
 			Reason: fmt.Sprintf("groups.%s.launch_hook %s has not been completed for %s", id.Group, h.Hook, inst.ID)}
 	}
-	return &Prepared{Instance: inst, Topology: t, Body: doc.Body, ETag: doc.ETag, From: doc.From, Desired: d, Plan: p, Previous: prev,
-		lastGoodBody: last.body, lastGoodETag: last.etag}, nil
+	return &Prepared{Instance: inst, Topology: t, Body: doc.Body, ETag: doc.ETag, From: doc.From, Format: doc.Format, Desired: d, Plan: p, Previous: prev,
+		lastGoodBody: last.body, lastGoodETag: last.etag, lastGoodFormat: last.format}, nil
 }
 
 // RefusedError is a topology document that was not applied because it is
@@ -322,6 +334,7 @@ func (a *Agent) planReleases(p *nodeagent.Plan, d *nodeagent.Desired) error {
 type lastApplied struct {
 	body     []byte
 	etag     string
+	format   nodeagent.Format
 	topology *nodeagent.Topology
 }
 
@@ -330,25 +343,28 @@ type lastApplied struct {
 // re-check that finds nothing new), that document's decoding, next, serves
 // for both rather than decoding the same bytes twice: for a fleet of
 // thousands of nodes that is most of a no-change apply.
-func (a *Agent) previousTopology(body []byte, next *nodeagent.Topology) (lastApplied, error) {
-	last, etag, err := a.lastGood().Load()
+func (a *Agent) previousTopology(body []byte, format nodeagent.Format, next *nodeagent.Topology) (lastApplied, error) {
+	last, etag, lastFormat, err := a.lastGood().Load()
 	if errors.Is(err, os.ErrNotExist) {
 		return lastApplied{}, nil
 	}
 	if err != nil {
 		return lastApplied{}, fmt.Errorf("read last-good topology: %w", err)
 	}
-	if bytes.Equal(last, body) {
-		return lastApplied{body: last, etag: etag, topology: next}, nil
+	if bytes.Equal(last, body) && lastFormat == formatOrJSON(format) {
+		return lastApplied{body: last, etag: etag, format: lastFormat, topology: next}, nil
 	}
-	t, err := topology.Load(last, a.statePath(state.LastGoodFile))
+	if s := a.saved.Load(); s != nil && s.format == lastFormat && bytes.Equal(s.body, last) {
+		return lastApplied{body: last, etag: etag, format: lastFormat, topology: s.topology}, nil
+	}
+	t, err := topology.Load(last, a.statePath(state.LastGoodFile), lastFormat)
 	if err != nil {
 		// A last-good copy that no longer validates (an agent upgrade
 		// tightened a rule) must not block a good new document.
 		a.Logger.Warn("last-good topology no longer validates; treating this apply as the first", nodeagent.LogKeyError, err.Error())
-		return lastApplied{body: last, etag: etag}, nil
+		return lastApplied{body: last, etag: etag, format: lastFormat}, nil
 	}
-	return lastApplied{body: last, etag: etag, topology: t}, nil
+	return lastApplied{body: last, etag: etag, format: lastFormat, topology: t}, nil
 }
 
 func (a *Agent) overrides() nodeagent.Overrides {
@@ -609,12 +625,14 @@ func (a *Agent) activeReleases(d *nodeagent.Desired) map[string]string {
 // what was applied. Re-applying the same document with nothing to do
 // rewrites neither.
 func (a *Agent) recordSuccess(p *Prepared) error {
-	if p.lastGoodBody != nil && p.lastGoodETag == p.ETag && bytes.Equal(p.lastGoodBody, p.Body) && p.Plan.Empty() {
+	if p.lastGoodBody != nil && p.lastGoodETag == p.ETag && p.lastGoodFormat == formatOrJSON(p.Format) && bytes.Equal(p.lastGoodBody, p.Body) && p.Plan.Empty() {
 		return nil
 	}
-	if err := a.lastGood().Save(p.Body, p.ETag); err != nil {
+	a.saved.Store(nil)
+	if err := a.lastGood().Save(p.Body, p.ETag, p.Format); err != nil {
 		return err
 	}
+	a.saved.Store(&lastApplied{body: p.Body, etag: p.ETag, format: formatOrJSON(p.Format), topology: p.Topology})
 	return a.stateDir().WriteApplied(state.Applied{
 		Serial: p.Topology.Serial, ETag: p.ETag, InstanceID: p.Instance.ID, Identity: p.Desired.Identity,
 		Releases: a.activeReleases(p.Desired), At: a.now().UTC(),
@@ -678,12 +696,21 @@ func newID() string {
 
 // LastApplied returns the last-good document from the state dir.
 func (a *Agent) LastApplied() (Document, error) {
-	body, etag, err := a.lastGood().Load()
+	body, etag, format, err := a.lastGood().Load()
 	if errors.Is(err, os.ErrNotExist) {
 		return Document{}, fmt.Errorf("no applied topology in %s: run nodeagent apply first", a.statePath(state.LastGoodFile))
 	}
 	if err != nil {
 		return Document{}, fmt.Errorf("read last-good topology: %w", err)
 	}
-	return NewDocument(body, etag, "last-good copy "+a.statePath(state.LastGoodFile), false), nil
+	return NewDocument(body, etag, "last-good copy "+a.statePath(state.LastGoodFile), format, false), nil
+}
+
+// formatOrJSON is format, with "" (a source that did not say) as JSON, the
+// way the last-good copy records it.
+func formatOrJSON(format nodeagent.Format) nodeagent.Format {
+	if format == "" {
+		return nodeagent.FormatJSON
+	}
+	return format
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/agent"
 	"github.com/nodeagent/nodeagent/source"
 )
@@ -24,7 +25,7 @@ func TestPlanErrorSaysPlanOnce(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(e.root, file), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	doc := agent.NewDocument(document{Serial: 1, Port: e.port}.bytes(), `"e1"`, "test source", false)
+	doc := agent.NewDocument(document{Serial: 1, Port: e.port}.bytes(), `"e1"`, "test source", nodeagent.FormatJSON, false)
 	_, err := e.agent.Prepare(context.Background(), testInstance(), doc)
 	if err == nil {
 		t.Fatalf("Prepare with %s a directory: no error", file)
@@ -58,7 +59,7 @@ func TestReleaseDownloadErrorNamesReleaseOnce(t *testing.T) {
 	body := strings.Replace(string(document{Serial: 1, Port: e.port}.bytes()),
 		`"sessions": "memcached",`,
 		`"sessions": "memcached", "release": {"id": "`+id+`", "url": "`+url+`", "sha256": "`+strings.Repeat("ab", 32)+`"},`, 1)
-	doc := agent.NewDocument([]byte(body), `"e1"`, "test source", false)
+	doc := agent.NewDocument([]byte(body), `"e1"`, "test source", nodeagent.FormatJSON, false)
 	p, err := e.agent.Prepare(context.Background(), testInstance(), doc)
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
@@ -87,7 +88,7 @@ func TestInvalidDocumentNamesItsSourceOnce(t *testing.T) {
 	e := newRunEnv(t, runSettings{})
 	const from = "s3://bucket/topology.json"
 	body := strings.Replace(string(document{Serial: 1, Port: e.port}.bytes()), `"role": "cache"`, `"role": "nosuchrole"`, 1)
-	_, err := e.agent.Prepare(context.Background(), testInstance(), agent.NewDocument([]byte(body), `"e1"`, from, false))
+	_, err := e.agent.Prepare(context.Background(), testInstance(), agent.NewDocument([]byte(body), `"e1"`, from, nodeagent.FormatJSON, false))
 	var refused *agent.RefusedError
 	if !errors.As(err, &refused) {
 		t.Fatalf("Prepare of an invalid document: %v, want a RefusedError", err)

@@ -186,7 +186,7 @@ func (a *Agent) bootDocument(ctx context.Context, c *rolloutCache, inst nodeagen
 		var f nodeagent.Fetched
 		if f, err = src.Fetch(ctx, ""); err == nil {
 			a.Logger.Info("booting to the rollout's previous serial", LogKeySerial, g.previous, LogKeySource, src.String())
-			return NewDocument(f.Body, f.ETag, src.String(), false)
+			return NewDocument(f.Body, f.ETag, src.String(), f.Format, false)
 		}
 	}
 	a.Logger.Error("the rollout's previous serial is not readable; applying the held-back serial", LogKeySerial, g.serial, nodeagent.LogKeyPrevious, g.previous, nodeagent.LogKeyError, err.Error())

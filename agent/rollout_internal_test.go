@@ -65,7 +65,7 @@ func TestRolloutGate(t *testing.T) {
 	ctx := context.Background()
 	a, dir := rolloutAgent(t)
 	body := serialDoc(t, 43)
-	doc := NewDocument(body, "e43", "fetched", false)
+	doc := NewDocument(body, "e43", "fetched", nodeagent.FormatJSON, false)
 	r, err := rollout.New(rollout.Strategy{Waves: []int{30, 100}}, 43, 42, body, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestRolloutGate(t *testing.T) {
 	if g := a.rolloutGate(ctx, &c, inst(out), doc, true); !g.hold || g.previous != 42 {
 		t.Errorf("rolling, node in wave 2: %+v, want held with previous 42", g)
 	}
-	other := NewDocument(serialDoc(t, 43)[1:], "x", "fetched", false) // not the rollout's document
+	other := NewDocument(serialDoc(t, 43)[1:], "x", "fetched", nodeagent.FormatJSON, false) // not the rollout's document
 	if g := a.rolloutGate(ctx, &c, inst(out), other, true); g.hold {
 		t.Errorf("a rollout object of another document: held (%s)", g.why)
 	}
@@ -133,7 +133,7 @@ func TestRolloutGate(t *testing.T) {
 		t.Error("boot in the wave: not the fetched document")
 	}
 	last := serialDoc(t, 41)
-	if err := a.lastGood().Save(last, `"e41"`); err != nil {
+	if err := a.lastGood().Save(last, `"e41"`, nodeagent.FormatJSON); err != nil {
 		t.Fatal(err)
 	}
 	if got := a.bootDocument(ctx, &c, inst(out), doc); !bytes.Equal(got.Body, last) {

@@ -524,7 +524,7 @@ func (w *worker) check(ctx context.Context, counted bool) {
 		if counted {
 			w.m.Polls.With("changed").Inc()
 		}
-		doc = NewDocument(f.Body, f.ETag, a.Source.String(), false)
+		doc = NewDocument(f.Body, f.ETag, a.Source.String(), f.Format, false)
 	case f.NotModified && held != nil:
 		doc = *held // its rollout may have reached this node
 	default:

@@ -1339,7 +1339,7 @@ func TestRunBootsFromLastGoodCopy(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(lg.Path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := lg.Save(body, ""); err != nil {
+	if err := lg.Save(body, "", nodeagent.FormatJSON); err != nil {
 		t.Fatal(err)
 	}
 	store.setFail(errors.New("dial tcp: connection refused"))

@@ -4,6 +4,8 @@
 #   2. plan and render, 5,000 nodes       (Go benchmark + peak RSS in its own process)
 #   3. boot to ready, 50 MB release       (end-to-end, MinIO, Apache, PHP-FPM)
 #   4. release throughput vs the shell    (release/bench_compare.sh)
+#   5. footprint: stripped binary size, one decode of a changed 5,000-node
+#      document (Go benchmark; idle RSS is test/fleet/bench.sh's)
 # Needs the Debian packages of `make deps` and the tools of `make tools`
 # (ec2-metadata-mock, minio in NODEAGENT_TOOLS_DIR); strace is used when
 # installed. Runs in about 5 minutes on 2 cores.
@@ -83,7 +85,15 @@ say "4. release throughput: release/bench_compare.sh (RUNS=$RUNS)"
 record release "RUNS=$RUNS release/bench_compare.sh"
 bash release/bench_compare.sh | tee "$work/release.txt" >&2
 
+say "5. footprint: the stripped binary, a changed 5,000-node document"
+stat -c %s "$work/nodeagent" >"$work/binary.txt"
+record binary "CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' ./cmd/nodeagent; stat -c %s nodeagent"
+c="go test -run '^\$' -bench BenchmarkChangedDocument -benchtime 10x -count $count ./bench/"
+record changed "$c"
+eval "$GO${c#go}" | tee "$work/changed.txt" >&2
+
 say "write $out"
 "$work/benchreport" -plan-bench "$work/plan-bench.txt" -plan-rss "$work/plan-rss.jsonl" -e2e "$work/e2e.json" \
-	-release "$work/release.txt" -commands "$cmds" -notes bench/analysis.md -o "$out"
+	-release "$work/release.txt" -commands "$cmds" -binary "$work/binary.txt" -changed "$work/changed.txt" \
+	-notes bench/analysis.md -o "$out"
 say "done: $out"

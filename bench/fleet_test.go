@@ -27,7 +27,7 @@ func TestFleet(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Fleet: %v", err)
 			}
-			top, err := topology.Load(body, "fleet.json")
+			top, err := topology.Load(body, "fleet.json", nodeagent.FormatOf("fleet.json"))
 			if err != nil {
 				t.Fatalf("the generated fleet does not load: %v", err)
 			}

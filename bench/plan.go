@@ -34,7 +34,7 @@ type PlanResult struct {
 // topology.Resolve, roles.Desire (render every file) and plan.Build (read
 // the root, diff, reasons).
 func Plan(ctx context.Context, in PlanInput) (PlanResult, error) {
-	t, err := topology.Load(in.Body, in.Name)
+	t, err := topology.Load(in.Body, in.Name, nodeagent.FormatOf(in.Name))
 	if err != nil {
 		return PlanResult{}, fmt.Errorf("bench: load %s: %w", in.Name, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
@@ -33,7 +34,7 @@ func TestExampleTopology(t *testing.T) {
 			if err != nil {
 				t.Fatalf("exampleTopology: %v", err)
 			}
-			top, err := topology.Load(body, "demo.json")
+			top, err := topology.Load(body, "demo.json", nodeagent.FormatOf("demo.json"))
 			if err != nil {
 				t.Fatalf("the published document does not load: %v", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
@@ -67,7 +68,7 @@ func exampleTopology(serial int64, releaseSHA, master string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("example topology: %w", err)
 	}
-	t, err := topology.Decode(raw, "example/topology.json")
+	t, err := topology.Decode(raw, "example/topology.json", nodeagent.FormatJSON)
 	if err != nil {
 		return nil, fmt.Errorf("example topology: %w", err)
 	}
@@ -89,7 +90,7 @@ func exampleTopology(serial int64, releaseSHA, master string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("example topology: %w", err)
 	}
-	if _, err := topology.Load(body, topologyKey); err != nil {
+	if _, err := topology.Load(body, topologyKey, nodeagent.FormatJSON); err != nil {
 		return nil, fmt.Errorf("example topology: %w", err)
 	}
 	return body, nil

@@ -114,7 +114,7 @@ func brokenTopology(goodSHA, brokenSHA string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broken topology: %w", err)
 	}
-	if _, err := topology.Load(out, topologyKey); err != nil {
+	if _, err := topology.Load(out, topologyKey, nodeagent.FormatJSON); err != nil {
 		return nil, fmt.Errorf("broken topology: %w", err)
 	}
 	return out, nil

@@ -448,7 +448,7 @@ func (l *Loader) Load(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("fetch topology: %w", err)
 	}
 	if !f.NotModified || l.top == nil {
-		t, err := topology.Load(f.Body, name)
+		t, err := topology.Load(f.Body, name, f.Format)
 		if err != nil {
 			return nil, err
 		}

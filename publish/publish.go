@@ -97,7 +97,7 @@ func (p *Publisher) Read(ctx context.Context) (*Current, error) {
 		return nil, err
 	}
 	cur := &Current{Exists: true, Body: body, ETag: etag}
-	cur.Doc, cur.Invalid = topology.Load(body, p.url)
+	cur.Doc, cur.Invalid = topology.Load(body, p.url, nodeagent.FormatOf(p.key))
 	if cur.Doc != nil {
 		cur.Serial = cur.Doc.Serial
 	} else {
@@ -171,7 +171,7 @@ func (p *Publisher) Prepare(cur *Current, in Input) (*Change, error) {
 		return nil, fmt.Errorf("publish: %s is %s but the agents read %s as %s: %w; publish a %s file",
 			in.Name, format(in.Name), p.url, format(p.key), ErrFormat, format(p.key))
 	}
-	next, err := topology.Load(in.Body, in.Name)
+	next, err := topology.Load(in.Body, in.Name, nodeagent.FormatOf(in.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (p *Publisher) Prepare(cur *Current, in Input) (*Change, error) {
 		if err != nil {
 			return nil, err
 		}
-		if next, err = topology.Load(body, in.Name); err != nil {
+		if next, err = topology.Load(body, in.Name, nodeagent.FormatOf(in.Name)); err != nil {
 			return nil, fmt.Errorf("publish: %s with serial %d: %w", in.Name, ch.To, err)
 		}
 		if next.Serial != ch.To {
@@ -423,10 +423,9 @@ func status(err error) int {
 	return 0
 }
 
-func isYAML(name string) bool {
-	n := strings.ToLower(name)
-	return strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")
-}
+// isYAML says a publish's name (a file, a key) is YAML: publish has only
+// names, and the agents read a key by its suffix too.
+func isYAML(name string) bool { return nodeagent.FormatOf(name) == nodeagent.FormatYAML }
 
 func format(name string) string {
 	if isYAML(name) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/publish"
 	"github.com/nodeagent/nodeagent/topology"
 )
@@ -27,7 +28,7 @@ func readFile(t *testing.T, name string) []byte {
 func current(t *testing.T) *publish.Current {
 	t.Helper()
 	body := readFile(t, "testdata/topology.json")
-	doc, err := topology.Load(body, url)
+	doc, err := topology.Load(body, url, nodeagent.FormatOf(url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +235,7 @@ func TestFailoverEdit(t *testing.T) {
 			if mv.From != tt.wantFrom || mv.To != tt.f.To {
 				t.Errorf("moved %s -> %s, want %s -> %s", mv.From, mv.To, tt.wantFrom, tt.f.To)
 			}
-			doc, err := topology.Load(body, url)
+			doc, err := topology.Load(body, url, nodeagent.FormatOf(url))
 			if err != nil {
 				t.Fatalf("the edited document does not load: %v\n%s", err, body)
 			}

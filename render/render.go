@@ -1,43 +1,13 @@
 package render
 
 import (
-	"bytes"
-	"embed"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"text/template"
 
 	"github.com/nodeagent/nodeagent"
 )
-
-//go:embed templates/*.tmpl
-var templateFS embed.FS
-
-// templates are parsed on first use rather than at package initialisation,
-// so that commands that render nothing (validate, status, version, a db
-// node's apply) do not pay for it at start-up.
-var templates = sync.OnceValue(func() *template.Template {
-	return template.Must(template.New("render").
-		Option("missingkey=error").
-		Funcs(template.FuncMap{
-			"php":   PHPQuote,
-			"regex": func(s string) string { return "^" + regexp.QuoteMeta(s) + "$" },
-		}).
-		ParseFS(templateFS, "templates/*.tmpl"))
-})
-
-// execute runs one template; the data has passed its guards.
-func execute(name string, data any) ([]byte, error) {
-	var b bytes.Buffer
-	if err := templates().ExecuteTemplate(&b, name, data); err != nil {
-		return nil, fmt.Errorf("render %s: %w", name, err)
-	}
-	return b.Bytes(), nil
-}
 
 // platform refuses an unknown OS family.
 func (c *checker) platform(p string) {
@@ -90,11 +60,7 @@ func ApacheListen(d ListenData) ([]byte, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	return execute("apache_listen.tmpl", struct {
-		ListenData
-		Address  string
-		Implicit bool
-	}{d, hostPort(d.IP, d.Port, ""), d.Platform == nodeagent.OSRHEL && d.IP == "" && d.Port == 80})
+	return []byte(textApacheListen(listenView{d, hostPort(d.IP, d.Port, ""), d.Platform == nodeagent.OSRHEL && d.IP == "" && d.Port == 80})), nil
 }
 
 // ApacheGlobalData is the input of ApacheGlobal: worker sizing.
@@ -118,7 +84,6 @@ func ApacheGlobal(d ApacheGlobalData) ([]byte, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	type module struct{ Name, Path string }
 	var mods []module
 	for _, m := range []string{"alias", "authz_core", "authz_host", "dir", "proxy", "proxy_fcgi", "rewrite", "setenvif"} {
 		p := "modules/mod_" + m + ".so"
@@ -127,11 +92,7 @@ func ApacheGlobal(d ApacheGlobalData) ([]byte, error) {
 		}
 		mods = append(mods, module{m + "_module", p})
 	}
-	return execute("apache_global.tmpl", struct {
-		ApacheGlobalData
-		ServerLimit int
-		Modules     []module
-	}{d, d.MaxRequestWorkers / d.ThreadsPerChild, mods})
+	return []byte(textApacheGlobal(globalView{d, d.MaxRequestWorkers / d.ThreadsPerChild, mods})), nil
 }
 
 // Health is the load balancer health check every virtual host answers:
@@ -177,10 +138,7 @@ func DefaultVhost(d DefaultVhostData) ([]byte, error) {
 		return nil, c.err
 	}
 	errLog, accessLog := logs(d.Platform, "default")
-	return execute("apache_default_vhost.tmpl", struct {
-		DefaultVhostData
-		Address, ErrorLog, AccessLog string
-	}{d, hostPort(d.IP, d.Port, "*"), errLog, accessLog})
+	return []byte(textDefaultVhost(defaultVhostView{d, hostPort(d.IP, d.Port, "*"), errLog, accessLog})), nil
 }
 
 // VhostData is the input of ProductVhost.
@@ -226,10 +184,7 @@ func ProductVhost(d VhostData) ([]byte, error) {
 		return nil, c.err
 	}
 	errLog, accessLog := logs(d.Platform, d.Product)
-	return execute("apache_product_vhost.tmpl", struct {
-		VhostData
-		Address, ErrorLog, AccessLog, ProbePath string
-	}{d, hostPort(d.IP, d.Port, "*"), errLog, accessLog, ProbePath})
+	return []byte(textProductVhost(vhostView{d, hostPort(d.IP, d.Port, "*"), errLog, accessLog, ProbePath})), nil
 }
 
 // EnvVar is one environment variable of a pool or an app config.
@@ -277,7 +232,7 @@ func FPMPool(d PoolData) ([]byte, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	return execute("php_fpm_pool.tmpl", d)
+	return []byte(textFPMPool(d)), nil
 }
 
 // Server is a database or memcached server as the app config lists it: the
@@ -327,7 +282,7 @@ func AppConfig(d AppConfigData) ([]byte, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	return execute("app_config.tmpl", d)
+	return []byte(textAppConfig(d)), nil
 }
 
 // ProbeOutput is what the PHP probe prints first; the smoke check expects it.
@@ -336,13 +291,13 @@ const ProbeOutput = "nodeagent-php-ok"
 // FPMGlobal renders the global PHP-FPM settings nodeagent relies on (a
 // graceful reload), as a file included from the pool directory.
 func FPMGlobal() ([]byte, error) {
-	return execute("php_fpm_global.tmpl", struct{ ProcessControlTimeout string }{"10s"})
+	return []byte(textFPMGlobal("10s")), nil
 }
 
 // PHPProbe renders the PHP probe file: it prints ProbeOutput and the PHP
 // version.
 func PHPProbe() ([]byte, error) {
-	return execute("php_probe.tmpl", struct{ Output string }{ProbeOutput})
+	return []byte(textPHPProbe(ProbeOutput)), nil
 }
 
 // MemcachedData is the input of Memcached.
@@ -376,7 +331,7 @@ func Memcached(d MemcachedData) ([]byte, error) {
 		return nil, c.err
 	}
 	if d.Platform == nodeagent.OSRHEL {
-		return execute("memcached_rhel.tmpl", d)
+		return []byte(textMemcachedRHEL(d)), nil
 	}
-	return execute("memcached_debian.tmpl", d)
+	return []byte(textMemcachedDebian(d)), nil
 }

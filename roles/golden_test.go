@@ -61,7 +61,7 @@ func loadInput(t *testing.T, dir string) roles.Input {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo, err := topology.Load(doc, "topology.json")
+	topo, err := topology.Load(doc, "topology.json", nodeagent.FormatOf("topology.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

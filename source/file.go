@@ -72,7 +72,7 @@ func (s *fileSource) Fetch(ctx context.Context, etag string) (nodeagent.Fetched,
 	if etag != "" && etag == tag {
 		return nodeagent.Fetched{ETag: tag, NotModified: true, Source: s.loc.raw}, nil
 	}
-	return nodeagent.Fetched{Body: body, ETag: tag, Source: s.loc.raw}, nil
+	return nodeagent.Fetched{Body: body, ETag: tag, Source: s.loc.raw, Format: nodeagent.FormatOf(s.loc.raw)}, nil
 }
 
 // openFile opens a regular file, and only that. The path is the

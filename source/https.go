@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -191,5 +192,23 @@ func (s *httpSource) Fetch(ctx context.Context, etag string) (nodeagent.Fetched,
 	if err != nil {
 		return nodeagent.Fetched{}, &Error{URL: s.loc.raw, Err: err}
 	}
-	return nodeagent.Fetched{Body: body, ETag: resp.Header.Get("ETag"), Source: s.loc.raw}, nil
+	return nodeagent.Fetched{Body: body, ETag: resp.Header.Get("ETag"), Source: s.loc.raw, Format: httpFormat(resp.Header.Get("Content-Type"), s.loc.raw)}, nil
+}
+
+// httpFormat is the document's format by its Content-Type: a YAML media
+// type (application/yaml, application/x-yaml, text/yaml, text/x-yaml) or a
+// JSON one (application/json, anything ending +json). A server that says
+// neither (text/plain, application/octet-stream, none: a bucket's static
+// website or a file server) leaves it to the URL's suffix.
+func httpFormat(contentType, url string) nodeagent.Format {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err == nil {
+		switch {
+		case mt == "application/yaml", mt == "application/x-yaml", mt == "text/yaml", mt == "text/x-yaml", strings.HasSuffix(mt, "+yaml"):
+			return nodeagent.FormatYAML
+		case mt == "application/json", mt == "text/json", strings.HasSuffix(mt, "+json"):
+			return nodeagent.FormatJSON
+		}
+	}
+	return nodeagent.FormatOf(url)
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/source"
 )
 
@@ -32,32 +33,42 @@ func TestLastGoodRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "var", "lib", "nodeagent")
 	lg := source.LastGood{Path: filepath.Join(dir, "topology.json")}
 
-	_, _, err := lg.Load()
+	_, _, _, err := lg.Load()
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Load of nothing = %v, want ErrNotExist", err)
 	}
 
 	steps := []struct {
 		body, etag string
+		format     nodeagent.Format
 	}{
-		{docV1, `"etag-1"`},
-		{docV2, `"etag-2"`},
-		{docV1, ""}, // a source without ETags: the old ETag must not survive
+		{docV1, `"etag-1"`, nodeagent.FormatJSON},
+		{docV2, `"etag-2"`, ""},
+		{docV1, "", nodeagent.FormatJSON}, // a source without ETags: the old ETag must not survive
+		{"serial: 3\n", `"etag-3"`, nodeagent.FormatYAML},
+		{docV2, `"etag-4"`, nodeagent.FormatJSON}, // nor the old format
 	}
 	for i, s := range steps {
-		if err := lg.Save([]byte(s.body), s.etag); err != nil {
+		if err := lg.Save([]byte(s.body), s.etag, s.format); err != nil {
 			t.Fatalf("step %d: Save: %v", i, err)
 		}
-		body, etag, err := lg.Load()
+		body, etag, format, err := lg.Load()
 		if err != nil {
 			t.Fatalf("step %d: Load: %v", i, err)
 		}
-		if string(body) != s.body || etag != s.etag {
-			t.Errorf("step %d: Load = %q, %q; want %q, %q", i, body, etag, s.body, s.etag)
+		wantFormat := s.format
+		if wantFormat == "" {
+			wantFormat = nodeagent.FormatJSON
+		}
+		if string(body) != s.body || etag != s.etag || format != wantFormat {
+			t.Errorf("step %d: Load = %q, %q, %q; want %q, %q, %q", i, body, etag, format, s.body, s.etag, wantFormat)
 		}
 		want := []string{"topology.json"}
 		if s.etag != "" {
 			want = append(want, "topology.json.etag")
+		}
+		if s.format == nodeagent.FormatYAML {
+			want = append(want, "topology.json.format")
 		}
 		if got := dirNames(t, dir); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("step %d: state dir holds %q, want %q (no temporary files)", i, got, want)
@@ -79,7 +90,7 @@ func TestLastGoodFailedSaveLeavesNothing(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(target, "x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	err := source.LastGood{Path: target}.Save([]byte(docV1), `"e"`)
+	err := source.LastGood{Path: target}.Save([]byte(docV1), `"e"`, nodeagent.FormatJSON)
 	if err == nil {
 		t.Fatal("Save onto a directory succeeded")
 	}
@@ -94,7 +105,7 @@ func TestLastGoodFailedSaveLeavesNothing(t *testing.T) {
 func TestLastGoodReadersNeverSeeATornWrite(t *testing.T) {
 	lg := source.LastGood{Path: filepath.Join(t.TempDir(), "topology.json")}
 	docs := [][]byte{bytes.Repeat([]byte("a"), 1<<20), bytes.Repeat([]byte("b"), 1<<20), bytes.Repeat([]byte("c"), 1<<19)}
-	if err := lg.Save(docs[0], ""); err != nil {
+	if err := lg.Save(docs[0], "", nodeagent.FormatJSON); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -102,7 +113,7 @@ func TestLastGoodReadersNeverSeeATornWrite(t *testing.T) {
 	for w := range 2 {
 		wg.Go(func() {
 			for i := range 10 {
-				if err := lg.Save(docs[(w+i)%len(docs)], ""); err != nil {
+				if err := lg.Save(docs[(w+i)%len(docs)], "", nodeagent.FormatJSON); err != nil {
 					errs <- err
 					return
 				}
@@ -112,7 +123,7 @@ func TestLastGoodReadersNeverSeeATornWrite(t *testing.T) {
 	for range 2 {
 		wg.Go(func() {
 			for range 30 {
-				body, _, err := lg.Load()
+				body, _, _, err := lg.Load()
 				if err != nil {
 					errs <- err
 					return

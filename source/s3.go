@@ -198,7 +198,7 @@ func (s *s3Source) Fetch(ctx context.Context, etag string) (nodeagent.Fetched, e
 	if err != nil {
 		return nodeagent.Fetched{}, &Error{URL: s.loc.raw, Err: err}
 	}
-	return nodeagent.Fetched{Body: body, ETag: aws.ToString(out.ETag), Source: s.loc.raw}, nil
+	return nodeagent.Fetched{Body: body, ETag: aws.ToString(out.ETag), Source: s.loc.raw, Format: nodeagent.FormatOf(s.loc.key)}, nil
 }
 
 // open streams an object.

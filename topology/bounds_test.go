@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
@@ -172,7 +173,7 @@ func TestLoadRefusesUnsafeInput(t *testing.T) {
 				tt.mutate(t, d)
 				data = d.bytes(t)
 			}
-			_, err := topology.Load(data, "bad.json")
+			_, err := topology.Load(data, "bad.json", nodeagent.FormatOf("bad.json"))
 			if err == nil {
 				t.Fatal("Load accepted it")
 			}
@@ -197,7 +198,7 @@ func TestLoadAcceptsBoundsAndText(t *testing.T) {
 	d.set(t, int64(topology.MaxSerial), "serial")
 	d.set(t, "/healthz/lb", "health", "path")
 	d.set(t, "/server-statusz", "health", "path")
-	if _, err := topology.Load(d.bytes(t), "ok.json"); err != nil {
+	if _, err := topology.Load(d.bytes(t), "ok.json", nodeagent.FormatOf("ok.json")); err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 }

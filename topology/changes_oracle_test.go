@@ -85,7 +85,7 @@ func TestChangesMatchesGoCmpOnTheExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	load := func() *nodeagent.Topology {
-		top, err := Load(example, "example.json")
+		top, err := Load(example, "example.json", nodeagent.FormatJSON)
 		if err != nil {
 			t.Fatal(err)
 		}

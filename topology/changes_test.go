@@ -82,7 +82,7 @@ func TestChanges(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := exampleDoc(t)
 			tt.mutate(t, d)
-			next, err := topology.Load(d.bytes(t), "next.json")
+			next, err := topology.Load(d.bytes(t), "next.json", nodeagent.FormatOf("next.json"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,13 +20,14 @@ import (
 // Decode parses a topology document strictly. Unknown fields, duplicate keys
 // and values of the wrong type are reported all at once as *Errors with
 // their document paths ("products.shop.relase: unknown field"); anything
-// after the document is an error too. A name ending in .yaml or .yml is read
-// as YAML, converted to JSON, and then decoded the same way. name (a URL or
-// file name) is used in messages. Decode does not validate: see Validate and
-// Load.
-func Decode(data []byte, name string) (*nodeagent.Topology, error) {
+// after the document is an error too. A document in format YAML is
+// converted to JSON and then decoded the same way; "" is JSON. name (a URL
+// or file name) is used in messages only: the format comes from the source
+// (nodeagent.Fetched.Format) or, for a bare file name, nodeagent.FormatOf.
+// Decode does not validate: see Validate and Load.
+func Decode(data []byte, name string, format nodeagent.Format) (*nodeagent.Topology, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // an editor's byte order mark
-	if isYAML(name) {
+	if format == nodeagent.FormatYAML {
 		j, err := yaml.YAMLToJSONStrict(data)
 		if err != nil {
 			return nil, fmt.Errorf("topology %s: %w", name, err)
@@ -71,16 +72,8 @@ func topSerial(data []byte) (int64, bool) {
 	return *d.Serial, true
 }
 
-func isYAML(name string) bool {
-	n := strings.ToLower(name)
-	if i := strings.IndexAny(n, "?#"); i >= 0 && strings.Contains(n, "://") {
-		n = n[:i] // https://host/topology.yaml?versionId=…
-	}
-	return strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")
-}
-
 // errSyntax is broken JSON syntax; its position says where.
-var errSyntax = errors.New("invalid JSON syntax (a .yaml or .yml name is read as YAML)")
+var errSyntax = errors.New("invalid JSON syntax (a document named .yaml or .yml, or served as YAML, is read as YAML)")
 
 // checkShape walks the JSON token stream against the shape of
 // nodeagent.Topology. It returns *Errors for unknown fields, duplicate keys

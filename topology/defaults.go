@@ -88,8 +88,8 @@ func ApplyDefaults(t *nodeagent.Topology) {
 
 // Load decodes a document strictly, validates it, and applies the
 // defaults: the one call for "is this a document we may apply".
-func Load(data []byte, name string) (*nodeagent.Topology, error) {
-	t, err := Decode(data, name)
+func Load(data []byte, name string, format nodeagent.Format) (*nodeagent.Topology, error) {
+	t, err := Decode(data, name, format)
 	if err != nil {
 		return nil, err
 	}

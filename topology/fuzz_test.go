@@ -42,7 +42,7 @@ func FuzzLoad(f *testing.F) {
 		if isYAML {
 			name = "fuzz.yaml"
 		}
-		top, err := topology.Load(data, name)
+		top, err := topology.Load(data, name, nodeagent.FormatOf(name))
 		if err != nil {
 			return
 		}
@@ -53,7 +53,7 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		top2, err := topology.Load(again, "again.json")
+		top2, err := topology.Load(again, "again.json", nodeagent.FormatOf("again.json"))
 		if err != nil {
 			t.Fatalf("accepted document re-encoded is refused: %v\n%s", err, again)
 		}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
@@ -442,7 +443,7 @@ func TestLoadInvalid(t *testing.T) {
 			if file == "" {
 				file = "bad.json"
 			}
-			top, err := topology.Load(data, file)
+			top, err := topology.Load(data, file, nodeagent.FormatOf(file))
 			if err == nil {
 				t.Fatalf("Load accepted it: %+v", top)
 			}
@@ -487,7 +488,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	d.set(t, 0, "apache", "max_request_workers")
 	d.set(t, -5, "apache", "max_request_workers")
 
-	_, err := topology.Load(d.bytes(t), "many.json")
+	_, err := topology.Load(d.bytes(t), "many.json", nodeagent.FormatOf("many.json"))
 	var errs topology.Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("Load = %v, want topology.Errors", err)
@@ -509,7 +510,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 
 func TestDecodeReportsEveryShapeProblem(t *testing.T) {
 	raw := `{"schema": 1, "serial": "one", "nodez": {}, "nodes": {"a": {"ip": 10, "role": "db", "zone": "x"}}, "roles": []}`
-	_, err := topology.Decode([]byte(raw), "shape.json")
+	_, err := topology.Decode([]byte(raw), "shape.json", nodeagent.FormatOf("shape.json"))
 	var errs topology.Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("Decode = %v, want topology.Errors", err)
@@ -527,13 +528,13 @@ func TestIsYAMLByName(t *testing.T) {
 	yaml := readTestdata(t, "example.yaml")
 	for _, name := range []string{"t.yaml", "T.YML", "s3://b/topology.yaml", "https://h/topology.yml?versionId=3"} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := topology.Load(yaml, name); err != nil {
+			if _, err := topology.Load(yaml, name, nodeagent.FormatOf(name)); err != nil {
 				t.Errorf("Load(%s): %v", name, err)
 			}
 		})
 	}
 	t.Run("yaml under a json name", func(t *testing.T) {
-		_, err := topology.Load(yaml, "topology.json")
+		_, err := topology.Load(yaml, "topology.json", nodeagent.FormatOf("topology.json"))
 		if err == nil {
 			t.Fatal("YAML accepted as JSON")
 		}
@@ -543,7 +544,7 @@ func TestIsYAMLByName(t *testing.T) {
 	})
 	t.Run("byte order mark", func(t *testing.T) {
 		data := append([]byte("\xef\xbb\xbf"), readTestdata(t, "example.json")...)
-		if _, err := topology.Load(data, "bom.json"); err != nil {
+		if _, err := topology.Load(data, "bom.json", nodeagent.FormatOf("bom.json")); err != nil {
 			t.Errorf("Load with BOM: %v", err)
 		}
 	})

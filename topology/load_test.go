@@ -37,7 +37,7 @@ func TestLoadValid(t *testing.T) {
 			name: "spec example as yaml",
 			file: "example.yaml",
 			check: func(t *testing.T, top *nodeagent.Topology) {
-				want, err := topology.Load(readTestdata(t, "example.json"), "example.json")
+				want, err := topology.Load(readTestdata(t, "example.json"), "example.json", nodeagent.FormatOf("example.json"))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -62,7 +62,7 @@ func TestLoadValid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			top, err := topology.Load(readTestdata(t, tt.file), tt.file)
+			top, err := topology.Load(readTestdata(t, tt.file), tt.file, nodeagent.FormatOf(tt.file))
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -81,7 +81,7 @@ func TestApplyDefaults(t *testing.T) {
 	d.del(t, "health")
 	d.del(t, "apache")
 	d.del(t, "roles", "cache", "memcached")
-	top, err := topology.Load(d.bytes(t), "defaults.json")
+	top, err := topology.Load(d.bytes(t), "defaults.json", nodeagent.FormatOf("defaults.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestApplyDefaultsKeepsSetValues(t *testing.T) {
 	d.set(t, 3307, "products", "shop", "database", "port")
 	d.set(t, "private", "apache", "bind")
 	d.set(t, map[string]any{"memory_mb": 64, "port": 11311, "max_connections": 10}, "roles", "cache", "memcached")
-	top, err := topology.Load(d.bytes(t), "set.json")
+	top, err := topology.Load(d.bytes(t), "set.json", nodeagent.FormatOf("set.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestApplyDefaultsKeepsSetValues(t *testing.T) {
 
 func TestErrorsAs(t *testing.T) {
 	d := exampleDoc(t).set(t, "nope", "products", "shop", "release", "sha256")
-	_, err := topology.Load(d.bytes(t), "s3://b/topology.json")
+	_, err := topology.Load(d.bytes(t), "s3://b/topology.json", nodeagent.FormatOf("s3://b/topology.json"))
 	if err == nil {
 		t.Fatal("Load accepted a bad sha256")
 	}
@@ -156,7 +156,7 @@ func TestFleetReports(t *testing.T) {
 	for _, reports := range []string{"s3://fleet-config/reports/", "s3://fleet-config/", "s3://fleet.config-1/a/b/"} {
 		d := exampleDoc(t)
 		d.set(t, map[string]any{"reports": reports}, "fleet")
-		top, err := topology.Load(d.bytes(t), "fleet.json")
+		top, err := topology.Load(d.bytes(t), "fleet.json", nodeagent.FormatOf("fleet.json"))
 		if err != nil {
 			t.Fatalf("%s: %v", reports, err)
 		}

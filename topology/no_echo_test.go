@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
@@ -15,7 +16,7 @@ func TestDecodeErrorsEchoNoContent(t *testing.T) {
 		`{"schema": 1, "serial": 1 root}`,
 		"\x00secret",
 	} {
-		_, err := topology.Decode([]byte(doc), "file:///etc/shadow")
+		_, err := topology.Decode([]byte(doc), "file:///etc/shadow", nodeagent.FormatOf("file:///etc/shadow"))
 		if err == nil {
 			t.Fatalf("Decode(%q) accepted", doc)
 		}

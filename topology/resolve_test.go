@@ -13,7 +13,7 @@ import (
 
 func loadExample(t testing.TB) *nodeagent.Topology {
 	t.Helper()
-	top, err := topology.Load(readTestdata(t, "example.json"), "example.json")
+	top, err := topology.Load(readTestdata(t, "example.json"), "example.json", nodeagent.FormatOf("example.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package topology_test
 import (
 	"testing"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
@@ -24,7 +25,7 @@ func TestSerialOfRefusedDocuments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := topology.Load([]byte(tt.doc), "topology.json")
+			_, err := topology.Load([]byte(tt.doc), "topology.json", nodeagent.FormatOf("topology.json"))
 			if err == nil {
 				t.Fatal("Load accepted it")
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/awsenv"
 	"github.com/nodeagent/nodeagent/fleet"
 	"github.com/nodeagent/nodeagent/publish"
@@ -400,7 +401,7 @@ func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
 // document that names no reports prefix: there would be nothing to follow.
 // A document that does not decode is left to the publish's own checks.
 func reportsNamed(body []byte, name string, what ...string) error {
-	t, err := topology.Decode(body, name)
+	t, err := topology.Decode(body, name, nodeagent.FormatOf(name))
 	if err != nil || (t.Fleet != nil && t.Fleet.Reports != "") {
 		return nil
 	}

@@ -59,7 +59,7 @@ func (c *validateCommand) Run(ctx context.Context, args []string) error {
 	if raw != target {
 		name = target
 	}
-	t, err := topology.Load(f.Body, name)
+	t, err := topology.Load(f.Body, name, f.Format)
 	if err != nil {
 		var verrs topology.Errors
 		if errors.As(err, &verrs) {

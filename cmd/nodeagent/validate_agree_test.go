@@ -141,7 +141,7 @@ func TestValidateAgreesWithApply(t *testing.T) {
 func prePlan(t *testing.T, body []byte, name string) error {
 	t.Helper()
 	roles := []nodeagent.Overrides{{Role: "any"}}
-	if top, err := topology.Load(body, name); err == nil {
+	if top, err := topology.Load(body, name, nodeagent.FormatOf(name)); err == nil {
 		roles = nil
 		var all []string
 		if len(top.Products) > 0 {
@@ -172,7 +172,7 @@ func prePlan(t *testing.T, body []byte, name string) error {
 			Readiness: readiness.New(readiness.Options{}),
 			Logger:    log,
 		}
-		_, err := a.Prepare(context.Background(), inst, agent.Document{Body: body, From: name})
+		_, err := a.Prepare(context.Background(), inst, agent.Document{Body: body, From: name, Format: nodeagent.FormatOf(name)})
 		if err != nil {
 			var refused *agent.RefusedError
 			if !errors.As(err, &refused) {

@@ -54,11 +54,12 @@ fi
 	echo
 	echo "### Idle"
 	echo
-	echo "One web node's agent with nothing to change. Targets: RSS under 20 MB, CPU under 0.1% of a core,"
+	echo "One web node's agent with nothing to change. Targets: anonymous RSS (RssAnon of /proc/<pid>/status: heap, stacks) at most 6 MB,"
+	echo "CPU under 0.1% of a core; RSS (anonymous + the binary's file-backed pages, reclaimable) is shown beside it,"
 	echo "one conditional GET of the topology per poll interval (counted at a proxy in front of MinIO, and by MinIO itself from its own request metrics)."
 	echo
-	echo "| settings | window | peak RSS | RSS at end | CPU | topology GETs |"
-	echo "|---|---|---|---|---|---|"
+	echo "| settings | window | peak anonymous RSS | peak RSS | RSS at end | CPU | topology GETs |"
+	echo "|---|---|---|---|---|---|---|"
 	cat "${idle[@]}"
 	echo
 	echo "### Fleet reports: \`fleet status\`, \`fleet serve\`, report PUTs"
