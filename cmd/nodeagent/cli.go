@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/nodeagent/nodeagent/redact"
 )
@@ -47,6 +48,50 @@ var commands = map[string]commandInfo{
 	"fleet":    {"the operator's view: fleet status (table, --json, --wait-converged) and fleet serve (web page)", func(c *cli) command { return &fleetCommand{cli: c} }},
 	"topology": {"the operator's side: publish a document, fail over a database, roll back", func(c *cli) command { return &topologyCommand{cli: c} }},
 	"rollout":  {"follow a staged rollout: rollout resume (advance waves, halt on failures), rollout status", func(c *cli) command { return &rolloutCommand{cli: c} }},
+}
+
+// subcommand is one subcommand of a command that has several (fleet,
+// rollout, topology).
+type subcommand struct {
+	name, summary string
+	run           func(ctx context.Context, args []string) error
+}
+
+// runSubcommands runs the subcommand args[0] names. -h, --help and help
+// print the command's usage to stdout (exit 0); no subcommand, or an
+// unknown one, prints it to stderr with a usage error. footer follows the
+// usage (what the subcommands share, such as where credentials come from).
+func (c *cli) runSubcommands(ctx context.Context, command, footer string, subs []subcommand, args []string) error {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: nodeagent %s %s [flags]\n\nSubcommands:\n", command, strings.Join(names, "|"))
+		for _, s := range subs {
+			fmt.Fprintf(w, "  %-9s %s\n", s.name, s.summary)
+		}
+		fmt.Fprintf(w, "\nRun 'nodeagent %s SUBCOMMAND --help' for its flags.\n", command)
+		if footer != "" {
+			fmt.Fprintln(w, footer)
+		}
+	}
+	if len(args) == 0 {
+		usage(c.stderr)
+		return usagef("want a subcommand: %s", strings.Join(names, ", "))
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		usage(c.stdout)
+		return flag.ErrHelp
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(ctx, args[1:])
+		}
+	}
+	usage(c.stderr)
+	return usagef("unknown subcommand %q: want %s", args[0], strings.Join(names, ", "))
 }
 
 // cli carries the process's outside world so tests can drive commands

@@ -55,6 +55,12 @@ func TestExitCodes(t *testing.T) {
 		{"fleet status bad interval", []string{"fleet", "status", "--topology", "file://" + good, "--report-interval", "0s"}, ExitUsage, "", "--report-interval must be positive"},
 		{"fleet status without fleet.reports", []string{"fleet", "status", "--topology", "file://" + good}, ExitFailed, "", "the topology has no fleet.reports"},
 		{"fleet serve without topology", []string{"fleet", "serve"}, ExitUsage, "", "--topology is required"},
+		{"fleet help", []string{"fleet", "--help"}, ExitOK, "Usage: nodeagent fleet status|serve", ""},
+		{"topology without subcommand", []string{"topology"}, ExitUsage, "", "want a subcommand: publish, failover, rollback"},
+		{"topology unknown subcommand", []string{"topology", "push"}, ExitUsage, "", `unknown subcommand "push"`},
+		{"topology help", []string{"topology", "help"}, ExitOK, "AWS_ENDPOINT_URL_S3", ""},
+		{"rollout without subcommand", []string{"rollout"}, ExitUsage, "", "want a subcommand: resume, status"},
+		{"rollout unknown subcommand", []string{"rollout", "start"}, ExitUsage, "", `unknown subcommand "start"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

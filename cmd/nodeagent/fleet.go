@@ -25,26 +25,11 @@ type fleetCommand struct {
 	*cli
 }
 
-const fleetUsage = "Usage: nodeagent fleet status|serve [flags]\n\n" +
-	"  status   every node's report as a table (--json; --wait-converged as a pipeline gate)\n" +
-	"  serve    the control panel: the same data as a web page on --listen\n"
-
 func (c *fleetCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, fleetUsage)
-		return usagef("want a subcommand: status or serve")
-	}
-	switch args[0] {
-	case "status":
-		return c.status(ctx, args[1:])
-	case "serve":
-		return c.serve(ctx, args[1:])
-	case "-h", "--help", "help":
-		fmt.Fprint(c.stdout, fleetUsage)
-		return nil
-	}
-	fmt.Fprint(c.stderr, fleetUsage)
-	return usagef("unknown subcommand %q: want status or serve", args[0])
+	return c.runSubcommands(ctx, "fleet", "", []subcommand{
+		{"status", "every node's report as a table (--json; --wait-converged as a pipeline gate)", c.status},
+		{"serve", "the control panel: the same data as a web page on --listen", c.serve},
+	}, args)
 }
 
 // fleetFlags are the flags both subcommands share.

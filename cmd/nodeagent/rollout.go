@@ -22,27 +22,12 @@ type rolloutCommand struct {
 	*cli
 }
 
-const rolloutUsage = "Usage: nodeagent rollout resume|status [flags]\n\n" +
-	"  resume   follow the rollout of the published serial: advance its waves from the node reports,\n" +
-	"           halt it on failures (and with --auto-rollback republish the previous serial)\n" +
-	"  status   print the rollout of the published serial and each wave's nodes\n"
-
 func (c *rolloutCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, rolloutUsage)
-		return usagef("want a subcommand: resume or status")
-	}
-	switch args[0] {
-	case "resume":
-		return c.resume(ctx, args[1:])
-	case "status":
-		return c.status(ctx, args[1:])
-	case "-h", "--help", "help":
-		fmt.Fprint(c.stdout, rolloutUsage)
-		return nil
-	}
-	fmt.Fprint(c.stderr, rolloutUsage)
-	return usagef("unknown subcommand %q: want resume or status", args[0])
+	return c.runSubcommands(ctx, "rollout", "", []subcommand{
+		{"resume", "follow the rollout of the published serial: advance its waves from the node reports,\n" +
+			"            halt it on failures (and with --auto-rollback republish the previous serial)", c.resume},
+		{"status", "print the rollout of the published serial and each wave's nodes", c.status},
+	}, args)
 }
 
 // rolloutFlags are the flags of the following loop.

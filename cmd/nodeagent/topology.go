@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"time"
 
@@ -30,16 +29,6 @@ type topologyCommand struct {
 	*cli
 }
 
-// topologySubcommands are the subcommands, with their summaries.
-var topologySubcommands = map[string]struct {
-	summary string
-	run     func(*topologyCommand, context.Context, []string) error
-}{
-	"publish":  {"publish a document: nodeagent topology publish FILE --to s3://bucket/key", (*topologyCommand).publish},
-	"failover": {"move a database master: nodeagent topology failover --product P|--alias NAME --to NODE", (*topologyCommand).failover},
-	"rollback": {"republish a kept document as a new serial: nodeagent topology rollback --to SERIAL", (*topologyCommand).rollback},
-}
-
 // opTimeout bounds the S3 work of one operator command (not a --wait).
 const opTimeout = 2 * time.Minute
 
@@ -48,33 +37,14 @@ const opTimeout = 2 * time.Minute
 const raceAttempts = 3
 
 func (c *topologyCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		w := c.stderr
-		if len(args) > 0 {
-			w = c.stdout
-		}
-		fmt.Fprintln(w, "Usage: nodeagent topology SUBCOMMAND [flags]\n\nSubcommands:")
-		names := make([]string, 0, len(topologySubcommands))
-		for n := range topologySubcommands {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(w, "  %-9s %s\n", n, topologySubcommands[n].summary)
-		}
-		fmt.Fprintln(w, "\nRun 'nodeagent topology SUBCOMMAND --help' for its flags. Credentials and region come from\n"+
-			"AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and AWS_REGION; AWS_ENDPOINT_URL_S3\n"+
-			"names another S3 endpoint.")
-		if len(args) == 0 {
-			return usagef("name a subcommand")
-		}
-		return flag.ErrHelp
-	}
-	sub, ok := topologySubcommands[args[0]]
-	if !ok {
-		return usagef("unknown subcommand %q (publish, failover, rollback)", args[0])
-	}
-	return sub.run(c, ctx, args[1:])
+	return c.runSubcommands(ctx, "topology",
+		"Credentials and region come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN\n"+
+			"and AWS_REGION; AWS_ENDPOINT_URL_S3 names another S3 endpoint.",
+		[]subcommand{
+			{"publish", "publish a document: nodeagent topology publish FILE --to s3://bucket/key", c.publish},
+			{"failover", "move a database master: nodeagent topology failover --product P|--alias NAME --to NODE", c.failover},
+			{"rollback", "republish a kept document as a new serial: nodeagent topology rollback --to SERIAL", c.rollback},
+		}, args)
 }
 
 // parseInterspersed parses flags that may come after positional arguments
