@@ -295,16 +295,7 @@ func (c *topologyCommand) failover(ctx context.Context, args []string) error {
 	for _, n := range moved.Notes {
 		fmt.Fprintf(c.stdout, "  %s\n", n)
 	}
-	c.printChange(p.Publisher, out.Prev, out.Change, false)
-	if *dryRun {
-		fmt.Fprintln(c.stdout, "dry run: nothing written")
-		return nil
-	}
-	c.printPublished(out.Change, out.Result)
-	if *wf.wait {
-		return c.follow(ctx, p, wf, out.Change.To, published)
-	}
-	return nil
+	return c.reportUpdate(ctx, p, out, *dryRun, wf, published)
 }
 
 func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
@@ -355,8 +346,15 @@ func (c *topologyCommand) rollback(ctx context.Context, args []string) error {
 		return c.explainRefusal(name, err)
 	}
 	fmt.Fprintf(c.stdout, "rollback: the document of serial %d (%s) as serial %d\n", serial, name, out.Change.To)
+	return c.reportUpdate(ctx, p, out, *dryRun, wf, published)
+}
+
+// reportUpdate prints what an edit of the current document (failover,
+// rollback) changed and published, and with --wait follows the reports
+// until every node applied it.
+func (c *topologyCommand) reportUpdate(ctx context.Context, p *operator, out publish.Outcome, dryRun bool, wf waitFlags, published time.Time) error {
 	c.printChange(p.Publisher, out.Prev, out.Change, false)
-	if *dryRun {
+	if dryRun {
 		fmt.Fprintln(c.stdout, "dry run: nothing written")
 		return nil
 	}
