@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/bench"
+	"github.com/nodeagent/nodeagent/metadata"
 	"github.com/nodeagent/nodeagent/service"
 	"github.com/nodeagent/nodeagent/test/harness"
 )
@@ -56,7 +58,10 @@ const (
 // web nodes (Apache, PHP-FPM, a 50 MB release from MinIO, the launch hook
 // on the fake Auto Scaling endpoint), then series of applies with nothing
 // to change on a web, a cache (memcached) and a db node, proving that they
-// reload nothing and write nothing outside the agent's state dir. It
+// reload nothing and write nothing outside the agent's state dir, then a
+// series of cold applies of the web node (every config file it created
+// removed first), proving that each writes them all again, checks both
+// trees and reloads both services once. It
 // records figures for cmd/benchreport; it asserts correctness (the node
 // gets ready, nothing reloads when nothing changed is reported as it is),
 // never timings.
@@ -134,6 +139,10 @@ func TestEndToEnd(t *testing.T) {
 			res.NoChange = append(res.NoChange, nc)
 		}
 	}
+	web.source = fileURL
+	res.Cold = web.cold(t, runs)
+	t.Logf("web cold apply: through its checks median %.1f ms, wall %.1f ms, checks alone at once %.1f ms",
+		res.Cold.ThroughChecks.Median, res.Cold.Wall.Median, res.Cold.ChecksAlone[3].Wall.Median)
 	res.Floor, res.FloorCPU = floor(t, bin, runs)
 	res.LoadBefore, res.LoadAfter = loadBefore, loadavg(t)
 	if err := bench.WriteJSON(out, res); err != nil {
@@ -351,13 +360,17 @@ type node struct {
 	bin, root, config, count string
 	env                      []string
 	source                   string
+	wrappers                 string // the kit's directory, first on the agent's PATH
+	// created are the host paths under /etc the node's boot logged as
+	// "wrote file" for a "new file": the config files the agent owns whole.
+	created []string
 }
 
 func newNode(t *testing.T, k *kit, bin string, imds *harness.IMDS, awsEnv []string, source string) *node {
 	t.Helper()
 	root := harness.NodeRoot(t)
 	dir := t.TempDir() // outside the root: its files do not count as writes
-	n := &node{bin: bin, root: root, config: filepath.Join(dir, "config.json"), count: filepath.Join(dir, "count.log"), source: source}
+	n := &node{bin: bin, root: root, config: filepath.Join(dir, "config.json"), count: filepath.Join(dir, "count.log"), source: source, wrappers: k.dir}
 	execCfg := wrapCommands(t, k, n.count, harness.ServiceCommands(root))
 	cfg := map[string]any{
 		"root": root, "service_root": root, "services": "exec", "log_format": "json",
@@ -420,6 +433,9 @@ type record struct {
 	Msg      string    `json:"msg"`
 	Step     string    `json:"step"`
 	Duration float64   `json:"duration_ms"`
+	Path     string    `json:"path"`
+	Reason   string    `json:"reason"`
+	Ready    bool      `json:"ready"`
 }
 
 // applyRun is one run of the binary.
@@ -514,6 +530,262 @@ type counted struct {
 	ms           float64
 }
 
+// cold runs the cold-apply series: runs times, remove the config files the
+// boot created, apply, and check what happened (every removed file written
+// again and nothing else, exactly two config checks and two reloads, no
+// start, the smoke checks passed); after each apply, the two config checks
+// again from the harness (checkBench). One unmeasured cold apply first, as
+// the no-change series do.
+func (n *node) cold(t *testing.T, runs int) *bench.Cold {
+	t.Helper()
+	if len(n.created) == 0 {
+		t.Fatal("cold apply: the boot logged no new file under /etc to remove")
+	}
+	facts, err := metadata.ReadHostFacts(n.root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := nodeagent.Instance{OSFamily: facts.OSFamily, PHPVersion: facts.PHPVersion}
+	bare := newCheckBench(n, inst, filepath.SplitList(os.Getenv("PATH")), "")
+	wrapped := newCheckBench(n, inst, slices.Concat([]string{n.wrappers}, filepath.SplitList(os.Getenv("PATH"))),
+		filepath.Join(t.TempDir(), "count.log"))
+	both := []string{nodeagent.ServiceApache, nodeagent.ServicePHPFPM}
+
+	c := &bench.Cold{Command: "nodeagent " + strings.Join(n.command(), " "), Runs: runs, Removed: slices.Sorted(slices.Values(n.created))}
+	n.coldApply(t, c.Removed)
+	var through, walls, cpus, wrappers []float64
+	var phases [][]bench.Phase
+	alone := make([]struct{ walls, cpus []float64 }, 5)
+	var commands [5]string
+	var programs [2]string
+	for i := range runs {
+		r, marks, cs := n.coldApply(t, c.Removed)
+		through, walls, cpus = append(through, marks.ThroughChecksMS()), append(walls, r.wallMS()), append(cpus, ms(r.cpu))
+		phases = append(phases, marks.Phases())
+		var checks, reloads, starts, other int
+		var longest float64
+		for _, x := range cs {
+			switch x.action {
+			case "check":
+				checks++
+				longest = max(longest, x.ms)
+			case "reload":
+				reloads++
+			case "start":
+				starts++
+			default:
+				other++
+			}
+		}
+		if checks != 2 || reloads != 2 || starts != 0 || other != 0 {
+			t.Errorf("cold apply %d: %d config checks, %d reloads, %d starts, %d other service commands; want 2, 2, 0, 0", i+1, checks, reloads, starts, other)
+		}
+		c.Checks, c.Reloads, c.Starts, c.OtherCommands = c.Checks+checks, c.Reloads+reloads, c.Starts+starts, c.OtherCommands+other
+		wrappers = append(wrappers, longest)
+		if smokePassed(r) {
+			c.SmokePassed++
+		} else {
+			t.Errorf("cold apply %d: smoke checks not all passed, or not ready: stdout %q", i+1, r.stdout)
+		}
+
+		// The checks alone, on the tree the apply just checked.
+		seq := bare.run(t, false, both...)
+		for j, x := range seq.each {
+			alone[j].walls, alone[j].cpus = append(alone[j].walls, x.wall), append(alone[j].cpus, x.cpu)
+			commands[j], programs[j] = x.command, x.program
+		}
+		alone[2].walls, alone[2].cpus = append(alone[2].walls, seq.wall), append(alone[2].cpus, seq.cpu)
+		commands[2] = commands[0] + "; " + commands[1]
+		at := bare.run(t, true, both...)
+		alone[3].walls, alone[3].cpus = append(alone[3].walls, at.wall), append(alone[3].cpus, at.cpu)
+		commands[3] = commands[0] + " & " + commands[1]
+		w := wrapped.run(t, true, both...)
+		alone[4].walls, alone[4].cpus = append(alone[4].walls, w.wall), append(alone[4].cpus, w.cpu)
+		commands[4] = "PATH=<wrappers>:$PATH NODEAGENT_BENCH_COUNT=<log> " + commands[3]
+	}
+	c.ThroughChecks, c.Wall, c.CPU = bench.Summarize(through), bench.Summarize(walls), bench.Summarize(cpus)
+	c.Phases, c.CheckWrappers = bench.SummarizeColdPhases(phases), bench.Summarize(wrappers)
+	names := [5]string{programs[0] + " -t alone", programs[1] + " -t alone", "both, one after the other", "both at once",
+		"both at once, through the counting wrappers (as in the agent's runs)"}
+	for j := range alone {
+		c.ChecksAlone = append(c.ChecksAlone, bench.CheckTiming{Name: names[j], Command: commands[j],
+			Wall: bench.Summarize(alone[j].walls), CPU: bench.Summarize(alone[j].cpus)})
+	}
+	return c
+}
+
+// coldApply removes the files, applies, and fails the test unless the
+// agent wrote exactly those files again and its log has every mark of a
+// cold apply. It returns the run, its marks and the commands counted
+// during it.
+func (n *node) coldApply(t *testing.T, files []string) (applyRun, bench.ColdMarks, []counted) {
+	t.Helper()
+	for _, f := range files {
+		if err := os.Remove(filepath.Join(n.root, f)); err != nil {
+			t.Fatalf("cold apply: remove the agent's file: %v", err)
+		}
+	}
+	before := len(n.counted(t))
+	r := n.apply(t)
+	cs := n.counted(t)[before:]
+	m := bench.ColdMarks{Start: r.start, End: r.end}
+	var wrote []string
+	for _, rec := range r.records {
+		switch rec.Msg {
+		case "discovered instance":
+			m.Discovered = rec.Time
+		case "wrote file":
+			wrote = append(wrote, rec.Path)
+			if m.FirstWrite.IsZero() {
+				m.FirstWrite = rec.Time
+			}
+			m.LastWrite = rec.Time
+		case "config check passed":
+			m.ChecksPassed = rec.Time
+		case "step done":
+			switch rec.Step {
+			case "files":
+				m.FilesStart, m.FilesDone = rec.Time.Add(-time.Duration(rec.Duration*float64(time.Millisecond))), rec.Time
+			case "smoke":
+				m.SmokeDone = rec.Time
+			}
+		case "apply done":
+			m.ApplyDone = rec.Time
+		}
+	}
+	if err := m.Check(); err != nil {
+		t.Fatalf("%v\nstdout: %s", err, r.stdout)
+	}
+	slices.Sort(wrote)
+	if !slices.Equal(wrote, files) {
+		t.Errorf("cold apply wrote %v, want exactly the removed files %v", wrote, files)
+	}
+	return r, m, cs
+}
+
+// smokePassed says the apply ended ready, its smoke checks logged as passed.
+func smokePassed(r applyRun) bool {
+	passed, ready := 0, false
+	for _, rec := range r.records {
+		switch rec.Msg {
+		case "smoke check passed":
+			passed++
+		case "apply done":
+			ready = rec.Ready
+		}
+	}
+	return passed > 0 && ready && strings.HasPrefix(r.stdout, "ready:")
+}
+
+// checkBench runs config checks from the harness with the agent's own
+// service.Checker (the argv and extra environment it gives each check),
+// on the node's root, in the agent's environment with a PATH of choice,
+// and times each program it starts.
+type checkBench struct {
+	checker *service.Checker
+	mu      sync.Mutex
+	done    []timedCheck
+}
+
+type timedCheck struct {
+	program   string // argv[0]
+	command   string // extra environment and argv, the root shown as <root>
+	wall, cpu float64
+}
+
+// checkPair is one run of checkBench.run: the wall time of the whole,
+// the CPU summed over the programs, and each program's figures.
+type checkPair struct {
+	wall, cpu float64
+	each      []timedCheck
+}
+
+// newCheckBench finds programs in dirs (the agent's PATH lookup);
+// countLog, when set, is the wrappers' NODEAGENT_BENCH_COUNT (a log apart
+// from the node's, so these runs are not counted as the agent's).
+func newCheckBench(n *node, inst nodeagent.Instance, dirs []string, countLog string) *checkBench {
+	var env []string
+	for _, kv := range n.env {
+		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "NODEAGENT_BENCH_COUNT=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "PATH="+strings.Join(dirs, string(filepath.ListSeparator)))
+	if countLog != "" {
+		env = append(env, "NODEAGENT_BENCH_COUNT="+countLog)
+	}
+	b := &checkBench{}
+	run := func(ctx context.Context, extra []string, name string, args ...string) ([]byte, error) {
+		bin, err := lookIn(dirs, name)
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Args[0] = name
+		cmd.Env = slices.Concat(env, extra)
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		wall := time.Since(start)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w: %s", strings.Join(cmd.Args, " "), err, out)
+		}
+		line := strings.ReplaceAll(strings.Join(slices.Concat(extra, cmd.Args), " "), n.root, "<root>")
+		b.mu.Lock()
+		b.done = append(b.done, timedCheck{program: name, command: line, wall: ms(wall), cpu: ms(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime())})
+		b.mu.Unlock()
+		return out, nil
+	}
+	b.checker = service.NewChecker(service.CheckerInput{Root: n.root, Instance: inst, Run: run})
+	return b
+}
+
+// run checks services one after the other, or all at once as plan.Apply
+// does; a refused check fails the test.
+func (b *checkBench) run(t *testing.T, atOnce bool, services ...string) checkPair {
+	t.Helper()
+	b.done = nil
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errs := make([]error, len(services))
+	start := time.Now()
+	if atOnce {
+		var wg sync.WaitGroup
+		for i, s := range services {
+			wg.Go(func() { errs[i] = b.checker.Check(ctx, s) })
+		}
+		wg.Wait()
+	} else {
+		for i, s := range services {
+			errs[i] = b.checker.Check(ctx, s)
+		}
+	}
+	p := checkPair{wall: ms(time.Since(start))}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("config checks from the harness: %v", err)
+	}
+	if len(b.done) != len(services) {
+		t.Fatalf("config checks from the harness: %d programs ran for %d services", len(b.done), len(services))
+	}
+	if !atOnce {
+		p.each = slices.Clone(b.done)
+	}
+	for _, x := range b.done {
+		p.cpu += x.cpu
+	}
+	return p
+}
+
+// lookIn finds name in dirs, as exec.LookPath does in PATH.
+func lookIn(dirs []string, name string) (string, error) {
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in %s", name, strings.Join(dirs, ":"))
+}
+
 func (n *node) counted(t *testing.T) []counted {
 	t.Helper()
 	b, err := os.ReadFile(n.count)
@@ -547,6 +819,11 @@ func (n *node) boot(t *testing.T, asg *harness.AutoScaling, instanceID string) b
 		t.Fatalf("boot did not end ready: %q", r.stdout)
 	}
 	b := bench.Boot{WallMS: r.wallMS(), CPUMS: ms(r.cpu), Phases: r.phases(), Ready: true}
+	for _, rec := range r.records {
+		if rec.Msg == "wrote file" && rec.Reason == "new file" && under(rec.Path, "/etc") {
+			n.created = append(n.created, rec.Path)
+		}
+	}
 	for _, c := range n.counted(t) {
 		if c.action == "check" {
 			b.Checks++

@@ -15,6 +15,9 @@ type EndToEnd struct {
 	Date     time.Time  `json:"date"`
 	NoChange []NoChange `json:"no_change"`
 	Boots    []Boot     `json:"boots"`
+	// Cold is the cold-apply series on the converged web node; nil in
+	// figures recorded before it existed.
+	Cold *Cold `json:"cold_apply,omitempty"`
 	// TransferMS is the median time to GET the release archive from MinIO
 	// with the S3 SDK and discard it: the transfer share of a boot.
 	TransferMS float64 `json:"transfer_ms"`
@@ -81,6 +84,167 @@ type Boot struct {
 	Ready bool `json:"ready"`
 	// Hook is the launch hook result the Auto Scaling endpoint recorded.
 	Hook string `json:"hook"`
+}
+
+// Cold is a series of cold applies of the converged web node: before each
+// run the harness removes the config files the agent created when it
+// booted the node (every rendered file under /etc that its boot logged as
+// "new file"), so the apply renders and writes each of them again, checks
+// the Apache and PHP-FPM trees, reloads both services and runs the smoke
+// checks. Beside it, the two config checks run by the harness alone.
+type Cold struct {
+	Command string `json:"command"` // the exact command line, less the node's paths
+	Runs    int    `json:"runs"`
+	// Removed are the files removed before each run (host paths); the
+	// agent wrote exactly these again in every run.
+	Removed []string `json:"removed"`
+	// ThroughChecks is process start (the harness's exec) to the last
+	// "config check passed" record: the moment the agent may touch the
+	// services. Issue 12's cold-apply target is judged on it.
+	ThroughChecks Summary `json:"through_checks_ms"`
+	// Wall is the whole apply, process start to exit; CPU its user+system
+	// time, the checks, wrappers and reload commands it waited for
+	// included.
+	Wall Summary `json:"wall_ms"`
+	CPU  Summary `json:"cpu_ms"`
+	// Phases split each run by the agent's JSON log (see ColdMarks).
+	Phases []PhaseSummary `json:"phases_ms"`
+	// CheckWrappers is, per run, the longer of the two checks as their
+	// counting wrappers timed them (around the real program).
+	CheckWrappers Summary `json:"check_wrappers_ms"`
+	// Counted over the whole series, from the wrappers' log: config checks,
+	// reloads, starts, and any other service command (stop, restart).
+	Checks        int `json:"config_checks"`
+	Reloads       int `json:"reloads"`
+	Starts        int `json:"starts"`
+	OtherCommands int `json:"other_service_commands"`
+	// SmokePassed counts the runs whose smoke checks all passed and that
+	// ended with the node ready.
+	SmokePassed int `json:"smoke_passed"`
+	// ChecksAlone are the two config checks run by the harness with the
+	// agent's own Checker (same argv and extra environment, on the same
+	// node root, right after each apply): each alone, both one after the
+	// other, both at once, and both at once through the counting wrappers
+	// as the agent's runs go.
+	ChecksAlone []CheckTiming `json:"checks_alone"`
+}
+
+// CheckTiming is a config check (or a pair of them) run by the harness.
+type CheckTiming struct {
+	Name    string  `json:"name"`
+	Command string  `json:"command"`
+	Wall    Summary `json:"wall_ms"`
+	// CPU is the user+system time of the programs (their children
+	// included), summed over both for a pair.
+	CPU Summary `json:"cpu_ms"`
+}
+
+// PhaseSummary is the distribution of one phase over a series. Part marks
+// a part of the phase listed before it (not counted again in a total).
+type PhaseSummary struct {
+	Name string `json:"name"`
+	Part bool   `json:"part,omitempty"`
+	Summary
+}
+
+// ColdMarks are the moments of one cold apply: Start and End are the
+// harness's exec and wait, the rest come from the agent's JSON log.
+type ColdMarks struct {
+	Start        time.Time
+	Discovered   time.Time // "discovered instance"
+	FilesStart   time.Time // start of the "files" step ("step done" less its duration)
+	FirstWrite   time.Time // first "wrote file"
+	LastWrite    time.Time // last "wrote file"
+	ChecksPassed time.Time // last "config check passed"
+	FilesDone    time.Time // "step done" of "files": the reloads are done
+	SmokeDone    time.Time // "step done" of "smoke"
+	ApplyDone    time.Time // "apply done"
+	End          time.Time
+}
+
+// Phase names of a cold apply, in order; the three parts of the first
+// follow it.
+const (
+	ColdUpToFirstWrite = "agent up to the first file written"
+	ColdDiscover       = "discover"
+	ColdFetchPlan      = "fetch+plan"
+	ColdJournal        = "journal and the first write"
+	ColdWrite          = "writing the other files"
+	ColdChecks         = "config checks (both at once)"
+	ColdReloads        = "service reloads"
+	ColdSmoke          = "smoke checks"
+	ColdRecord         = "record"
+	ColdExit           = "exit"
+)
+
+// Check returns an error naming the first mark missing or out of order.
+func (m ColdMarks) Check() error {
+	marks := []struct {
+		name string
+		t    time.Time
+	}{
+		{"process start", m.Start}, {`"discovered instance"`, m.Discovered}, {`start of step "files"`, m.FilesStart},
+		{`first "wrote file"`, m.FirstWrite}, {`last "wrote file"`, m.LastWrite}, {`"config check passed"`, m.ChecksPassed},
+		{`step "files" done`, m.FilesDone}, {`step "smoke" done`, m.SmokeDone}, {`"apply done"`, m.ApplyDone}, {"process exit", m.End},
+	}
+	for i, k := range marks {
+		if k.t.IsZero() {
+			return fmt.Errorf("cold apply: no %s in the agent's log", k.name)
+		}
+		if i > 0 && k.t.Before(marks[i-1].t) {
+			return fmt.Errorf("cold apply: %s (%s) before %s (%s)", k.name, k.t.Format(time.RFC3339Nano), marks[i-1].name, marks[i-1].t.Format(time.RFC3339Nano))
+		}
+	}
+	return nil
+}
+
+// ThroughChecksMS is process start to the last "config check passed".
+func (m ColdMarks) ThroughChecksMS() float64 { return msBetween(m.Start, m.ChecksPassed) }
+
+// Phases splits the run between consecutive marks: the phases that are
+// not parts (ColdPart) add up to the wall time.
+func (m ColdMarks) Phases() []Phase {
+	p := func(name string, from, to time.Time) Phase { return Phase{Name: name, MS: msBetween(from, to)} }
+	return []Phase{
+		p(ColdUpToFirstWrite, m.Start, m.FirstWrite),
+		p(ColdDiscover, m.Start, m.Discovered),
+		p(ColdFetchPlan, m.Discovered, m.FilesStart),
+		p(ColdJournal, m.FilesStart, m.FirstWrite),
+		p(ColdWrite, m.FirstWrite, m.LastWrite),
+		p(ColdChecks, m.LastWrite, m.ChecksPassed),
+		p(ColdReloads, m.ChecksPassed, m.FilesDone),
+		p(ColdSmoke, m.FilesDone, m.SmokeDone),
+		p(ColdRecord, m.SmokeDone, m.ApplyDone),
+		p(ColdExit, m.ApplyDone, m.End),
+	}
+}
+
+// ColdPart says whether a cold-apply phase is a part of
+// ColdUpToFirstWrite rather than a phase of its own.
+func ColdPart(name string) bool {
+	return name == ColdDiscover || name == ColdFetchPlan || name == ColdJournal
+}
+
+func msBetween(from, to time.Time) float64 { return float64(to.Sub(from).Microseconds()) / 1000 }
+
+// SummarizeColdPhases returns, per phase name, the distribution over runs,
+// in the order the names first appear, with ColdPart's parts marked.
+func SummarizeColdPhases(runs [][]Phase) []PhaseSummary {
+	var order []string
+	byName := map[string][]float64{}
+	for _, run := range runs {
+		for _, p := range run {
+			if _, ok := byName[p.Name]; !ok {
+				order = append(order, p.Name)
+			}
+			byName[p.Name] = append(byName[p.Name], p.MS)
+		}
+	}
+	out := make([]PhaseSummary, 0, len(order))
+	for _, n := range order {
+		out = append(out, PhaseSummary{Name: n, Part: ColdPart(n), Summary: Summarize(byName[n])})
+	}
+	return out
 }
 
 // Phase is one named part of an apply and its duration.
