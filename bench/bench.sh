@@ -2,6 +2,7 @@
 # Runs every benchmark of the issues' targets and rewrites BENCHMARKS.md:
 #   1. apply with nothing to change      (end-to-end, real binary and services)
 #   2. plan and render, 5,000 nodes       (Go benchmark + peak RSS in its own process)
+#   2b. cold apply of a web node, through its config checks (end-to-end, with 1)
 #   3. boot to ready, 50 MB release       (end-to-end, MinIO, Apache, PHP-FPM)
 #   4. release throughput vs the shell    (release/bench_compare.sh)
 #   5. footprint: stripped binary size, one decode of a changed 5,000-node
@@ -12,7 +13,7 @@
 #
 # Usage: bench/bench.sh [OUTPUT]   (default BENCHMARKS.md at the repository root)
 # Knobs: BENCH_COUNT (Go benchmark -count, 5), BENCH_RUNS (applies per
-# no-change series, 15), BENCH_BOOTS (boots, 3), RSS_RUNS (5), RUNS (bench_compare, 5).
+# no-change series and cold applies, 15), BENCH_BOOTS (boots, 3), RSS_RUNS (5), RUNS (bench_compare, 5).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -77,6 +78,7 @@ say "1 and 3. end to end: $boots boots, $runs applies per no-change series"
 c="NODEAGENT_BENCH_RUNS=$runs NODEAGENT_BENCH_BOOTS=$boots go test -tags bench -run TestEndToEnd -count=1 -timeout 15m -v ./bench/"
 record e2e "$c"
 record e2e "# each series: nodeagent apply --config <cfg> --topology file://<doc>|s3://fleet/topology.json [--dry-run]   (x$runs, then once under strace -f -ff -z)"
+record cold "# x$runs after one unmeasured, each after removing the config files the boot created; then, from the harness, apache2ctl -t and php-fpm -t alone, one after the other and at once (TestEndToEnd, series cold)"
 NODEAGENT_BENCH_BIN="$work/nodeagent" NODEAGENT_BENCH_OUT="$work/e2e.json" NODEAGENT_BENCH_RELEASE="$work/release.tar.gz" \
 	NODEAGENT_BENCH_RUNS=$runs NODEAGENT_BENCH_BOOTS=$boots \
 	$GO test -tags bench -run TestEndToEnd -count=1 -timeout 15m -v ./bench/ >&2

@@ -92,6 +92,8 @@ type Boot struct {
 // "new file"), so the apply renders and writes each of them again, checks
 // the Apache and PHP-FPM trees, reloads both services and runs the smoke
 // checks. Beside it, the two config checks run by the harness alone.
+// During the series the counting wrappers only count (no timing processes
+// of their own to charge to the agent).
 type Cold struct {
 	Command string `json:"command"` // the exact command line, less the node's paths
 	Runs    int    `json:"runs"`
@@ -109,9 +111,6 @@ type Cold struct {
 	CPU  Summary `json:"cpu_ms"`
 	// Phases split each run by the agent's JSON log (see ColdMarks).
 	Phases []PhaseSummary `json:"phases_ms"`
-	// CheckWrappers is, per run, the longer of the two checks as their
-	// counting wrappers timed them (around the real program).
-	CheckWrappers Summary `json:"check_wrappers_ms"`
 	// Counted over the whole series, from the wrappers' log: config checks,
 	// reloads, starts, and any other service command (stop, restart).
 	Checks        int `json:"config_checks"`
@@ -119,13 +118,16 @@ type Cold struct {
 	Starts        int `json:"starts"`
 	OtherCommands int `json:"other_service_commands"`
 	// SmokePassed counts the runs whose smoke checks all passed and that
-	// ended with the node ready.
-	SmokePassed int `json:"smoke_passed"`
+	// ended with the node ready; SmokeAttempts is, per run, the most
+	// attempts a smoke check took (retried with backoff while the reloaded
+	// services come back).
+	SmokePassed   int     `json:"smoke_passed"`
+	SmokeAttempts Summary `json:"smoke_attempts"`
 	// ChecksAlone are the two config checks run by the harness with the
 	// agent's own Checker (same argv and extra environment, on the same
 	// node root, right after each apply): each alone, both one after the
 	// other, both at once, and both at once through the counting wrappers
-	// as the agent's runs go.
+	// (count only) as the agent's runs go.
 	ChecksAlone []CheckTiming `json:"checks_alone"`
 }
 

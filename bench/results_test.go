@@ -1,7 +1,9 @@
 package bench_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -54,5 +56,74 @@ func TestBootShares(t *testing.T) {
 				t.Errorf("got %v, want %v", tc.got, tc.want)
 			}
 		})
+	}
+}
+
+func TestColdMarks(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 15, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	m := bench.ColdMarks{
+		Start: at(0), Discovered: at(30), FilesStart: at(34), FirstWrite: at(40), LastWrite: at(55),
+		ChecksPassed: at(200), FilesDone: at(350), SmokeDone: at(560), ApplyDone: at(570), End: at(574),
+	}
+	if err := m.Check(); err != nil {
+		t.Fatalf("Check of complete marks: %v", err)
+	}
+	if got := m.ThroughChecksMS(); got != 200 {
+		t.Errorf("ThroughChecksMS = %v, want 200", got)
+	}
+	want := []bench.Phase{
+		{bench.ColdUpToFirstWrite, 40}, {bench.ColdDiscover, 30}, {bench.ColdFetchPlan, 4}, {bench.ColdJournal, 6},
+		{bench.ColdWrite, 15}, {bench.ColdChecks, 145}, {bench.ColdReloads, 150}, {bench.ColdSmoke, 210},
+		{bench.ColdRecord, 10}, {bench.ColdExit, 4},
+	}
+	got := m.Phases()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Phases (-want +got):\n%s", diff)
+	}
+	var total float64
+	for _, p := range got {
+		if !bench.ColdPart(p.Name) {
+			total += p.MS
+		}
+	}
+	if total != 574 {
+		t.Errorf("phases that are not parts add up to %v ms, want the wall time 574", total)
+	}
+
+	tests := []struct {
+		name   string
+		change func(*bench.ColdMarks)
+		want   string
+	}{
+		{"no check passed", func(m *bench.ColdMarks) { m.ChecksPassed = time.Time{} }, `no "config check passed"`},
+		{"no file written", func(m *bench.ColdMarks) { m.FirstWrite, m.LastWrite = time.Time{}, time.Time{} }, `no first "wrote file"`},
+		{"checks before the last write", func(m *bench.ColdMarks) { m.ChecksPassed = at(50) }, `"config check passed" (2026-12-04T15:00:00.05Z) before last "wrote file"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := m
+			tc.change(&bad)
+			err := bad.Check()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Check = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSummarizeColdPhases(t *testing.T) {
+	runs := [][]bench.Phase{
+		{{bench.ColdUpToFirstWrite, 40}, {bench.ColdDiscover, 30}, {bench.ColdChecks, 150}},
+		{{bench.ColdUpToFirstWrite, 50}, {bench.ColdDiscover, 35}, {bench.ColdChecks, 120}},
+		{{bench.ColdUpToFirstWrite, 45}, {bench.ColdDiscover, 20}, {bench.ColdChecks, 200}},
+	}
+	want := []bench.PhaseSummary{
+		{Name: bench.ColdUpToFirstWrite, Summary: bench.Summary{Median: 45, Min: 40, Max: 50, P90: 50}},
+		{Name: bench.ColdDiscover, Part: true, Summary: bench.Summary{Median: 30, Min: 20, Max: 35, P90: 35}},
+		{Name: bench.ColdChecks, Summary: bench.Summary{Median: 150, Min: 120, Max: 200, P90: 200}},
+	}
+	if diff := cmp.Diff(want, bench.SummarizeColdPhases(runs)); diff != "" {
+		t.Errorf("SummarizeColdPhases (-want +got):\n%s", diff)
 	}
 }
