@@ -30,7 +30,9 @@ func TestColdApplyNotMeasured(t *testing.T) {
 }
 
 func TestColdApply(t *testing.T) {
-	s := func(median float64) bench.Summary { return bench.Summary{Median: median, Min: median - 1, Max: median + 2, P90: median + 1} }
+	s := func(median float64) bench.Summary {
+		return bench.Summary{Median: median, Min: median - 1, Max: median + 2, P90: median + 1}
+	}
 	c := &bench.Cold{
 		Command: "nodeagent apply --config /tmp/x/001/config.json --topology file:///tmp/x/002/topology.json",
 		Runs:    3, Removed: []string{"/etc/apache2/conf-enabled/nodeagent.conf", "/etc/nodeagent/products/shop.php"},
