@@ -8,7 +8,8 @@
 //     roles.Desire, plan.Build) against a directory root; the Go
 //     benchmarks in plan_bench_test.go time it, cmd/benchplan measures its
 //     peak RSS in a process of its own;
-//   - apply with nothing to change and boot to ready: end-to-end runs of
+//   - apply with nothing to change, cold apply of a web node through its
+//     config checks (Cold, ColdMarks) and boot to ready: end-to-end runs of
 //     the real nodeagent binary against amazon-ec2-metadata-mock, MinIO and
 //     real Apache, PHP-FPM and memcached (e2e_bench_test.go, build tag
 //     bench);
