@@ -12,7 +12,7 @@ import (
 // endpoint, and when IMDS could not be reached or refused the session token it
 // says what to check.
 type Error struct {
-	Path     string // relative to /latest/meta-data/, e.g. "instance-id"
+	Path     string // relative to /latest/meta-data/ ("instance-id"), or PathIdentityDocument
 	Endpoint string
 	Attempts int    // HTTP requests sent for this call (token requests included)
 	Status   int    // last HTTP status IMDS answered; 0 when it did not answer

@@ -1,6 +1,7 @@
 package metadata_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nodeagent/nodeagent/metadata"
 )
 
 const (
@@ -16,6 +19,7 @@ const (
 	ttlHeader   = "X-aws-ec2-metadata-token-ttl-seconds"
 	tokenHeader = "X-aws-ec2-metadata-token"
 	metaPrefix  = "/latest/meta-data/"
+	docPath     = "/latest/" + metadata.PathIdentityDocument
 )
 
 // fakeIMDS is an IMDSv2-only metadata service: a token comes from PUT
@@ -23,9 +27,13 @@ const (
 type fakeIMDS struct {
 	URL string
 
-	mu       sync.Mutex
-	values   map[string]string // path under /latest/meta-data/ -> value
-	tokens   map[string]bool   // live tokens
+	mu sync.Mutex
+	// values maps a path under /latest/meta-data/ to its value. The
+	// identity document is made of the values it carries (an absent one is
+	// left out), unless values holds metadata.PathIdentityDocument: then
+	// that is the document, and "" means it is not served.
+	values   map[string]string
+	tokens   map[string]bool // live tokens
 	issued   int
 	fail503  int  // answer the next N requests with 503
 	hang     bool // never answer
@@ -72,6 +80,8 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveToken(w, r)
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, metaPrefix):
 		f.serveMeta(w, r)
+	case r.Method == http.MethodGet && r.URL.Path == docPath:
+		f.serveDocument(w, r)
 	default:
 		f.logf("%s %s 404", r.Method, r.URL.Path)
 		http.NotFound(w, r)
@@ -118,6 +128,32 @@ func (f *fakeIMDS) serveMeta(w http.ResponseWriter, r *http.Request) {
 	}
 	f.logf("GET %s 200", r.URL.Path)
 	fmt.Fprint(w, v)
+}
+
+func (f *fakeIMDS) serveDocument(w http.ResponseWriter, r *http.Request) {
+	if tok := r.Header.Get(tokenHeader); !f.tokens[tok] {
+		f.logf("GET %s 401 token=%q", r.URL.Path, tok)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	doc, ok := f.values[metadata.PathIdentityDocument]
+	if !ok {
+		fields := map[string]string{"accountId": "123456789012", "architecture": "arm64", "version": "2017-09-30"}
+		for path, key := range map[string]string{metadata.PathInstanceID: "instanceId", metadata.PathLocalIPv4: "privateIp",
+			metadata.PathAZ: "availabilityZone", metadata.PathRegion: "region", metadata.PathInstanceType: "instanceType"} {
+			if v, ok := f.values[path]; ok {
+				fields[key] = v
+			}
+		}
+		b, _ := json.MarshalIndent(fields, "", "  ")
+		doc = string(b)
+	} else if doc == "" {
+		f.logf("GET %s 404", r.URL.Path)
+		http.NotFound(w, r)
+		return
+	}
+	f.logf("GET %s 200", r.URL.Path)
+	fmt.Fprint(w, doc)
 }
 
 // expireTokens makes every issued token invalid, as IMDS does at TTL end.

@@ -94,14 +94,24 @@ func TestInstance(t *testing.T) {
 				Region: "eu-west-1", Type: "m7g.large"}),
 		},
 		{
-			name:    "missing instance id names the path",
+			name:    "no identity document names the path",
+			edit:    func(v map[string]string) { v[metadata.PathIdentityDocument] = "" },
+			wantErr: []string{"metadata: get dynamic/instance-identity/document from http://127.0.0.1:", "404", "does not serve"},
+		},
+		{
+			name:    "identity document without an instance id",
 			edit:    func(v map[string]string) { delete(v, metadata.PathInstanceID) },
-			wantErr: []string{"metadata: get instance-id from http://127.0.0.1:", "404", "does not serve"},
+			wantErr: []string{"get dynamic/instance-identity/document", "no instanceId"},
+		},
+		{
+			name:    "identity document that is no JSON object",
+			edit:    func(v map[string]string) { v[metadata.PathIdentityDocument] = "i-0a1b2c3d4e5f60010" },
+			wantErr: []string{"get dynamic/instance-identity/document", "not a JSON object"},
 		},
 		{
 			name:    "private IP that is no address",
 			edit:    func(v map[string]string) { v[metadata.PathLocalIPv4] = "10.0.1.300" },
-			wantErr: []string{"get local-ipv4", "10.0.1.300"},
+			wantErr: []string{"get dynamic/instance-identity/document", "privateIp", "10.0.1.300"},
 		},
 		{
 			name: "no region and an AZ without one",
@@ -109,7 +119,7 @@ func TestInstance(t *testing.T) {
 				delete(v, metadata.PathRegion)
 				v[metadata.PathAZ] = "nowhere"
 			},
-			wantErr: []string{"get placement/region", `"nowhere"`},
+			wantErr: []string{"get dynamic/instance-identity/document", `"nowhere"`},
 		},
 	}
 	for _, tt := range tests {
@@ -273,7 +283,7 @@ func TestNeverFallsBackToIMDSv1(t *testing.T) {
 	if err == nil {
 		t.Fatal("Instance succeeded although IMDS refuses tokens")
 	}
-	if !strings.Contains(err.Error(), "get instance-id") || !strings.Contains(err.Error(), "token") {
+	if !strings.Contains(err.Error(), "get "+metadata.PathIdentityDocument) || !strings.Contains(err.Error(), "token") {
 		t.Errorf("error %q should name the path and the token", err)
 	}
 	for _, r := range f.requests() {
@@ -320,7 +330,7 @@ func TestUnansweredIMDSFailsInTime(t *testing.T) {
 				if err == nil {
 					t.Fatal("Instance succeeded against an IMDS that never answers")
 				}
-				for _, s := range []string{"get instance-id", f.URL, "IMDSv2", "hop limit", metadata.EndpointEnv} {
+				for _, s := range []string{"get " + metadata.PathIdentityDocument, f.URL, "IMDSv2", "hop limit", metadata.EndpointEnv} {
 					if !strings.Contains(err.Error(), s) {
 						t.Errorf("error %q does not contain %q", err, s)
 					}
