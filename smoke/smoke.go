@@ -142,8 +142,9 @@ func excerpt(b []byte) string {
 // (a check sees Apache's own answer; a redirect to the public name must not
 // make a check pass against another host), uses no proxy (the checks are of
 // this node's services, which HTTP_PROXY or HTTPS_PROXY would route
-// elsewhere), and bounds each request, dial and headers included, with
-// timeout.
+// elsewhere), asks for the body as it is (no gzip: Apache has nothing to
+// compress and the check nothing to inflate, a 64 KB window per answer), and
+// bounds each request, dial and headers included, with timeout.
 func NewHTTPClient(timeout time.Duration) *http.Client {
 	dialer := &net.Dialer{Timeout: timeout}
 	return &http.Client{
@@ -153,6 +154,7 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 			Proxy:                 nil,
 			DialContext:           dialer.DialContext,
 			ResponseHeaderTimeout: timeout,
+			DisableCompression:    true,
 			MaxIdleConns:          8,
 			IdleConnTimeout:       30 * time.Second,
 		},
