@@ -190,8 +190,25 @@ func (a *Agent) lastGood() source.LastGood {
 // unreachable and a last-good copy exists, it returns that copy, marked
 // Stale, and says so loudly.
 func (a *Agent) Fetch(ctx context.Context) (Document, error) {
-	f, err := a.Source.Fetch(ctx, "")
+	f, err := a.fetchSource(ctx)
 	return a.document(f, err)
+}
+
+// fetchSource fetches the document from the source. When the last-good
+// copy has an ETag it asks only whether the document changed since: an
+// unchanged one (every re-apply of the same topology) is then a 304 with no
+// body from S3 or an https server, and the copy, which LastGood keeps
+// paired with its ETag, is the document.
+func (a *Agent) fetchSource(ctx context.Context) (nodeagent.Fetched, error) {
+	body, etag, format, err := a.lastGood().Load()
+	if err != nil || etag == "" {
+		return a.Source.Fetch(ctx, "")
+	}
+	f, err := a.Source.Fetch(ctx, etag)
+	if err == nil && f.NotModified {
+		f = nodeagent.Fetched{Body: body, ETag: etag, Format: format, Source: f.Source}
+	}
+	return f, err
 }
 
 // document is a fetch's outcome as the document to apply: the fetched one,

@@ -65,7 +65,7 @@ func (a *Agent) DiscoverAndFetch(ctx context.Context) (nodeagent.Instance, Fetch
 	fctx, cancelFetch := context.WithTimeout(ctx, a.Config.Deadline.D())
 	defer cancelFetch()
 	go func() {
-		f, err := a.Source.Fetch(fctx, "")
+		f, err := a.fetchSource(fctx)
 		done <- fetched{f, err}
 	}()
 	dctx, cancel := context.WithTimeout(ctx, a.Config.Deadline.D())

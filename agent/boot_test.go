@@ -73,6 +73,58 @@ func TestDiscoverAndFetchOverlapsAndReturnsBoth(t *testing.T) {
 	}
 }
 
+// An apply on a node with a last-good copy asks the source whether the
+// document changed since that copy's ETag: unchanged, the answer carries no
+// body and the copy is the document; changed, the new body is.
+func TestDiscoverAndFetchAsksWhetherTheCopyIsCurrent(t *testing.T) {
+	store := &objectStore{}
+	var logs bytes.Buffer
+	md := &fakeMetadata{InstanceFunc: func(context.Context) (nodeagent.Instance, error) {
+		return nodeagent.Instance{ID: testInstanceID}, nil
+	}}
+	a := discoverAndFetchAgent(t, md, store.source(), &logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	first := []byte(`{"serial": 1}`)
+	store.put(first)
+	_, f, err := a.DiscoverAndFetch(ctx)
+	if err != nil || f.Err != nil {
+		t.Fatalf("first DiscoverAndFetch: %v, fetch: %v", err, f.Err)
+	}
+	if fetches, conditional, _ := store.counts(); fetches != 1 || conditional != 0 {
+		t.Fatalf("with no last-good copy: %d fetches, %d conditional; want one plain fetch", fetches, conditional)
+	}
+	copyOf := source.LastGood{Root: a.FS.Root, Path: "/var/lib/nodeagent/topology.json"}
+	if err := copyOf.Save(f.Doc.Body, f.Doc.ETag, nodeagent.FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+
+	_, f, err = a.DiscoverAndFetch(ctx)
+	if err != nil || f.Err != nil {
+		t.Fatalf("second DiscoverAndFetch: %v, fetch: %v", err, f.Err)
+	}
+	fetches, conditional, notModified := store.counts()
+	if fetches != 2 || conditional != 1 || notModified != 1 {
+		t.Errorf("unchanged document: %d fetches, %d conditional, %d not modified; want the second conditional and not modified",
+			fetches, conditional, notModified)
+	}
+	if !bytes.Equal(f.Doc.Body, first) || f.Doc.Stale || f.Doc.ETag != store.etag() || f.Doc.From != "s3://fleet/topology.json" {
+		t.Errorf("unchanged document: got body %q etag %s stale %v from %q; want the copy's body, its ETag, from the source",
+			f.Doc.Body, f.Doc.ETag, f.Doc.Stale, f.Doc.From)
+	}
+
+	second := []byte(`{"serial": 2}`)
+	store.put(second)
+	_, f, err = a.DiscoverAndFetch(ctx)
+	if err != nil || f.Err != nil {
+		t.Fatalf("third DiscoverAndFetch: %v, fetch: %v", err, f.Err)
+	}
+	if !bytes.Equal(f.Doc.Body, second) || f.Doc.ETag != store.etag() {
+		t.Errorf("changed document: got body %q etag %s; want the new body and ETag", f.Doc.Body, f.Doc.ETag)
+	}
+}
+
 func TestDiscoverAndFetchCancelsTheFetchWhenDiscoveryFails(t *testing.T) {
 	imdsDown := errors.New("IMDS unreachable")
 	md := &fakeMetadata{InstanceFunc: func(context.Context) (nodeagent.Instance, error) {

@@ -111,6 +111,14 @@ func (o *objectStore) counts() (fetches, conditional, notModified int) {
 	return o.fetches, o.conditional, o.notModified
 }
 
+// etag is the ETag of the object as it is now.
+func (o *objectStore) etag() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	sum := sha256.Sum256(o.body)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}
+
 func (o *objectStore) source() *fakeSource {
 	return &fakeSource{Name: "s3://fleet/topology.json", FetchFunc: func(_ context.Context, etag string) (nodeagent.Fetched, error) {
 		o.mu.Lock()
