@@ -16,6 +16,8 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 COMMIT     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS    := -s -w -X main.Version=$(VERSION) -X main.Commit=$(COMMIT) -X main.BuildDate=$(BUILD_DATE)
+# The shipped binary's build environment (CGO_ENABLED, GOEXPERIMENT): why, in the file.
+BUILD_ENV  := $(shell grep -v '^\#' packaging/build.env | grep =)
 
 # Built test tools live outside the checkout, so a fresh clone on the same
 # machine reuses them; tools/build.sh rebuilds one only when tools/go.mod or
@@ -39,7 +41,7 @@ all: build
 
 build:
 	mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nodeagent ./cmd/nodeagent
+	env $(BUILD_ENV) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nodeagent ./cmd/nodeagent
 
 deps:
 	$(call phase,deps,bash tools/deps.sh)

@@ -45,7 +45,9 @@ say() { echo "== bench: $*" >&2; }
 record() { printf '%s\t%s\n' "$1" "$2" >>"$cmds"; }
 
 say "build (the release binary as \`make build\` makes it)"
-CGO_ENABLED=0 $GO build -trimpath -ldflags '-s -w' -o "$work/nodeagent" ./cmd/nodeagent
+build_env=$(grep -v '^#' packaging/build.env | grep =)
+# shellcheck disable=SC2086 # one VAR=value a word
+env $build_env $GO build -trimpath -ldflags '-s -w' -o "$work/nodeagent" ./cmd/nodeagent
 $GO build -o "$work/benchplan" ./bench/cmd/benchplan
 $GO build -o "$work/benchreport" ./bench/cmd/benchreport
 $GO build -o "$work/benchtool" ./release/internal/benchtool
@@ -89,7 +91,7 @@ bash release/bench_compare.sh | tee "$work/release.txt" >&2
 
 say "5. footprint: the stripped binary, a changed 5,000-node document"
 stat -c %s "$work/nodeagent" >"$work/binary.txt"
-record binary "CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' ./cmd/nodeagent; stat -c %s nodeagent"
+record binary "$(echo $build_env) go build -trimpath -ldflags '-s -w' ./cmd/nodeagent; stat -c %s nodeagent"
 c="go test -run '^\$' -bench BenchmarkChangedDocument -benchtime 10x -count $count ./bench/"
 record changed "$c"
 eval "$GO${c#go}" | tee "$work/changed.txt" >&2

@@ -60,14 +60,21 @@ func TestMain(m *testing.M) {
 	}
 	bins.nodeagent = filepath.Join(dir, "nodeagent")
 	bins.countexec = filepath.Join(dir, "countexec")
+	buildEnv, err := readBuildEnv("../../packaging/build.env")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
 	for _, b := range []struct{ out, pkg string }{
 		{bins.nodeagent, "github.com/nodeagent/nodeagent/cmd/nodeagent"},
 		{bins.countexec, "./testdata/countexec"},
 	} {
-		// Built as `make build` builds the shipped binary (static, stripped),
-		// so that the idle benchmark measures what runs on a node.
+		// Built as `make build` builds the shipped binary (static, stripped,
+		// packaging/build.env), so that the idle benchmark measures what
+		// runs on a node.
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.out, b.pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), buildEnv...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "fleet: go build %s: %v\n%s", b.pkg, err, out)
 			os.RemoveAll(dir)
@@ -876,4 +883,19 @@ func (f *fleet) fileSums() map[string]string {
 		}
 	}
 	return sums
+}
+
+// readBuildEnv reads the VAR=value lines of packaging/build.env.
+func readBuildEnv(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("the shipped binary's build environment: %w", err)
+	}
+	var env []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") && strings.Contains(line, "=") {
+			env = append(env, line)
+		}
+	}
+	return env, nil
 }
