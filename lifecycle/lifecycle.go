@@ -1,11 +1,12 @@
 // Package lifecycle completes Auto Scaling lifecycle actions and sends their
-// heartbeats with the AWS SDK's autoscaling client. Client implements
+// heartbeats over Auto Scaling's Query API (AutoScaling: the two calls,
+// signed with the AWS SDK's SigV4 signer). Client implements
 // nodeagent.LifecycleHooks: the agent completes the launch hook with CONTINUE
 // once the node is ready (ABANDON when it gives up), sends heartbeats while a
 // long apply runs, and completes the terminate hook after draining.
 //
-// The SDK's own retries are turned off; Client retries throttling, 5xx and
-// connection errors itself, a bounded number of times with backoff and jitter.
+// Client retries throttling, 5xx and connection errors itself (classified
+// by the SDK's retry rules), a bounded number of times with backoff and jitter.
 // An action that no longer exists ("No active Lifecycle Action found": it
 // timed out or was completed already) is not retried and is reported as
 // ErrNoActiveAction.
@@ -22,7 +23,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/smithy-go"
 
 	"github.com/nodeagent/nodeagent"
@@ -42,14 +42,12 @@ const (
 // was completed already. Retrying cannot help.
 var ErrNoActiveAction = errors.New("no active lifecycle action: the hook already timed out or was completed")
 
-// API is the part of the Auto Scaling API the Client uses; *autoscaling.Client
-// implements it.
+// API is the part of the Auto Scaling API the Client uses, one try per
+// call; *AutoScaling implements it.
 type API interface {
-	CompleteLifecycleAction(ctx context.Context, params *autoscaling.CompleteLifecycleActionInput, optFns ...func(*autoscaling.Options)) (*autoscaling.CompleteLifecycleActionOutput, error)
-	RecordLifecycleActionHeartbeat(ctx context.Context, params *autoscaling.RecordLifecycleActionHeartbeatInput, optFns ...func(*autoscaling.Options)) (*autoscaling.RecordLifecycleActionHeartbeatOutput, error)
+	CompleteLifecycleAction(ctx context.Context, h nodeagent.LifecycleHook, result string) error
+	RecordLifecycleActionHeartbeat(ctx context.Context, h nodeagent.LifecycleHook) error
 }
-
-var _ API = (*autoscaling.Client)(nil)
 
 // Client sends lifecycle actions. Its retry fields may be changed before
 // first use.
@@ -72,7 +70,7 @@ var _ nodeagent.LifecycleHooks = (*Client)(nil)
 
 // New returns a Client for the Auto Scaling API configured by env (nil
 // means awsenv.New(os.Getenv)): region, credentials, and
-// AWS_ENDPOINT_URL_AUTO_SCALING for a local endpoint. The SDK client is
+// AWS_ENDPOINT_URL_AUTO_SCALING for a local endpoint. The API client is
 // built on the first call, so a node that never completes a hook never
 // resolves a region or credentials for it.
 func New(env *awsenv.Env, log *slog.Logger) *Client {
@@ -85,14 +83,11 @@ func New(env *awsenv.Env, log *slog.Logger) *Client {
 		if err != nil {
 			return nil, fmt.Errorf("lifecycle: AWS config: %w", err)
 		}
-		return autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) {
-			if ep := env.Endpoint("AUTO_SCALING"); ep != "" {
-				o.BaseEndpoint = aws.String(ep)
-			}
-			// Client retries, with its own bounds; the SDK tries once.
-			o.Retryer = aws.NopRetryer{}
-			o.RetryMaxAttempts = 0
-		}), nil
+		api, err := NewAutoScaling(cfg, env.Endpoint("AUTO_SCALING"), nil)
+		if err != nil {
+			return nil, fmt.Errorf("lifecycle: %w", err)
+		}
+		return api, nil
 	}
 	return c
 }
@@ -126,12 +121,7 @@ func (c *Client) Heartbeat(ctx context.Context, h nodeagent.LifecycleHook) error
 		return fmt.Errorf("lifecycle: heartbeat %s: %w", describe(h), err)
 	}
 	err = c.retry(ctx, "heartbeat", h, func(ctx context.Context) error {
-		_, err := api.RecordLifecycleActionHeartbeat(ctx, &autoscaling.RecordLifecycleActionHeartbeatInput{
-			AutoScalingGroupName: aws.String(h.Group),
-			LifecycleHookName:    aws.String(h.Hook),
-			InstanceId:           aws.String(h.InstanceID),
-		})
-		return err
+		return api.RecordLifecycleActionHeartbeat(ctx, h)
 	})
 	if err != nil {
 		return fmt.Errorf("lifecycle: heartbeat %s: %w", describe(h), err)
@@ -151,13 +141,7 @@ func (c *Client) Complete(ctx context.Context, h nodeagent.LifecycleHook, result
 		return fmt.Errorf("lifecycle: complete %s with %s: %w", describe(h), result, err)
 	}
 	err = c.retry(ctx, "complete", h, func(ctx context.Context) error {
-		_, err := api.CompleteLifecycleAction(ctx, &autoscaling.CompleteLifecycleActionInput{
-			AutoScalingGroupName:  aws.String(h.Group),
-			LifecycleHookName:     aws.String(h.Hook),
-			InstanceId:            aws.String(h.InstanceID),
-			LifecycleActionResult: aws.String(result),
-		})
-		return err
+		return api.CompleteLifecycleAction(ctx, h, result)
 	})
 	if err != nil {
 		return fmt.Errorf("lifecycle: complete %s with %s: %w", describe(h), result, err)

@@ -15,8 +15,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/smithy-go"
 
 	"github.com/google/go-cmp/cmp"
@@ -334,24 +332,22 @@ type heartbeatAPI struct {
 	times []time.Time
 }
 
-func (f *heartbeatAPI) CompleteLifecycleAction(context.Context, *autoscaling.CompleteLifecycleActionInput, ...func(*autoscaling.Options)) (*autoscaling.CompleteLifecycleActionOutput, error) {
-	return nil, errors.New("heartbeatAPI: CompleteLifecycleAction called by a heartbeat test")
+func (f *heartbeatAPI) CompleteLifecycleAction(context.Context, nodeagent.LifecycleHook, string) error {
+	return errors.New("heartbeatAPI: CompleteLifecycleAction called by a heartbeat test")
 }
 
-func (f *heartbeatAPI) RecordLifecycleActionHeartbeat(_ context.Context, in *autoscaling.RecordLifecycleActionHeartbeatInput, _ ...func(*autoscaling.Options)) (*autoscaling.RecordLifecycleActionHeartbeatOutput, error) {
+func (f *heartbeatAPI) RecordLifecycleActionHeartbeat(_ context.Context, in nodeagent.LifecycleHook) error {
 	f.mu.Lock()
 	f.times = append(f.times, time.Now())
 	n := len(f.times)
 	f.mu.Unlock()
-	if aws.ToString(in.InstanceId) != hook.InstanceID || aws.ToString(in.LifecycleHookName) != hook.Hook || aws.ToString(in.AutoScalingGroupName) != hook.Group {
-		return nil, fmt.Errorf("heartbeatAPI: heartbeat for %+v, want %+v", in, hook)
+	if in != hook {
+		return fmt.Errorf("heartbeatAPI: heartbeat for %+v, want %+v", in, hook)
 	}
 	if f.err != nil {
-		if err := f.err(n); err != nil {
-			return nil, err
-		}
+		return f.err(n)
 	}
-	return &autoscaling.RecordLifecycleActionHeartbeatOutput{}, nil
+	return nil
 }
 
 func (f *heartbeatAPI) recorded() []time.Time {
