@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"time"
 
@@ -76,13 +75,9 @@ func NewAutoScaling(cfg aws.Config, endpoint string, hc aws.HTTPClient) (*AutoSc
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("auto scaling endpoint %q is not an http(s) URL: set AWS_ENDPOINT_URL_AUTO_SCALING to one, or unset it for AWS's own", endpoint)
 	}
-	// The operation path "/" joined to the endpoint's, as the SDK does.
+	// The SDK posts to the endpoint's path, "/" when it has none.
 	if u.Path == "" {
 		u.Path = "/"
-	} else if p := path.Join(u.Path, "/"); p != "/" {
-		u.Path = p + "/"
-	} else {
-		u.Path = p
 	}
 	u.RawPath = ""
 	if hc == nil {
@@ -170,6 +165,11 @@ func form(action string, h nodeagent.LifecycleHook, result string) string {
 }
 
 func (a *AutoScaling) call(ctx context.Context, action string, h nodeagent.LifecycleHook, result string) error {
+	// As the SDK: a context that has already ended is its own error, not
+	// a canceled request (callers stop on ctx.Err() before classifying).
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("auto scaling %s at %s: %w", action, a.endpoint, err)
+	}
 	body := form(action, h, result)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, strings.NewReader(body))
 	if err != nil {
@@ -197,7 +197,7 @@ func (a *AutoScaling) call(ctx context.Context, action string, h nodeagent.Lifec
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		return a.responseError(action, resp, decodeError(b))
 	}
-	if err := checkAnswer(action, b); err != nil {
+	if err := checkAnswer(b); err != nil {
 		return a.responseError(action, resp, err)
 	}
 	return nil
@@ -229,23 +229,28 @@ func (a *AutoScaling) responseError(action string, resp *http.Response, err erro
 	return &ResponseError{Action: action, Endpoint: a.endpoint, StatusCode: resp.StatusCode, RequestID: id, Err: err}
 }
 
-// checkAnswer accepts a success answer: empty, or an XML document whose
-// root is <ActionResponse>.
-func checkAnswer(action string, b []byte) error {
+// checkAnswer accepts a success answer: empty, or a well-formed XML
+// document whose root is an <…Response>. (The SDK's decoder, too, refuses
+// a body that is not XML and does not check which action's answer it is.)
+func checkAnswer(b []byte) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
 	d := xml.NewDecoder(bytes.NewReader(b))
+	root := ""
 	for {
 		tok, err := d.Token()
+		if err == io.EOF && root != "" {
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("decode the answer: %w (answer starts %q)", err, snippet(b))
 		}
-		if se, ok := tok.(xml.StartElement); ok {
-			if se.Name.Local != action+"Response" {
-				return fmt.Errorf("decode the answer: root element <%s>, want <%sResponse> (answer starts %q)", se.Name.Local, action, snippet(b))
+		if se, ok := tok.(xml.StartElement); ok && root == "" {
+			root = se.Name.Local
+			if !strings.HasSuffix(root, "Response") {
+				return fmt.Errorf("decode the answer: root element <%s>, want <…Response> (answer starts %q)", root, snippet(b))
 			}
-			return nil
 		}
 	}
 }
@@ -264,8 +269,7 @@ type errorResponse struct {
 
 // decodeError reads an error answer's body. As the SDK's: a body that is
 // not XML is an error of its own, not an API error (the status still
-// classifies it); XML without a code is the code "UnknownError"; a code
-// without a message has the code as its message.
+// classifies it); a missing code or message is "UnknownError".
 func decodeError(b []byte) error {
 	var er errorResponse
 	if err := xml.NewDecoder(bytes.NewReader(b)).Decode(&er); err != nil && err != io.EOF {
@@ -276,7 +280,7 @@ func decodeError(b []byte) error {
 		e.Code = "UnknownError"
 	}
 	if e.Message == "" {
-		e.Message = e.Code
+		e.Message = "UnknownError"
 	}
 	// The SDK models ResourceContention as a server fault and leaves the
 	// fault of every other code unknown; the Type element is not read.
