@@ -68,7 +68,7 @@ func StartAutoScaling(t testing.TB) *AutoScaling {
 	return a
 }
 
-// Env points the AWS SDK's Auto Scaling client at the fake. Credentials
+// Env points the agent's Auto Scaling client (package lifecycle) at the fake. Credentials
 // and region come from elsewhere (MinIO.Env, or the test's own).
 func (a *AutoScaling) Env() []string {
 	return []string{"AWS_ENDPOINT_URL_AUTO_SCALING=" + a.URL}
