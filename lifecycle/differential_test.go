@@ -360,12 +360,16 @@ func TestDifferentialAgainstSDK(t *testing.T) {
 	rec := &recorder{}
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
-	// A client timeout well below the endpoint's hang: the "response
-	// timeout" case; the others answer at once.
-	hc := awshttp.NewBuildableClient().WithTimeout(200 * time.Millisecond)
+	// The "response timeout" case: a client timeout well below the
+	// endpoint's hang. The others answer at once, well within theirs.
+	hc := awshttp.NewBuildableClient().WithTimeout(10 * time.Second)
+	hcShort := awshttp.NewBuildableClient().WithTimeout(300 * time.Millisecond)
 	for _, endpoint := range []string{srv.URL, srv.URL + "/asg", srv.URL + "/asg/"} {
-		sdk, ours := newSDK(endpoint, hc), newOurs(t, endpoint, hc)
 		for _, tt := range tests {
+			sdk, ours := newSDK(endpoint, hc), newOurs(t, endpoint, hc)
+			if tt.ans.hang {
+				sdk, ours = newSDK(endpoint, hcShort), newOurs(t, endpoint, hcShort)
+			}
 			for _, heartbeat := range []bool{false, true} {
 				op := "complete"
 				if heartbeat {
