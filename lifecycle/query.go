@@ -28,6 +28,7 @@ const (
 	apiVersion     = "2011-01-01"
 	signingService = "autoscaling"
 	formType       = "application/x-www-form-urlencoded"
+	userAgent      = "nodeagent (lifecycle; Auto Scaling Query API)"
 
 	actionComplete  = "CompleteLifecycleAction"
 	actionHeartbeat = "RecordLifecycleActionHeartbeat"
@@ -50,7 +51,7 @@ const maxBody = 64 << 10
 // the two to the same requests and the same error classification.
 type AutoScaling struct {
 	endpoint    string // base URL, e.g. https://autoscaling.us-east-1.amazonaws.com
-	url         string // endpoint with the operation path ("/") joined
+	url         string // where requests are posted: endpoint, with "/" for no path
 	region      string
 	credentials aws.CredentialsProvider // nil: requests go unsigned
 	http        aws.HTTPClient
@@ -176,6 +177,8 @@ func (a *AutoScaling) call(ctx context.Context, action string, h nodeagent.Lifec
 		return fmt.Errorf("auto scaling %s at %s: %w", action, a.endpoint, err)
 	}
 	req.Header.Set("Content-Type", formType)
+	// Names the agent in CloudTrail's userAgent (not signed).
+	req.Header.Set("User-Agent", userAgent)
 	if err := a.sign(ctx, req, body); err != nil {
 		return fmt.Errorf("auto scaling %s at %s: %w", action, a.endpoint, err)
 	}
