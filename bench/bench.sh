@@ -13,7 +13,7 @@
 #
 # Usage: bench/bench.sh [OUTPUT]   (default BENCHMARKS.md at the repository root)
 # Knobs: BENCH_COUNT (Go benchmark -count, 5), BENCH_RUNS (applies per
-# no-change series and cold applies, 15), BENCH_BOOTS (boots, 3), RSS_RUNS (5), RUNS (bench_compare, 5).
+# no-change series and cold applies, 31), BENCH_BOOTS (boots, 3), RSS_RUNS (5), RUNS (bench_compare, 5).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ repo=$(pwd)
 out=${1:-$repo/BENCHMARKS.md}
 GO=${GO:-go}
 count=${BENCH_COUNT:-5}
-runs=${BENCH_RUNS:-15}
+runs=${BENCH_RUNS:-31}
 boots=${BENCH_BOOTS:-3}
 rss_runs=${RSS_RUNS:-5}
 export RUNS=${RUNS:-5}

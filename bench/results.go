@@ -26,6 +26,9 @@ type EndToEnd struct {
 	// series: the cost of starting the process at all.
 	Floor    Summary `json:"floor_wall_ms"`
 	FloorCPU Summary `json:"floor_cpu_ms"`
+	// Settle is how long the no-change series waited for the services to
+	// finish their own start-up ("20s").
+	Settle string `json:"settle,omitempty"`
 	// LoadBefore and LoadAfter are /proc/loadavg around the runs: the
 	// machine is shared, and its load is part of every figure.
 	LoadBefore string `json:"load_before"`
@@ -41,6 +44,9 @@ type NoChange struct {
 	Wall    Summary `json:"wall_ms"`
 	// CPU is the agent process's user+system time (its children included).
 	CPU Summary `json:"cpu_ms"`
+	// Floor is `nodeagent version`, run once after each apply of the
+	// series: the process floor in the same minutes as the series.
+	Floor Summary `json:"floor_wall_ms,omitzero"`
 	// Steps are the medians of the phases of each run (see Boot.Phases), in
 	// the order the agent logged them.
 	Steps []Phase `json:"steps_ms,omitempty"`

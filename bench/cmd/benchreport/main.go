@@ -172,16 +172,24 @@ func noChange(w *bytes.Buffer, r *report, e bench.EndToEnd) {
 		if dry {
 			mode = "apply --dry-run"
 		}
-		ok := n.Wall.Median < noChangeMS
+		ok := n.Wall.Median <= noChangeMS
+		floor := "—"
+		if n.Floor.Median > 0 {
+			floor = fmt.Sprintf("%.1f", n.Floor.Median)
+		}
 		rows = append(rows, []string{n.Node, n.Source, mode, strconv.Itoa(n.Runs),
 			fmt.Sprintf("%.1f (%.1f–%.1f)", n.Wall.Median, n.Wall.Min, n.Wall.P90),
-			fmt.Sprintf("%.1f", n.CPU.Median),
+			fmt.Sprintf("%.1f", n.CPU.Median), floor,
 			strconv.Itoa(n.ServiceCommands + n.ConfigChecks),
 			strconv.Itoa(len(n.HostWrites)), strconv.Itoa(len(n.StateWrites)), verdict(ok)})
 		if dry {
 			continue
 		}
-		r.row(fmt.Sprintf("1. apply, nothing to change: %s node (%s)", n.Node, n.Source), fmt.Sprintf("%.1f ms median wall", n.Wall.Median), fmt.Sprintf("< %d ms", noChangeMS), ok)
+		figure := fmt.Sprintf("%.1f ms median wall", n.Wall.Median)
+		if n.Floor.Median > 0 {
+			figure += fmt.Sprintf(" (process floor in the same minutes %.1f ms)", n.Floor.Median)
+		}
+		r.row(fmt.Sprintf("1. apply, nothing to change: %s node (%s)", n.Node, n.Source), figure, fmt.Sprintf("≤ %d ms", noChangeMS), n.Wall.Median <= noChangeMS)
 		r.row(fmt.Sprintf("1. reloads: %s node (%s)", n.Node, n.Source), fmt.Sprintf("%d service commands, %d config checks", n.ServiceCommands, n.ConfigChecks), "0", n.ServiceCommands+n.ConfigChecks == 0)
 		state, bookkeeping := splitBookkeeping(n.StateWrites)
 		r.row(fmt.Sprintf("1. writes: %s node (%s)", n.Node, n.Source),
@@ -193,8 +201,9 @@ func noChange(w *bytes.Buffer, r *report, e bench.EndToEnd) {
 		return
 	}
 	rows = append(rows, []string{"(floor)", "", "`nodeagent version`", strconv.Itoa(e.NoChange[0].Runs),
-		fmt.Sprintf("%.1f (%.1f–%.1f)", e.Floor.Median, e.Floor.Min, e.Floor.P90), fmt.Sprintf("%.1f", e.FloorCPU.Median), "", "", "", verdict(e.Floor.Median < noChangeMS)})
-	table(w, []string{"node", "topology", "command", "runs", "wall ms median (min–p90)", "CPU ms median", "reloads + checks", "host files written", "state-dir paths written", fmt.Sprintf("< %d ms", noChangeMS)}, rows)
+		fmt.Sprintf("%.1f (%.1f–%.1f)", e.Floor.Median, e.Floor.Min, e.Floor.P90), fmt.Sprintf("%.1f", e.FloorCPU.Median), "", "", "", "", verdict(e.Floor.Median <= noChangeMS)})
+	table(w, []string{"node", "topology", "command", "runs", "wall ms median (min–p90)", "CPU ms median", "floor ms median, same minutes", "reloads + checks", "host files written", "state-dir paths written", fmt.Sprintf("≤ %d ms", noChangeMS)}, rows)
+	fmt.Fprintf(w, "\nThe floor column is `nodeagent version` run once after every apply of the series, so that it shares the series' minutes; the (floor) row is the same command run %d times after all series. The series start %s after the services: MinIO, Apache, PHP-FPM and memcached finish their own start-up first.\n", e.NoChange[0].Runs, cmp.Or(e.Settle, "no time"))
 	fmt.Fprintf(w, "\nCommand (per series; `<cfg>` holds root, service_root, services exec with the wrappers, log_format json):\n\n```\n%s\n```\n", r.cmd("e2e"))
 	if len(e.NoChange) > 0 {
 		fmt.Fprintf(w, "\nExample: `%s`\n", shorten(e.NoChange[0].Command))
