@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -228,7 +229,14 @@ func TestExecMemcachedLifecycle(t *testing.T) {
 func startShell(t *testing.T, script, pidfile string) int {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", script)
-	if err := cmd.Start(); err != nil {
+	// A shell cannot trap a signal that was ignored when it started, and a
+	// test run under nohup ignores SIGHUP. Handled here while the child
+	// starts, SIGHUP reaches it with its default disposition instead.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	err := cmd.Start()
+	signal.Stop(hup)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
