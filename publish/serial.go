@@ -8,10 +8,13 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"sync"
 )
 
-// yamlSerial is a top-level serial line of a YAML document.
-var yamlSerial = regexp.MustCompile(`(?m)^serial:([ \t]*)-?[0-9]+`)
+// yamlSerial is a top-level serial line of a YAML document, compiled on
+// first use: only `topology publish --bump` of a YAML document needs it, and
+// every process of the agent would otherwise compile it at start.
+var yamlSerial = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^serial:([ \t]*)-?[0-9]+`) })
 
 // SetSerial returns body with its top-level serial replaced by serial and
 // every other byte as it was, so a bumped document still reads (and diffs)
@@ -19,7 +22,7 @@ var yamlSerial = regexp.MustCompile(`(?m)^serial:([ \t]*)-?[0-9]+`)
 func SetSerial(body []byte, name string, serial int64) ([]byte, error) {
 	num := strconv.FormatInt(serial, 10)
 	if isYAML(name) {
-		locs := yamlSerial.FindAllSubmatchIndex(body, -1)
+		locs := yamlSerial().FindAllSubmatchIndex(body, -1)
 		if len(locs) != 1 {
 			return nil, fmt.Errorf("publish: %s: want exactly one top-level \"serial:\" line to set serial %d, found %d", name, serial, len(locs))
 		}
