@@ -182,15 +182,16 @@ func durEnv(t *testing.T, name string, def time.Duration) time.Duration {
 	return d
 }
 
-// versionOnce runs `nodeagent version` once and returns its wall time.
-func versionOnce(t *testing.T, bin string) float64 {
+// versionOnce runs `nodeagent version` once and returns its wall and CPU
+// time.
+func versionOnce(t *testing.T, bin string) (wall, cpu float64) {
 	t.Helper()
 	cmd := exec.Command(bin, "version")
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s version: %v: %s", bin, err, out)
 	}
-	return ms(time.Since(start))
+	return ms(time.Since(start)), ms(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime())
 }
 
 // floor runs `nodeagent version` runs times: wall and CPU of a process
@@ -199,13 +200,8 @@ func floor(t *testing.T, bin string, runs int) (bench.Summary, bench.Summary) {
 	t.Helper()
 	var walls, cpus []float64
 	for range runs {
-		cmd := exec.Command(bin, "version")
-		start := time.Now()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s version: %v: %s", bin, err, out)
-		}
-		walls = append(walls, ms(time.Since(start)))
-		cpus = append(cpus, ms(cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()))
+		wall, cpu := versionOnce(t, bin)
+		walls, cpus = append(walls, wall), append(cpus, cpu)
 	}
 	return bench.Summarize(walls), bench.Summarize(cpus)
 }
@@ -952,7 +948,8 @@ func (n *node) noChange(t *testing.T, name string, runs int, dry bool) bench.NoC
 		phases = append(phases, r.phases())
 		// The process floor, side by side: whatever else the machine is
 		// doing in these minutes weighs on both.
-		floors = append(floors, versionOnce(t, n.bin))
+		floorMS, _ := versionOnce(t, n.bin)
+		floors = append(floors, floorMS)
 	}
 	after, all := snapshot(t, n.root), n.counted(t)
 	nc := bench.NoChange{

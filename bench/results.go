@@ -238,16 +238,7 @@ func msBetween(from, to time.Time) float64 { return float64(to.Sub(from).Microse
 // SummarizeColdPhases returns, per phase name, the distribution over runs,
 // in the order the names first appear, with ColdPart's parts marked.
 func SummarizeColdPhases(runs [][]Phase) []PhaseSummary {
-	var order []string
-	byName := map[string][]float64{}
-	for _, run := range runs {
-		for _, p := range run {
-			if _, ok := byName[p.Name]; !ok {
-				order = append(order, p.Name)
-			}
-			byName[p.Name] = append(byName[p.Name], p.MS)
-		}
-	}
+	order, byName := phaseDurations(runs)
 	out := make([]PhaseSummary, 0, len(order))
 	for _, n := range order {
 		out = append(out, PhaseSummary{Name: n, Part: ColdPart(n), Summary: Summarize(byName[n])})
@@ -282,16 +273,7 @@ func (b Boot) ReleaseMS() float64 {
 // MedianPhases returns, per phase name, the median duration over runs, in
 // the order the names first appear.
 func MedianPhases(runs [][]Phase) []Phase {
-	var order []string
-	byName := map[string][]float64{}
-	for _, run := range runs {
-		for _, p := range run {
-			if _, ok := byName[p.Name]; !ok {
-				order = append(order, p.Name)
-			}
-			byName[p.Name] = append(byName[p.Name], p.MS)
-		}
-	}
+	order, byName := phaseDurations(runs)
 	out := make([]Phase, 0, len(order))
 	for _, n := range order {
 		out = append(out, Phase{Name: n, MS: Median(byName[n])})
@@ -351,4 +333,19 @@ func ReadJSON(path string, v any) error {
 		return fmt.Errorf("bench: decode %s: %w", path, err)
 	}
 	return nil
+}
+
+// phaseDurations gathers each phase's durations over runs, and the phase
+// names in the order they first appear.
+func phaseDurations(runs [][]Phase) (order []string, byName map[string][]float64) {
+	byName = map[string][]float64{}
+	for _, run := range runs {
+		for _, p := range run {
+			if _, ok := byName[p.Name]; !ok {
+				order = append(order, p.Name)
+			}
+			byName[p.Name] = append(byName[p.Name], p.MS)
+		}
+	}
+	return order, byName
 }
