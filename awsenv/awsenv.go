@@ -155,14 +155,14 @@ func (e *Env) Config(ctx context.Context) (aws.Config, error) {
 
 // imdsRegion reads placement/region, which every EC2 instance serves.
 func imdsRegion(ctx context.Context, md *imds.Client) (string, error) {
-	out, err := md.GetMetadata(ctx, &imds.GetMetadataInput{Path: "placement/region"})
+	out, err := md.GetMetadata(ctx, &imds.GetMetadataInput{Path: metadata.PathRegion})
 	if err != nil {
 		return "", err
 	}
 	defer out.Content.Close()
 	b, err := io.ReadAll(io.LimitReader(out.Content, 64))
 	if err != nil {
-		return "", fmt.Errorf("read placement/region: %w", err)
+		return "", fmt.Errorf("read %s: %w", metadata.PathRegion, err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }
