@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -303,17 +304,15 @@ type identityDocument struct {
 
 // identity reads and checks the instance identity document.
 func (s *Source) identity(ctx context.Context) (identityDocument, error) {
-	tctx, trace := withTrace(ctx)
-	out, err := s.client.GetDynamicData(tctx, &imds.GetDynamicDataInput{Path: "instance-identity/document"})
+	b, err := s.read(ctx, PathIdentityDocument, func(ctx context.Context) (io.ReadCloser, error) {
+		out, err := s.client.GetDynamicData(ctx, &imds.GetDynamicDataInput{Path: "instance-identity/document"})
+		if err != nil {
+			return nil, err
+		}
+		return out.Content, nil
+	})
 	if err != nil {
-		e := &Error{Path: PathIdentityDocument, Endpoint: s.endpoint, Err: err, ctxErr: ctx.Err()}
-		e.Attempts, e.Status, e.Last = trace.snapshot()
-		return identityDocument{}, e
-	}
-	defer out.Content.Close()
-	b, err := readSmall(out.Content)
-	if err != nil {
-		return identityDocument{}, s.wrap(PathIdentityDocument, err)
+		return identityDocument{}, err
 	}
 	var doc identityDocument
 	if err := json.Unmarshal(b, &doc); err != nil {
@@ -333,23 +332,40 @@ func (s *Source) identity(ctx context.Context) (identityDocument, error) {
 
 // get reads one metadata path (relative to /latest/meta-data/).
 func (s *Source) get(ctx context.Context, path string) (string, error) {
-	tctx, trace := withTrace(ctx)
-	out, err := s.client.GetMetadata(tctx, &imds.GetMetadataInput{Path: path})
+	b, err := s.read(ctx, path, func(ctx context.Context) (io.ReadCloser, error) {
+		out, err := s.client.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
+		if err != nil {
+			return nil, err
+		}
+		return out.Content, nil
+	})
 	if err != nil {
-		e := &Error{Path: path, Endpoint: s.endpoint, Err: err, ctxErr: ctx.Err()}
-		e.Attempts, e.Status, e.Last = trace.snapshot()
-		return "", e
-	}
-	defer out.Content.Close()
-	b, err := readSmall(out.Content)
-	if err != nil {
-		return "", s.wrap(path, err)
+		return "", err
 	}
 	v := strings.TrimSpace(string(b))
 	if v == "" {
 		return "", s.wrap(path, errEmpty)
 	}
 	return v, nil
+}
+
+// read makes one IMDS call, open, and reads its small answer. A failed
+// call's *Error names path and carries what the call's trace saw (attempts,
+// last status, last request).
+func (s *Source) read(ctx context.Context, path string, open func(context.Context) (io.ReadCloser, error)) ([]byte, error) {
+	tctx, trace := withTrace(ctx)
+	body, err := open(tctx)
+	if err != nil {
+		e := &Error{Path: path, Endpoint: s.endpoint, Err: err, ctxErr: ctx.Err()}
+		e.Attempts, e.Status, e.Last = trace.snapshot()
+		return nil, e
+	}
+	defer body.Close()
+	b, err := readSmall(body)
+	if err != nil {
+		return nil, s.wrap(path, err)
+	}
+	return b, nil
 }
 
 var (
