@@ -32,15 +32,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/nodeagent/nodeagent/metadata"
 )
@@ -49,7 +47,7 @@ import (
 // for concurrent use.
 type Env struct {
 	getenv   func(string) string
-	imds     *imds.Client // nil: built on first use
+	imds     *metadata.Client // nil: built on first use
 	operator bool         // never ask IMDS; credentials must be in the environment
 
 	mu     sync.Mutex
@@ -68,7 +66,7 @@ func New(getenv func(string) string) *Env {
 // UseIMDS makes e ask instance metadata through c (the discovery client,
 // metadata.Source.Client) rather than a client of its own. Call it before
 // the first Config; it returns e.
-func (e *Env) UseIMDS(c *imds.Client) *Env {
+func (e *Env) UseIMDS(c *metadata.Client) *Env {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.imds = c
@@ -110,7 +108,7 @@ func (e *Env) Config(ctx context.Context) (aws.Config, error) {
 	if e.loaded {
 		return e.cfg, nil
 	}
-	var md *imds.Client
+	var md *metadata.Client
 	if !e.operator && !strings.EqualFold(e.getenv("AWS_EC2_METADATA_DISABLED"), "true") {
 		md = e.imds
 		if md == nil {
@@ -145,7 +143,12 @@ func (e *Env) Config(ctx context.Context) (aws.Config, error) {
 	} else if e.operator {
 		return aws.Config{}, ErrNoCredentials
 	} else if md != nil {
-		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = md }))
+		// Refreshed five minutes before they expire (at most an hour
+		// after they were read), as the SDK's default chain sets up its
+		// instance profile provider.
+		cfg.Credentials = aws.NewCredentialsCache(metadata.NewRoleCredentials(md), func(o *aws.CredentialsCacheOptions) {
+			o.ExpiryWindow = credentialsExpiryWindow
+		})
 	}
 	// With neither, requests go unsigned and AWS answers 403: the message
 	// the source package gives for that names the instance profile.
@@ -153,18 +156,21 @@ func (e *Env) Config(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
+// credentialsExpiryWindow is how long before they expire the instance
+// profile's credentials are read again.
+const credentialsExpiryWindow = 5 * time.Minute
+
 // imdsRegion reads placement/region, which every EC2 instance serves.
-func imdsRegion(ctx context.Context, md *imds.Client) (string, error) {
-	out, err := md.GetMetadata(ctx, &imds.GetMetadataInput{Path: metadata.PathRegion})
+func imdsRegion(ctx context.Context, md *metadata.Client) (string, error) {
+	b, err := md.Metadata(ctx, metadata.PathRegion)
 	if err != nil {
 		return "", err
 	}
-	defer out.Content.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Content, 64))
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", metadata.PathRegion, err)
+	r := strings.TrimSpace(string(b))
+	if len(r) > 64 {
+		return "", fmt.Errorf("%s from %s: %q is no region name", metadata.PathRegion, md.Endpoint(), r[:64])
 	}
-	return strings.TrimSpace(string(b)), nil
+	return r, nil
 }
 
 // Endpoint returns the custom endpoint for a service, "" for AWS's own:

@@ -37,9 +37,9 @@ func (e *Error) Error() string {
 	return msg
 }
 
-// Unwrap gives the SDK's error and, when the caller's context ended the
-// call, the context error too (so errors.Is(err, context.DeadlineExceeded)
-// holds even though the SDK's token error does not unwrap).
+// Unwrap gives the read's last error and, when the caller's context ended
+// the call, the context error too (so errors.Is(err,
+// context.DeadlineExceeded) holds whichever request the context cut).
 func (e *Error) Unwrap() []error {
 	if e.ctxErr != nil {
 		return []error{e.Err, e.ctxErr}
@@ -61,6 +61,14 @@ const unreachableHint = "IMDS did not answer: check that the instance metadata s
 	" that the PUT response hop limit is at least 2 when the agent runs in a container," +
 	" and that " + EndpointEnv + " points at the right endpoint"
 
+// tokenForbiddenHint explains a 403 to the token request: IMDS answers it
+// when the service is turned off for the instance, and to a request that
+// came through a proxy. (A PUT response hop limit too low for a container
+// drops the answer instead: that is the unreachable hint.)
+const tokenForbiddenHint = "IMDS refused an IMDSv2 session token (403): the instance metadata service is turned off" +
+	" for this instance (aws ec2 modify-instance-metadata-options --http-endpoint enabled), or the request went" +
+	" through a proxy that adds X-Forwarded-For; a PUT response hop limit of 1 seen from a container shows as no answer instead"
+
 func (e *Error) hint() string {
 	switch code := e.StatusCode(); {
 	case code == 0 && !errors.Is(e.ctxErr, context.Canceled) && e.Attempts > 0:
@@ -69,6 +77,8 @@ func (e *Error) hint() string {
 		return "instance tags in metadata must be enabled to read the group"
 	case code == http.StatusNotFound:
 		return "IMDS does not serve this path on this instance"
+	case code == http.StatusForbidden && e.Last == http.MethodPut+" "+tokenPath:
+		return tokenForbiddenHint
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return "IMDS refused the IMDSv2 session token; check that IMDS is enabled and no proxy header (X-Forwarded-For) is added"
 	}

@@ -1,5 +1,5 @@
 // Package metadata discovers who this machine is: instance metadata read over
-// IMDSv2 (never IMDSv1) with the AWS SDK's imds client, host facts read from
+// IMDSv2 (never IMDSv1) with the package's own client (Client), host facts read from
 // files under the agent's root (/etc/os-release, /etc/php), and the memory
 // and kernel boot id of the running host from its procfs (never under the
 // root). Source implements nodeagent.MetadataSource.
@@ -10,26 +10,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-	"github.com/aws/smithy-go/logging"
-
 	"github.com/nodeagent/nodeagent"
-	"github.com/nodeagent/nodeagent/backoff"
 )
 
 // Defaults for Options.
@@ -59,8 +49,7 @@ const (
 const PathIdentityDocument = "dynamic/instance-identity/document"
 
 // The IMDS retry schedule (package backoff): 100 ms doubling, capped at
-// 1 s. (The SDK's own jitter backoff degenerates to a constant delay when
-// its maximum is 1 s, the IMDS client's cap.)
+// 1 s, retry n (from 1) waiting Delay(n) as when the SDK's retryer counted.
 const (
 	backoffBase = 100 * time.Millisecond
 	maxBackoff  = time.Second
@@ -94,7 +83,7 @@ type Options struct {
 
 // Source reads instance metadata over IMDSv2 and host facts under Root.
 type Source struct {
-	client   *imds.Client
+	client   *Client
 	endpoint string
 	root     string
 	proc     string
@@ -106,83 +95,20 @@ var _ nodeagent.MetadataSource = (*Source)(nil)
 // New returns a Source. It does not contact IMDS; the first call does.
 func New(ctx context.Context, o Options) (*Source, error) {
 	_ = ctx // reserved: construction does no I/O
-	client, endpoint, log, err := newClient(o)
+	client, err := NewClient(o)
 	if err != nil {
 		return nil, err
 	}
 	if o.Root == "" {
 		o.Root = "/"
 	}
-	return &Source{client: client, endpoint: endpoint, root: o.Root, proc: o.Proc, log: log}, nil
+	return &Source{client: client, endpoint: client.endpoint, root: o.Root, proc: o.Proc, log: client.log}, nil
 }
 
 // Client returns the Source's IMDS client, to share with the AWS
-// credential chain (awsenv): one client, one session token, and one
+// configuration (awsenv): one client, one session token, and one
 // transport that never goes through HTTP_PROXY.
-func (s *Source) Client() *imds.Client { return s.client }
-
-// NewClient returns an IMDSv2 client as a Source uses: its own transport
-// with no proxy, a deadline per attempt, bounded retries. Options.Root is
-// not used.
-func NewClient(o Options) (*imds.Client, error) {
-	c, _, _, err := newClient(o)
-	return c, err
-}
-
-func newClient(o Options) (*imds.Client, string, *slog.Logger, error) {
-	if o.CallTimeout <= 0 {
-		o.CallTimeout = DefaultCallTimeout
-	}
-	if o.Attempts <= 0 {
-		o.Attempts = DefaultAttempts
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	endpoint := o.Endpoint
-	if endpoint == "" {
-		endpoint = os.Getenv(EndpointEnv)
-	}
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	if err := checkEndpoint(endpoint); err != nil {
-		return nil, "", nil, fmt.Errorf("metadata: IMDS endpoint %q (from the agent config or %s): %w", endpoint, EndpointEnv, err)
-	}
-	log := o.Logger.With(nodeagent.LogKeyComponent, "imds", nodeagent.LogKeyEndpoint, endpoint)
-
-	client := imds.New(imds.Options{
-		Endpoint:       endpoint,
-		HTTPClient:     newHTTPClient(o.CallTimeout, o.DialContext),
-		Retryer:        newRetryer(o.Attempts),
-		EnableFallback: aws.FalseTernary, // IMDSv2 only: a failed token is an error, never a tokenless GET
-		// Our retryer and per-attempt timeout bound each call; the SDK's
-		// fixed 5s operation timeout would cut retries short.
-		DisableDefaultTimeout: true,
-		// The SDK's default cap replaces the retryer's backoff with its own,
-		// which is a constant 1s at that cap; ours is capped and jittered.
-		DisableDefaultMaxBackoff: true,
-		ClientLogMode:            aws.LogRetries,
-		Logger:                   sdkLogger{log: log},
-	})
-	return client, endpoint, log, nil
-}
-
-func checkEndpoint(endpoint string) error {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("scheme %q: %w", u.Scheme, errBadEndpoint)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("no host: %w", errBadEndpoint)
-	}
-	return nil
-}
-
-var errBadEndpoint = errors.New("want http://host[:port]")
+func (s *Source) Client() *Client { return s.client }
 
 // newHTTPClient bounds every attempt and never uses a proxy: IMDS is
 // link-local and must not be sent through HTTP_PROXY.
@@ -192,31 +118,14 @@ func newHTTPClient(timeout time.Duration, dial func(ctx context.Context, network
 	}
 	return &http.Client{
 		Timeout: timeout,
-		Transport: tracingTransport{next: &http.Transport{
+		Transport: &http.Transport{
 			Proxy:                 nil,
 			DialContext:           dial,
 			ResponseHeaderTimeout: timeout,
 			MaxIdleConns:          2,
 			IdleConnTimeout:       30 * time.Second,
-		}},
+		},
 	}
-}
-
-// newRetryer is the SDK's standard retryer (retries 500/502/503/504,
-// throttling codes, connection errors, and a 401 after dropping the token)
-// with our attempt count, our jittered backoff, 429 added, and no
-// client-side retry quota, so every call gets all its attempts even after a
-// long outage.
-func newRetryer(attempts int) aws.Retryer {
-	return retry.NewStandard(func(so *retry.StandardOptions) {
-		so.MaxAttempts = attempts
-		so.MaxBackoff = maxBackoff
-		so.Backoff = backoff.Policy{Base: backoffBase, Max: maxBackoff}
-		so.RateLimiter = ratelimit.None
-		so.Retryables = append(so.Retryables, retry.RetryableHTTPStatusCode{
-			Codes: map[int]struct{}{http.StatusTooManyRequests: {}},
-		})
-	})
 }
 
 // Instance reads the instance metadata and the host facts.
@@ -304,13 +213,7 @@ type identityDocument struct {
 
 // identity reads and checks the instance identity document.
 func (s *Source) identity(ctx context.Context) (identityDocument, error) {
-	b, err := s.read(ctx, PathIdentityDocument, func(ctx context.Context) (io.ReadCloser, error) {
-		out, err := s.client.GetDynamicData(ctx, &imds.GetDynamicDataInput{Path: "instance-identity/document"})
-		if err != nil {
-			return nil, err
-		}
-		return out.Content, nil
-	})
+	b, err := s.client.Dynamic(ctx, strings.TrimPrefix(PathIdentityDocument, "dynamic/"))
 	if err != nil {
 		return identityDocument{}, err
 	}
@@ -330,15 +233,11 @@ func (s *Source) identity(ctx context.Context) (identityDocument, error) {
 	return doc, nil
 }
 
-// get reads one metadata path (relative to /latest/meta-data/).
+// get reads one metadata path (relative to /latest/meta-data/). A failed
+// read's *Error names path and carries what the read saw (requests, last
+// status, last request).
 func (s *Source) get(ctx context.Context, path string) (string, error) {
-	b, err := s.read(ctx, path, func(ctx context.Context) (io.ReadCloser, error) {
-		out, err := s.client.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
-		if err != nil {
-			return nil, err
-		}
-		return out.Content, nil
-	})
+	b, err := s.client.Metadata(ctx, path)
 	if err != nil {
 		return "", err
 	}
@@ -349,25 +248,6 @@ func (s *Source) get(ctx context.Context, path string) (string, error) {
 	return v, nil
 }
 
-// read makes one IMDS call, open, and reads its small answer. A failed
-// call's *Error names path and carries what the call's trace saw (attempts,
-// last status, last request).
-func (s *Source) read(ctx context.Context, path string, open func(context.Context) (io.ReadCloser, error)) ([]byte, error) {
-	tctx, trace := withTrace(ctx)
-	body, err := open(tctx)
-	if err != nil {
-		e := &Error{Path: path, Endpoint: s.endpoint, Err: err, ctxErr: ctx.Err()}
-		e.Attempts, e.Status, e.Last = trace.snapshot()
-		return nil, e
-	}
-	defer body.Close()
-	b, err := readSmall(body)
-	if err != nil {
-		return nil, s.wrap(path, err)
-	}
-	return b, nil
-}
-
 var (
 	errEmpty    = errors.New("empty value")
 	errNoRegion = errors.New("names no region")
@@ -375,15 +255,4 @@ var (
 
 func (s *Source) wrap(path string, err error) error {
 	return &Error{Path: path, Endpoint: s.endpoint, Err: err}
-}
-
-// sdkLogger forwards the SDK's log lines (retries) to slog.
-type sdkLogger struct{ log *slog.Logger }
-
-func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
-	level := slog.LevelDebug
-	if c == logging.Warn {
-		level = slog.LevelWarn
-	}
-	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...))
 }
