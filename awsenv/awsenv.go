@@ -48,7 +48,7 @@ import (
 type Env struct {
 	getenv   func(string) string
 	imds     *metadata.Client // nil: built on first use
-	operator bool         // never ask IMDS; credentials must be in the environment
+	operator bool             // never ask IMDS; credentials must be in the environment
 
 	mu     sync.Mutex
 	cfg    aws.Config
