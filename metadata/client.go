@@ -259,11 +259,12 @@ func (e *statusError) Error() string {
 func (e *statusError) HTTPStatusCode() int { return e.code }
 
 // sendError is a request that got no (whole) answer: refused, reset or
-// timed out.
+// timed out. It does not unwrap: an attempt cut by its own timeout would
+// otherwise read as context.DeadlineExceeded, which an *Error reports only
+// when the caller's context ended the read (as with the SDK's client).
 type sendError struct{ err error }
 
 func (e *sendError) Error() string { return e.err.Error() }
-func (e *sendError) Unwrap() error { return e.err }
 
 // send makes one request and reads its answer, bounded by maxValue. It
 // counts the request in e and records its status there.
