@@ -35,6 +35,9 @@ const (
 // of its next read.
 const TokenTTL = 300 * time.Second
 
+// maxTokenTTL is the longest TTL IMDS grants, in seconds.
+const maxTokenTTL = 21600
+
 // renewBefore is how long before its expiry a token is renewed: a token
 // sent in the last moments of its life can reach IMDS after it, which costs
 // a 401 and a round trip more. A tenth of the TTL, at most a minute.
@@ -62,7 +65,6 @@ type Client struct {
 	attempts int
 	policy   backoff.Policy
 	log      *slog.Logger
-	now      func() time.Time
 
 	// fetching is held by the one caller that fetches a token; the others
 	// wait for it, or for their context to end (why it is a channel and not
@@ -71,7 +73,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	token   string
-	renewAt time.Time // wall clock: IMDS ends a token in real time, across a hibernation too
+	renewAt time.Time // wall clock (Round(0)): IMDS ends a token in real time, across a hibernation too
 }
 
 // NewClient returns an IMDSv2 client as a Source uses: its own transport
@@ -105,7 +107,6 @@ func NewClient(o Options) (*Client, error) {
 		attempts: o.Attempts,
 		policy:   backoff.Policy{Base: backoffBase, Max: maxBackoff},
 		log:      o.Logger.With(nodeagent.LogKeyComponent, "imds", nodeagent.LogKeyEndpoint, endpoint),
-		now:      time.Now,
 		fetching: make(chan struct{}, 1),
 	}, nil
 }
@@ -212,6 +213,7 @@ func (c *Client) sessionToken(ctx context.Context, e *Error) (string, error) {
 		if perr != nil || secs <= 0 {
 			return fmt.Errorf("the token answer's %s header %q is not a number of seconds", ttlHeader, h.Get(ttlHeader))
 		}
+		secs = min(secs, maxTokenTTL) // IMDS grants at most six hours
 		if len(b) == 0 {
 			return errors.New("the token answer is empty")
 		}
@@ -222,7 +224,7 @@ func (c *Client) sessionToken(ctx context.Context, e *Error) (string, error) {
 		return "", &tokenError{err}
 	}
 	c.mu.Lock()
-	c.token, c.renewAt = tok, c.now().Round(0).Add(ttl-renewBefore(ttl))
+	c.token, c.renewAt = tok, time.Now().Round(0).Add(ttl-renewBefore(ttl))
 	c.mu.Unlock()
 	return tok, nil
 }
@@ -230,7 +232,7 @@ func (c *Client) sessionToken(ctx context.Context, e *Error) (string, error) {
 func (c *Client) cached() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.token == "" || !c.now().Round(0).Before(c.renewAt) {
+	if c.token == "" || !time.Now().Round(0).Before(c.renewAt) {
 		return ""
 	}
 	return c.token

@@ -46,10 +46,7 @@ const (
 // (sharing its session token with discovery). It stands in for the SDK's
 // credentials/ec2rolecreds, which links the SDK's imds client; the metadata
 // package's differential test holds the two to the same credentials.
-type RoleCredentials struct {
-	client *Client
-	now    func() time.Time
-}
+type RoleCredentials struct{ client *Client }
 
 var (
 	_ aws.CredentialsProvider                       = (*RoleCredentials)(nil)
@@ -60,7 +57,7 @@ var (
 // NewRoleCredentials returns the instance profile's credentials read
 // through c.
 func NewRoleCredentials(c *Client) *RoleCredentials {
-	return &RoleCredentials{client: c, now: time.Now}
+	return &RoleCredentials{client: c}
 }
 
 // ErrNoInstanceProfile means IMDS serves no instance profile credentials.
@@ -113,7 +110,7 @@ func (p *RoleCredentials) Retrieve(ctx context.Context) (aws.Credentials, error)
 		CanExpire:       true,
 		Expires:         rc.Expiration,
 	}
-	if limit := p.now().Add(maxCredentialLife); creds.Expires.After(limit) {
+	if limit := time.Now().Add(maxCredentialLife); creds.Expires.After(limit) {
 		creds.Expires = limit
 	}
 	return creds, nil
@@ -139,7 +136,7 @@ func (p *RoleCredentials) HandleFailToRefresh(ctx context.Context, prev aws.Cred
 	if !prev.CanExpire {
 		return aws.Credentials{}, err
 	}
-	now := p.now()
+	now := time.Now()
 	if prev.Expires.After(now.Add(staleGrace)) {
 		return prev, nil
 	}
@@ -153,7 +150,7 @@ func (p *RoleCredentials) HandleFailToRefresh(ctx context.Context, prev aws.Cred
 // AdjustExpiresBy moves Expires by dur (the cache's expiry window, which
 // is negative) unless the credentials expire within noAdjustWithin.
 func (p *RoleCredentials) AdjustExpiresBy(creds aws.Credentials, dur time.Duration) (aws.Credentials, error) {
-	if !creds.CanExpire || creds.Expires.Before(p.now().Add(noAdjustWithin)) {
+	if !creds.CanExpire || creds.Expires.Before(time.Now().Add(noAdjustWithin)) {
 		return creds, nil
 	}
 	creds.Expires = creds.Expires.Add(dur)

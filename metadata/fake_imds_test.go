@@ -43,7 +43,7 @@ type fakeIMDS struct {
 	stop     chan struct{}
 }
 
-func newFakeIMDS(t *testing.T, values map[string]string) *fakeIMDS {
+func newFakeIMDS(t testing.TB, values map[string]string) *fakeIMDS {
 	t.Helper()
 	f := &fakeIMDS{values: values, tokens: map[string]bool{}, stop: make(chan struct{})}
 	srv := httptest.NewServer(f)
