@@ -69,9 +69,10 @@ type Options struct {
 	// CallTimeout bounds each HTTP attempt against IMDS (token or metadata);
 	// default DefaultCallTimeout.
 	CallTimeout time.Duration
-	// Attempts is how many times one call is tried on 503, 429, 5xx,
-	// transport errors and rejected (401) tokens, with exponential backoff and
-	// jitter between attempts; default DefaultAttempts.
+	// Attempts is how many times one request is tried on 500, 502, 503,
+	// 504, 429, no answer, and (a metadata GET) a rejected (401) token, with
+	// exponential backoff and jitter between attempts; the token request
+	// has attempts of its own. Default DefaultAttempts.
 	Attempts int
 	// Logger receives retry and discovery messages; nil discards them.
 	Logger *slog.Logger
