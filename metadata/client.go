@@ -28,12 +28,12 @@ const (
 	userAgent   = "nodeagent (metadata; IMDSv2)"
 )
 
-// TokenTTL is the lifetime asked for a session token: 300 seconds, what the
+// tokenTTL is the lifetime asked for a session token: 300 seconds, what the
 // SDK's imds client asks for (its defaultTokenTTL), so IMDS sees the same
-// requests from this client as it saw from the SDK's. A token is one PUT
-// round trip, and a process that lives longer renews it in the background
-// of its next read.
-const TokenTTL = 300 * time.Second
+// requests from this client as it saw from the SDK's. An apply lives far
+// less; a longer process (run) takes a new token, one PUT, on its first
+// read after 270 s (renewBefore).
+const tokenTTL = 300 * time.Second
 
 // maxTokenTTL is the longest TTL IMDS grants, in seconds.
 const maxTokenTTL = 21600
@@ -247,14 +247,12 @@ func (c *Client) dropToken(tok string) {
 	}
 }
 
-// statusError is an IMDS answer other than 2xx.
-type statusError struct {
-	method, path string
-	code         int
-}
+// statusError is an IMDS answer other than 2xx. (The *Error it ends up in
+// names the path, and the last request when there were several.)
+type statusError struct{ code int }
 
 func (e *statusError) Error() string {
-	return fmt.Sprintf("%s %s: IMDS answered %d %s", e.method, e.path, e.code, http.StatusText(e.code))
+	return fmt.Sprintf("IMDS answered %d %s", e.code, http.StatusText(e.code))
 }
 
 // HTTPStatusCode is the answer's status.
@@ -277,7 +275,7 @@ func (c *Client) send(ctx context.Context, e *Error, method, urlPath, token stri
 	}
 	req.Header.Set("User-Agent", userAgent)
 	if method == http.MethodPut {
-		req.Header.Set(ttlHeader, strconv.Itoa(int(TokenTTL/time.Second)))
+		req.Header.Set(ttlHeader, strconv.Itoa(int(tokenTTL/time.Second)))
 	} else {
 		req.Header.Set(tokenHeader, token)
 	}
@@ -291,7 +289,7 @@ func (c *Client) send(ctx context.Context, e *Error, method, urlPath, token stri
 	e.Status = resp.StatusCode
 	b, rerr := readSmall(resp.Body)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, nil, &statusError{method: method, path: urlPath, code: resp.StatusCode}
+		return nil, nil, &statusError{code: resp.StatusCode}
 	}
 	if errors.Is(rerr, errTooLarge) {
 		return nil, nil, rerr

@@ -80,10 +80,10 @@ func (p *RoleCredentials) Retrieve(ctx context.Context) (aws.Credentials, error)
 	fail := aws.Credentials{Source: RoleCredentialsSource}
 	b, err := p.client.Metadata(ctx, PathSecurityCredentials)
 	if IsNotFound(err) {
-		return fail, fmt.Errorf("metadata: instance profile: %w: %w", ErrNoInstanceProfile, err)
+		return fail, fmt.Errorf("%w: %w", err, ErrNoInstanceProfile)
 	}
 	if err != nil {
-		return fail, fmt.Errorf("metadata: instance profile: %w", err)
+		return fail, err
 	}
 	role := firstLine(b)
 	if role == "" {
@@ -91,7 +91,7 @@ func (p *RoleCredentials) Retrieve(ctx context.Context) (aws.Credentials, error)
 	}
 	b, err = p.client.Metadata(ctx, PathSecurityCredentials+role)
 	if err != nil {
-		return fail, fmt.Errorf("metadata: instance profile role %s: %w", role, err)
+		return fail, err
 	}
 	var rc roleCredentials
 	if err := json.Unmarshal(b, &rc); err != nil {
@@ -99,8 +99,12 @@ func (p *RoleCredentials) Retrieve(ctx context.Context) (aws.Credentials, error)
 			role, PathSecurityCredentials, role, err)
 	}
 	if !strings.EqualFold(rc.Code, "Success") {
-		return fail, fmt.Errorf("metadata: instance profile role %s: IMDS answered code %q (%s): %w",
-			role, rc.Code, rc.Message, ErrNoInstanceProfile)
+		msg := ""
+		if rc.Message != "" {
+			msg = " (" + rc.Message + ")"
+		}
+		return fail, fmt.Errorf("metadata: instance profile role %s: IMDS answered code %q%s, not Success: %w"+
+			" (an attached profile's role must trust ec2.amazonaws.com)", role, rc.Code, msg, ErrNoInstanceProfile)
 	}
 	creds := aws.Credentials{
 		AccessKeyID:     rc.AccessKeyID,

@@ -65,9 +65,9 @@ const unreachableHint = "IMDS did not answer: check that the instance metadata s
 // when the service is turned off for the instance, and to a request that
 // came through a proxy. (A PUT response hop limit too low for a container
 // drops the answer instead: that is the unreachable hint.)
-const tokenForbiddenHint = "IMDS refused an IMDSv2 session token (403): the instance metadata service is turned off" +
-	" for this instance (aws ec2 modify-instance-metadata-options --http-endpoint enabled), or the request went" +
-	" through a proxy that adds X-Forwarded-For; a PUT response hop limit of 1 seen from a container shows as no answer instead"
+const tokenForbiddenHint = "IMDS refuses session tokens when the instance metadata service is turned off for the instance" +
+	" (aws ec2 modify-instance-metadata-options --http-endpoint enabled) and to a request through a proxy that adds" +
+	" X-Forwarded-For; a PUT response hop limit too low for a container shows as no answer instead"
 
 func (e *Error) hint() string {
 	switch code := e.StatusCode(); {

@@ -1,8 +1,10 @@
 // Package metadata discovers who this machine is: instance metadata read over
-// IMDSv2 (never IMDSv1) with the package's own client (Client), host facts read from
-// files under the agent's root (/etc/os-release, /etc/php), and the memory
-// and kernel boot id of the running host from its procfs (never under the
-// root). Source implements nodeagent.MetadataSource.
+// IMDSv2 (never IMDSv1) with the package's own client (Client), host facts
+// read from files under the agent's root (/etc/os-release, /etc/php), and
+// the memory and kernel boot id of the running host from its procfs (never
+// under the root). Source implements nodeagent.MetadataSource;
+// RoleCredentials gives the instance profile's credentials through a
+// Client.
 package metadata
 
 import (
