@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/backoff"
 	"github.com/nodeagent/nodeagent/metadata"
 	"github.com/nodeagent/nodeagent/test/memnet"
@@ -648,6 +651,85 @@ func TestCredentialsKeptWhenIMDSFails(t *testing.T) {
 			if _, err := p.HandleFailToRefresh(t.Context(), aws.Credentials{AccessKeyID: "A"}, fail); !errors.Is(err, fail) {
 				t.Errorf("%s: credentials that cannot expire: %v, want the refresh error", who, err)
 			}
+		}
+	})
+}
+
+// recordSink keeps the records logged through a recordHandler and the
+// handlers derived from it (With), each with the attributes it was given.
+type recordSink struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+type recordHandler struct {
+	sink  *recordSink
+	attrs []slog.Attr
+}
+
+func (h recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(h.attrs...)
+	h.sink.mu.Lock()
+	defer h.sink.mu.Unlock()
+	h.sink.records = append(h.sink.records, r)
+	return nil
+}
+
+func (h recordHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return recordHandler{sink: h.sink, attrs: append(slices.Clone(h.attrs), as...)}
+}
+
+func (h recordHandler) WithGroup(string) slog.Handler { return h }
+
+// TestRetryIsLogged: each retry is a debug record "retrying" with the
+// request, the attempt about to be made, the attempts in all, the wait and
+// the error, under the root package's log keys (the SDK client logged its
+// retries at debug level too).
+func TestRetryIsLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, dial := serveCanned(t, nil, []answer{{status: 503}, {status: 200, body: "i-0r"}})
+		sink := &recordSink{}
+		c, err := metadata.NewClient(metadata.Options{Endpoint: "http://169.254.169.254", Attempts: 3, DialContext: dial, Logger: slog.New(recordHandler{sink: sink})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Metadata(context.Background(), "instance-id"); err != nil {
+			t.Fatal(err)
+		}
+		var got []map[string]string
+		for _, r := range sink.records {
+			if r.Message != "retrying" {
+				continue
+			}
+			m := map[string]string{"level": r.Level.String()}
+			r.Attrs(func(a slog.Attr) bool {
+				m[a.Key] = a.Value.String()
+				return true
+			})
+			got = append(got, m)
+		}
+		if len(got) != 1 {
+			t.Fatalf("%d retrying records, want 1: %v", len(got), got)
+		}
+		r := got[0]
+		want := map[string]string{
+			"level":                   "DEBUG",
+			nodeagent.LogKeyComponent: "imds",
+			nodeagent.LogKeyEndpoint:  "http://169.254.169.254",
+			nodeagent.LogKeyOp:        "GET /latest/meta-data/instance-id",
+			nodeagent.LogKeyAttempt:   "2",
+			nodeagent.LogKeyAttempts:  "3",
+			nodeagent.LogKeyError:     "IMDS answered 503 Service Unavailable",
+			nodeagent.LogKeyWait:      r[nodeagent.LogKeyWait],
+		}
+		if diff := cmp.Diff(want, r); diff != "" {
+			t.Errorf("retrying record (-want +got):\n%s", diff)
+		}
+		if w, err := time.ParseDuration(r[nodeagent.LogKeyWait]); err != nil || w < imdsBackoff.Step(1)/2 || w >= imdsBackoff.Step(1) {
+			t.Errorf("wait %q, want in [%s, %s)", r[nodeagent.LogKeyWait], imdsBackoff.Step(1)/2, imdsBackoff.Step(1))
 		}
 	})
 }
