@@ -733,3 +733,74 @@ func TestRetryIsLogged(t *testing.T) {
 		}
 	})
 }
+
+// fuzzAnswer turns one byte into an answer: a status (or no answer) from
+// the low bits, a variant of the body or the TTL header from the high ones.
+func fuzzAnswer(b byte, put bool) answer {
+	codes := []int{200, 200, 200, 401, 403, 404, 429, 500, 501, 502, 503, 504, 0}
+	code := codes[int(b&0x0f)%len(codes)]
+	if code == 0 {
+		return answer{hang: true}
+	}
+	a := answer{status: code}
+	variant := b >> 4
+	switch {
+	case put && code == 200:
+		// A token: with the usual TTL, none, or one that is no number.
+		a.ttl = [...]string{"300", "300", "-", "x"}[variant%4]
+	case code == 200 && variant == 15:
+		a.body = "" // an empty value
+	default:
+		a.body = "v" + strconv.Itoa(int(b))
+	}
+	return a
+}
+
+// FuzzDifferentialAnswers: for any script of token and metadata answers,
+// both clients send the same requests and reach the same verdict.
+func FuzzDifferentialAnswers(f *testing.F) {
+	f.Add([]byte{}, []byte{0x00}, uint8(3))
+	f.Add([]byte{}, []byte{0x05}, uint8(3))                 // 404
+	f.Add([]byte{0x04}, []byte{0x00}, uint8(3))             // 403 on the token
+	f.Add([]byte{0x0a, 0x0a}, []byte{0x00}, uint8(3))       // 503 twice on the token
+	f.Add([]byte{}, []byte{0x0a, 0x0a, 0x00}, uint8(3))     // 503 twice on the GET
+	f.Add([]byte{}, []byte{0x03, 0x00}, uint8(3))           // 401 then 200
+	f.Add([]byte{0x20, 0x30}, []byte{0x0c, 0x06}, uint8(2)) // no TTL; no answer, 429
+	f.Add([]byte{0x0c, 0x00}, []byte{0xf0, 0x08}, uint8(4)) // no answer to the token; empty value
+	f.Fuzz(func(t *testing.T, puts, gets []byte, attempts uint8) {
+		if len(puts) > 8 || len(gets) > 8 {
+			return // longer scripts say nothing more, and take longer
+		}
+		var putAnswers, getAnswers []answer
+		for _, b := range puts {
+			putAnswers = append(putAnswers, fuzzAnswer(b, true))
+		}
+		for _, b := range gets {
+			getAnswers = append(getAnswers, fuzzAnswer(b, false))
+		}
+		if len(getAnswers) == 0 {
+			getAnswers = []answer{{status: 200, body: "v"}}
+		}
+		o := metadata.Options{Endpoint: "http://169.254.169.254", Attempts: int(attempts%5) + 1, CallTimeout: time.Second}
+		synctest.Test(t, func(t *testing.T) {
+			run := func(newReader func(metadata.Options) reader) (verdict, []string, error) {
+				f, dial := serveCanned(t, putAnswers, getAnswers)
+				o := o
+				o.DialContext = dial
+				b, err := newReader(o).meta(context.Background(), "instance-id")
+				return judge(b, err), f.take(), err
+			}
+			sv, sreqs, serr := run(func(o metadata.Options) reader { return newSDKReader(o.Endpoint, o) })
+			ov, oreqs, oerr := run(func(o metadata.Options) reader { return newOurReader(t, o) })
+			if sv.Attempts > 0 && sv.Status == 0 {
+				sv.Deadline = ov.Deadline // see TestDifferentialCanned
+			}
+			if diff := cmp.Diff(sv, ov); diff != "" {
+				t.Errorf("verdict (-SDK's +ours):\n%s\nSDK's error: %v\nour error: %v", diff, serr, oerr)
+			}
+			if diff := cmp.Diff(sreqs, oreqs); diff != "" {
+				t.Errorf("requests IMDS saw (-SDK's +ours):\n%s", diff)
+			}
+		})
+	})
+}
