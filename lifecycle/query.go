@@ -20,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/awsenv"
 )
 
 // The Auto Scaling Query API: form-encoded POSTs, version 2011-01-01,
@@ -98,45 +99,10 @@ func NewAutoScaling(cfg aws.Config, endpoint string, hc aws.HTTPClient) (*AutoSc
 // SDK's endpoint rules resolve it with FIPS and dual-stack off (their
 // default): https://autoscaling.<region>.<partition's DNS suffix>.
 func RegionalEndpoint(region string) (string, error) {
-	if !validHostLabel(region) {
+	if !awsenv.ValidRegion(region) {
 		return "", fmt.Errorf("auto scaling endpoint: region %q is not a valid AWS region name: set AWS_REGION", region)
 	}
-	return "https://autoscaling." + region + "." + dnsSuffix(region), nil
-}
-
-// dnsSuffix is the DNS suffix of region's partition, after the SDK's
-// partitions table (internal/endpoints/awsrulesfn); a region no partition
-// claims is in "aws", as there.
-func dnsSuffix(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "amazonaws.com.cn"
-	case strings.HasPrefix(region, "eusc-de-"):
-		return "amazonaws.eu"
-	case strings.HasPrefix(region, "us-iso-"):
-		return "c2s.ic.gov"
-	case strings.HasPrefix(region, "us-isob-"):
-		return "sc2s.sgov.gov"
-	case strings.HasPrefix(region, "eu-isoe-"):
-		return "cloud.adc-e.uk"
-	case strings.HasPrefix(region, "us-isof-"):
-		return "csp.hci.ic.gov"
-	}
-	return "amazonaws.com" // aws and aws-us-gov
-}
-
-// validHostLabel reports whether s can stand in a host name, as the SDK's
-// rules require of a region.
-func validHostLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return "https://autoscaling." + region + "." + awsenv.DNSSuffix(region), nil
 }
 
 // CompleteLifecycleAction completes h's lifecycle action with result.

@@ -31,19 +31,18 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/s3api"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
-// API is the part of the S3 client a Publisher uses (*s3.Client has it).
+// API is the part of the S3 client a Publisher uses (*s3api.Client has it).
 type API interface {
-	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	Get(ctx context.Context, in s3api.GetInput) (*s3api.GetOutput, error)
+	Put(ctx context.Context, in s3api.PutInput) (etag string, err error)
 }
 
 // maxDocument bounds a document read back from S3 (the agents' own bound).
@@ -248,24 +247,22 @@ func (p *Publisher) Write(ctx context.Context, cur *Current, ch *Change) (Result
 		}
 		res.HistoryURL = "s3://" + p.bucket + "/" + hk
 	}
-	in := &s3.PutObjectInput{
-		Bucket:        aws.String(p.bucket),
-		Key:           aws.String(p.key),
-		Body:          bytes.NewReader(ch.Body),
-		ContentLength: aws.Int64(int64(len(ch.Body))),
-		ContentType:   aws.String(contentType(p.key)),
+	in := s3api.PutInput{
+		Bucket:      p.bucket,
+		Key:         p.key,
+		Body:        ch.Body,
+		ContentType: contentType(p.key),
 	}
 	if cur.Exists {
-		in.IfMatch = aws.String(cur.ETag)
+		in.IfMatch = cur.ETag
 	} else {
-		in.IfNoneMatch = aws.String("*")
+		in.IfNoneMatch = "*"
 	}
 	var now *Current
 	for attempt := 1; ; attempt++ {
-		in.Body = bytes.NewReader(ch.Body)
-		out, err := p.api.PutObject(ctx, in)
+		etag, err := p.api.Put(ctx, in)
 		if err == nil {
-			res.ETag = aws.ToString(out.ETag)
+			res.ETag = etag
 			return res, nil
 		}
 		if !conflict(err) {
@@ -331,13 +328,12 @@ func (p *Publisher) keepNew(ctx context.Context, ch *Change, res *Result) {
 
 // put creates key with body if it does not exist.
 func (p *Publisher) put(ctx context.Context, key string, body []byte) error {
-	_, err := p.api.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        aws.String(p.bucket),
-		Key:           aws.String(key),
-		Body:          bytes.NewReader(body),
-		ContentLength: aws.Int64(int64(len(body))),
-		ContentType:   aws.String(contentType(key)),
-		IfNoneMatch:   aws.String("*"),
+	_, err := p.api.Put(ctx, s3api.PutInput{
+		Bucket:      p.bucket,
+		Key:         key,
+		Body:        body,
+		ContentType: contentType(key),
+		IfNoneMatch: "*",
 	})
 	return err
 }
@@ -372,7 +368,7 @@ var errNotFound = errors.New("not found")
 
 // get reads key whole.
 func (p *Publisher) get(ctx context.Context, key string) ([]byte, string, error) {
-	out, err := p.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(p.bucket), Key: aws.String(key)})
+	out, err := p.api.Get(ctx, s3api.GetInput{Bucket: p.bucket, Key: key})
 	if err != nil {
 		if status(err) == http.StatusNotFound {
 			return nil, "", fmt.Errorf("publish: s3://%s/%s: %w", p.bucket, key, errNotFound)
@@ -387,7 +383,7 @@ func (p *Publisher) get(ctx context.Context, key string) ([]byte, string, error)
 	if len(body) > maxDocument {
 		return nil, "", fmt.Errorf("publish: s3://%s/%s is larger than %d bytes", p.bucket, key, maxDocument)
 	}
-	return body, aws.ToString(out.ETag), nil
+	return body, out.ETag, nil
 }
 
 // explain names the operation, the object and, for the usual refusals,

@@ -9,10 +9,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/nodeagent/nodeagent/publish"
+	"github.com/nodeagent/nodeagent/s3api"
 )
 
 // statusError is an S3 answer with an HTTP status.
@@ -37,30 +35,27 @@ func (f *fakeS3) store(key string, body []byte) {
 	f.objects[key], f.etags[key] = body, fmt.Sprintf(`"%d"`, f.n)
 }
 
-func (f *fakeS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
-	b, ok := f.objects[*in.Key]
+func (f *fakeS3) Get(_ context.Context, in s3api.GetInput) (*s3api.GetOutput, error) {
+	b, ok := f.objects[in.Key]
 	if !ok {
 		return nil, statusError(http.StatusNotFound)
 	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(b)), ETag: aws.String(f.etags[*in.Key])}, nil
+	return &s3api.GetOutput{Body: io.NopCloser(bytes.NewReader(b)), ETag: f.etags[in.Key], ContentLength: int64(len(b))}, nil
 }
 
-func (f *fakeS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
-	body, err := io.ReadAll(in.Body)
-	if err != nil {
-		return nil, err
-	}
+func (f *fakeS3) Put(_ context.Context, in s3api.PutInput) (string, error) {
+	body := bytes.Clone(in.Body)
 	if f.beforePut != nil {
-		if err := f.beforePut(*in.Key, body); err != nil {
-			return nil, err
+		if err := f.beforePut(in.Key, body); err != nil {
+			return "", err
 		}
 	}
-	_, exists := f.objects[*in.Key]
-	if in.IfNoneMatch != nil && exists || in.IfMatch != nil && (!exists || *in.IfMatch != f.etags[*in.Key]) {
-		return nil, statusError(http.StatusPreconditionFailed)
+	_, exists := f.objects[in.Key]
+	if in.IfNoneMatch != "" && exists || in.IfMatch != "" && (!exists || in.IfMatch != f.etags[in.Key]) {
+		return "", statusError(http.StatusPreconditionFailed)
 	}
-	f.store(*in.Key, body)
-	return &s3.PutObjectOutput{ETag: aws.String(f.etags[*in.Key])}, nil
+	f.store(in.Key, body)
+	return f.etags[in.Key], nil
 }
 
 // TestWriteConflicts: the answers to a conditional write that are not a

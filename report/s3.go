@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,12 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/nodeagent/nodeagent/awsenv"
+	"github.com/nodeagent/nodeagent/s3api"
 	"github.com/nodeagent/nodeagent/topology"
 )
 
@@ -54,9 +52,8 @@ func (l Location) URLOf(instanceID string) string {
 type Client struct {
 	env *awsenv.Env
 
-	mu       sync.Mutex
-	api      *s3.Client
-	endpoint string
+	mu  sync.Mutex
+	api *s3api.Client
 	// Timeout bounds each request, retries included; default
 	// DefaultTimeout.
 	Timeout time.Duration
@@ -77,21 +74,12 @@ func NewClient(env *awsenv.Env) *Client {
 }
 
 // NewClientFromAPI wraps an S3 client configured elsewhere.
-func NewClientFromAPI(api *s3.Client) *Client {
-	c := &Client{}
-	c.setAPI(api)
-	return c
-}
-
-func (c *Client) setAPI(api *s3.Client) {
-	c.api = api
-	if ep := api.Options().BaseEndpoint; ep != nil {
-		c.endpoint = *ep
-	}
+func NewClientFromAPI(api *s3api.Client) *Client {
+	return &Client{api: api}
 }
 
 // client returns the S3 client, building it on first use.
-func (c *Client) client(ctx context.Context) (*s3.Client, error) {
+func (c *Client) client(ctx context.Context) (*s3api.Client, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.api != nil {
@@ -101,22 +89,16 @@ func (c *Client) client(ctx context.Context) (*s3.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("AWS config: %w", err)
 	}
-	env := c.env
-	c.setAPI(s3.NewFromConfig(cfg, func(so *s3.Options) {
-		if ep := env.Endpoint("S3"); ep != "" {
-			so.BaseEndpoint = aws.String(ep)
-			so.UsePathStyle = true
-		}
-		so.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+	api, err := s3api.New(cfg, s3api.Options{
+		Endpoint: c.env.Endpoint("S3"),
+		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConnsPerHost = DefaultParallel
-		})
-		so.DisableLogOutputChecksumValidationSkipped = true
-		// A report is a few KiB of JSON whose decoder checks it whole:
-		// no CRC over each body, which costs a reader of 2,000 reports
-		// CPU for nothing.
-		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-	}))
+		}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.api = api
 	return c.api, nil
 }
 
@@ -139,15 +121,14 @@ func (c *Client) Put(ctx context.Context, loc Location, r *Report) error {
 	if err != nil {
 		return fmt.Errorf("report: put %s: %w", loc.URLOf(r.InstanceID), err)
 	}
-	_, err = api.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        aws.String(loc.Bucket),
-		Key:           aws.String(Key(loc.Prefix, r.InstanceID)),
-		Body:          bytes.NewReader(body),
-		ContentLength: aws.Int64(int64(len(body))),
-		ContentType:   aws.String("application/json"),
+	_, err = api.Put(ctx, s3api.PutInput{
+		Bucket:      loc.Bucket,
+		Key:         Key(loc.Prefix, r.InstanceID),
+		Body:        body,
+		ContentType: "application/json",
 	})
 	if err != nil {
-		return fmt.Errorf("report: put %s: %w", loc.URLOf(r.InstanceID), c.explain(loc, err, "s3:PutObject"))
+		return fmt.Errorf("report: put %s: %w", loc.URLOf(r.InstanceID), c.explain(api, loc, err, "s3:PutObject"))
 	}
 	return nil
 }
@@ -189,21 +170,22 @@ func (c *Client) ReadCached(ctx context.Context, loc Location, prev []Entry) ([]
 		return nil, fmt.Errorf("report: list %s: %w", loc.URL, err)
 	}
 	var entries []Entry
-	p := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{
-		Bucket:    aws.String(loc.Bucket),
-		Prefix:    aws.String(loc.Prefix),
-		Delimiter: aws.String("/"), // sub-folders are not reports
-	})
-	for p.HasMorePages() {
+	in := s3api.ListInput{
+		Bucket:    loc.Bucket,
+		Prefix:    loc.Prefix,
+		Delimiter: "/", // sub-folders are not reports
+	}
+	for first := true; first || in.ContinuationToken != ""; first = false {
 		lctx, cancel := context.WithTimeout(ctx, c.timeout())
-		page, err := p.NextPage(lctx)
+		page, err := api.List(lctx, in)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("report: list %s: %w", loc.URL, c.explain(loc, err, "s3:ListBucket"))
+			return nil, fmt.Errorf("report: list %s: %w", loc.URL, c.explain(api, loc, err, "s3:ListBucket"))
 		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			e := Entry{Key: key, LastModified: aws.ToTime(o.LastModified).UTC(), ETag: aws.ToString(o.ETag)}
+		in.ContinuationToken = page.NextToken
+		for _, o := range page.Objects {
+			key := o.Key
+			e := Entry{Key: key, LastModified: o.LastModified.UTC(), ETag: o.ETag}
 			if k, ok := known[key]; ok && k.ETag == e.ETag {
 				e.InstanceID, e.Report, e.Err = k.InstanceID, k.Report, k.Err
 				entries = append(entries, e)
@@ -214,8 +196,8 @@ func (c *Client) ReadCached(ctx context.Context, loc Location, prev []Entry) ([]
 			} else {
 				e.Err = fmt.Errorf("%w: key %q is not <prefix><instance-id>.json", ErrForeign, key)
 			}
-			if aws.ToInt64(o.Size) > MaxSize {
-				e.Err = fmt.Errorf("%w: %d bytes, more than %d", ErrCorrupt, aws.ToInt64(o.Size), MaxSize)
+			if o.Size > MaxSize {
+				e.Err = fmt.Errorf("%w: %d bytes, more than %d", ErrCorrupt, o.Size, MaxSize)
 			}
 			entries = append(entries, e)
 		}
@@ -224,9 +206,8 @@ func (c *Client) ReadCached(ctx context.Context, loc Location, prev []Entry) ([]
 		}
 	}
 
-	// A fixed pool of workers rather than a goroutine per object: each
-	// GET runs the SDK's deep middleware stack, and a fresh goroutine
-	// grows (copies) its stack on every one of them.
+	// A fixed pool of workers rather than a goroutine per object: a fresh
+	// goroutine grows (copies) its stack on every GET.
 	par := c.Parallel
 	if par <= 0 {
 		par = DefaultParallel
@@ -253,12 +234,12 @@ func (c *Client) ReadCached(ctx context.Context, loc Location, prev []Entry) ([]
 	return entries, nil
 }
 
-func (c *Client) get(ctx context.Context, api *s3.Client, loc Location, key, id string) (*Report, error) {
+func (c *Client) get(ctx context.Context, api *s3api.Client, loc Location, key, id string) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
-	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(loc.Bucket), Key: aws.String(key)})
+	out, err := api.Get(ctx, s3api.GetInput{Bucket: loc.Bucket, Key: key})
 	if err != nil {
-		return nil, fmt.Errorf("get: %w", c.explain(loc, err, "s3:GetObject"))
+		return nil, fmt.Errorf("get: %w", c.explain(api, loc, err, "s3:GetObject"))
 	}
 	defer out.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(out.Body, MaxSize+1))
@@ -270,20 +251,16 @@ func (c *Client) get(ctx context.Context, api *s3.Client, loc Location, key, id 
 
 // explain adds what to check to an S3 error: the permission the request
 // needs for a 403, the bucket for NoSuchBucket.
-func (c *Client) explain(loc Location, err error, action string) error {
+func (c *Client) explain(api *s3api.Client, loc Location, err error, action string) error {
 	var ae smithy.APIError
 	code := ""
 	if errors.As(err, &ae) {
 		code = ae.ErrorCode()
 	}
-	var re interface{ HTTPStatusCode() int }
-	status := 0
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
+	status := s3api.Status(err)
 	where := "AWS S3"
-	if c.endpoint != "" {
-		where = c.endpoint
+	if ep := api.Endpoint(); ep != "" {
+		where = ep
 	}
 	switch {
 	case code == "NoSuchBucket":

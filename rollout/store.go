@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,14 +9,13 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/nodeagent/nodeagent/s3api"
 )
 
-// API is the part of the S3 client a Store uses (*s3.Client has it).
+// API is the part of the S3 client a Store uses (*s3api.Client has it).
 type API interface {
-	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	Get(ctx context.Context, in s3api.GetInput) (*s3api.GetOutput, error)
+	Put(ctx context.Context, in s3api.PutInput) (etag string, err error)
 }
 
 // Store reads and writes the rollout objects beside one topology key, with
@@ -55,7 +53,7 @@ var ErrChanged = errors.New("the rollout object changed meanwhile")
 // Read reads the rollout object of serial and its ETag.
 func (s *Store) Read(ctx context.Context, serial int64) (*Rollout, string, error) {
 	name := s.URL(serial)
-	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(Key(s.key, serial))})
+	out, err := s.api.Get(ctx, s3api.GetInput{Bucket: s.bucket, Key: Key(s.key, serial)})
 	if err != nil {
 		if status(err) == http.StatusNotFound {
 			return nil, "", fmt.Errorf("rollout: %s: %w", name, ErrNotFound)
@@ -71,38 +69,30 @@ func (s *Store) Read(ctx context.Context, serial int64) (*Rollout, string, error
 	if err != nil {
 		return nil, "", err
 	}
-	return r, aws.ToString(out.ETag), nil
+	return r, out.ETag, nil
 }
 
 // Create writes r if no rollout object exists for its serial.
 func (s *Store) Create(ctx context.Context, r *Rollout) (string, error) {
-	return s.put(ctx, r, &s3.PutObjectInput{IfNoneMatch: aws.String("*")})
+	return s.put(ctx, r, s3api.PutInput{IfNoneMatch: "*"})
 }
 
 // Update replaces the rollout object if its ETag is still etag.
 func (s *Store) Update(ctx context.Context, r *Rollout, etag string) (string, error) {
-	return s.put(ctx, r, &s3.PutObjectInput{IfMatch: aws.String(etag)})
+	return s.put(ctx, r, s3api.PutInput{IfMatch: etag})
 }
 
-func (s *Store) put(ctx context.Context, r *Rollout, in *s3.PutObjectInput) (string, error) {
-	body := r.Encode()
-	in.Bucket, in.Key = aws.String(s.bucket), aws.String(Key(s.key, r.Serial))
-	in.Body, in.ContentLength = bytes.NewReader(body), aws.Int64(int64(len(body)))
-	in.ContentType = aws.String("application/json")
-	out, err := s.api.PutObject(ctx, in)
+func (s *Store) put(ctx context.Context, r *Rollout, in s3api.PutInput) (string, error) {
+	in.Bucket, in.Key = s.bucket, Key(s.key, r.Serial)
+	in.Body, in.ContentType = r.Encode(), "application/json"
+	etag, err := s.api.Put(ctx, in)
 	if err != nil {
 		if st := status(err); st == http.StatusPreconditionFailed || st == http.StatusConflict {
 			return "", fmt.Errorf("rollout: write %s: %w", s.URL(r.Serial), ErrChanged)
 		}
 		return "", fmt.Errorf("rollout: write %s: %w (an operator needs s3:PutObject on rollouts/ beside the topology key)", s.URL(r.Serial), err)
 	}
-	return aws.ToString(out.ETag), nil
+	return etag, nil
 }
 
-func status(err error) int {
-	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
-}
+func status(err error) int { return s3api.Status(err) }

@@ -13,8 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/nodeagent/nodeagent/s3api"
 	"github.com/nodeagent/nodeagent/test/memnet"
 )
 
@@ -53,8 +53,8 @@ func newFakeS3(t *testing.T, bucket string) *fakeS3 {
 
 // newMemFakeS3 serves a fakeS3 over in-memory connections (test/memnet),
 // for tests that run in a testing/synctest bubble; call it inside the
-// bubble. Its client is s3ClientFor(f.URL) with the Dial.
-func newMemFakeS3(t *testing.T, bucket string) (*fakeS3, *s3.Client) {
+// bubble. Its client is s3ClientFor's with the Dial.
+func newMemFakeS3(t *testing.T, bucket string) (*fakeS3, *s3api.Client) {
 	t.Helper()
 	f := &fakeS3{buckets: map[string]bool{bucket: true}, objects: map[string][]byte{}, stop: make(chan struct{}), URL: "http://s3.test"}
 	ln := memnet.Listen("s3.test:80")
@@ -69,14 +69,7 @@ func newMemFakeS3(t *testing.T, bucket string) (*fakeS3, *s3.Client) {
 		_ = srv.Close()
 		<-served
 	})
-	c := s3.New(s3.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(f.URL),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		HTTPClient:   &http.Client{Transport: &http.Transport{DialContext: ln.Dial}},
-	})
-	return f, c
+	return f, s3ClientWith(t, f.URL, &http.Client{Transport: &http.Transport{DialContext: ln.Dial}})
 }
 
 // ServeHTTP answers every request, or fails or hangs it as set.
@@ -173,14 +166,20 @@ func (f *fakeS3) count() (requests int, lastMatch string) {
 	return f.requests, f.lastMatch
 }
 
-// client is an S3 client for endpoint with static credentials.
-func s3ClientFor(endpoint string) *s3.Client {
-	return s3.New(s3.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(endpoint),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-	})
+// s3ClientFor is an S3 client for endpoint with static credentials.
+func s3ClientFor(t testing.TB, endpoint string) *s3api.Client {
+	return s3ClientWith(t, endpoint, nil)
+}
+
+// s3ClientWith is s3ClientFor sending through hc (nil: the default client).
+func s3ClientWith(t testing.TB, endpoint string, hc aws.HTTPClient) *s3api.Client {
+	t.Helper()
+	c, err := s3api.New(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")},
+		s3api.Options{Endpoint: endpoint, HTTPClient: hc})
+	if err != nil {
+		t.Fatalf("s3api.New(%s): %v", endpoint, err)
+	}
+	return c
 }
 
 const accessDenied = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`

@@ -59,7 +59,7 @@ func TestFileSourceWatch(t *testing.T) {
 
 func TestNonFileSourcesAreNotWatchers(t *testing.T) {
 	for _, url := range []string{"s3://bucket/topology.json", "https://config.example/topology.json"} {
-		s, err := source.New(context.Background(), url, source.Options{AWS: nil, S3: s3ClientFor("http://127.0.0.1:1")})
+		s, err := source.New(context.Background(), url, source.Options{AWS: nil, S3: s3ClientFor(t, "http://127.0.0.1:1")})
 		if err != nil {
 			t.Fatal(err)
 		}

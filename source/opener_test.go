@@ -39,7 +39,7 @@ func TestOpenerS3(t *testing.T) {
 	archive := strings.Repeat("release bytes ", 100_000)
 	f := newFakeS3(t, "releases")
 	f.put(t, "releases", "shop/2026.11.20-1.tar.gz", archive)
-	op := newOpener(t, source.Options{S3: s3ClientFor(f.URL)})
+	op := newOpener(t, source.Options{S3: s3ClientFor(t, f.URL)})
 	ctx := ctxFor(t, 20*time.Second)
 
 	rc, size, err := op.Open(ctx, "s3://releases/shop/2026.11.20-1.tar.gz")

@@ -9,25 +9,23 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/awsenv"
+	"github.com/nodeagent/nodeagent/s3api"
 )
 
-// s3Client is an S3 client with our retry and per-attempt settings.
+// s3Client is an S3 client with our retry and per-attempt settings: fetch
+// for topology documents (the attempt deadline covers the body too),
+// stream for release archives (it ends at the answer's headers).
 type s3Client struct {
-	api      *s3.Client
-	retryer  aws.Retryer
-	timeout  time.Duration
-	endpoint string // custom endpoint, for messages; "" = AWS
+	fetch, stream *s3api.Client
+	endpoint      string // custom endpoint, for messages; "" = AWS
 }
 
 // newS3Client uses o.S3, or builds a client from o.AWS (awsenv: region,
@@ -35,73 +33,66 @@ type s3Client struct {
 // AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL). A custom endpoint means
 // path-style addressing (MinIO and other S3 servers).
 func newS3Client(ctx context.Context, o Options) (*s3Client, error) {
-	c := &s3Client{
-		timeout: o.Timeout,
-		retryer: retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = o.Attempts
-			so.MaxBackoff = backoffMax
-			so.Backoff = retryBackoff
-			so.RateLimiter = ratelimit.None
-		}),
-	}
 	api := o.S3
 	if api == nil {
-		env := o.AWS
-		if env == nil {
-			env = awsenv.New(nil)
+		var err error
+		if api, err = newS3API(ctx, o); err != nil {
+			return nil, err
 		}
-		cfg, err := env.Config(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("AWS config: %w", err)
-		}
-		api = s3.NewFromConfig(cfg, func(so *s3.Options) {
-			if ep := env.Endpoint("S3"); ep != "" {
-				so.BaseEndpoint = aws.String(ep)
-				so.UsePathStyle = true
-			}
-			if o.HTTPClient != nil {
-				so.HTTPClient = o.HTTPClient
-			} else {
-				so.HTTPClient = awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
-					d.Timeout = o.Timeout
-				})
-			}
-			so.DisableLogOutputChecksumValidationSkipped = true
+	}
+	retryer := retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = o.Attempts
+		so.MaxBackoff = backoffMax
+		so.Backoff = retryBackoff
+		so.RateLimiter = ratelimit.None
+	})
+	timed := func(whole bool) *s3api.Client {
+		return api.With(func(so *s3api.Options) {
+			so.Retryer = retryer
+			so.HTTPClient = timedDoer{next: so.HTTPClient, d: o.Timeout, whole: whole}
 		})
 	}
-	c.api = api
-	if ep := api.Options().BaseEndpoint; ep != nil {
-		c.endpoint = *ep
-	}
-	return c, nil
+	return &s3Client{fetch: timed(true), stream: timed(false), endpoint: api.Endpoint()}, nil
 }
 
-// NewS3Client returns the SDK client that s3:// sources use, built the same
+// newS3API builds the S3 client from o.AWS, o.HTTPClient and o.Timeout
+// (the dial timeout).
+func newS3API(ctx context.Context, o Options) (*s3api.Client, error) {
+	env := o.AWS
+	if env == nil {
+		env = awsenv.New(nil)
+	}
+	cfg, err := env.Config(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS config: %w", err)
+	}
+	so := s3api.Options{Endpoint: env.Endpoint("S3")}
+	if o.HTTPClient != nil {
+		so.HTTPClient = o.HTTPClient
+	} else {
+		so.HTTPClient = awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
+			d.Timeout = o.Timeout
+		})
+	}
+	return s3api.New(cfg, so)
+}
+
+// NewS3Client returns the S3 client that s3:// sources use, built the same
 // way (o.AWS: region, credentials, AWS_ENDPOINT_URL_S3 with path-style
 // addressing; o.HTTPClient; o.Timeout as the dial timeout), for callers that
 // make other S3 calls, such as the operator's topology publish. Its retries
 // are the SDK's standard ones.
-func NewS3Client(ctx context.Context, o Options) (*s3.Client, error) {
-	c, err := newS3Client(ctx, o.withDefaults())
-	if err != nil {
-		return nil, err
+func NewS3Client(ctx context.Context, o Options) (*s3api.Client, error) {
+	o = o.withDefaults()
+	if o.S3 != nil {
+		return o.S3, nil
 	}
-	return c.api, nil
-}
-
-// get runs GetObject with our retryer; whole says whether the per-attempt
-// deadline also covers reading the body.
-func (c *s3Client) get(ctx context.Context, in *s3.GetObjectInput, whole bool) (*s3.GetObjectOutput, error) {
-	return c.api.GetObject(ctx, in, func(so *s3.Options) {
-		so.Retryer = c.retryer
-		so.RetryMaxAttempts = 0
-		so.HTTPClient = timedDoer{next: so.HTTPClient, d: c.timeout, whole: whole}
-	})
+	return newS3API(ctx, o)
 }
 
 // explain turns an S3 error into an *Error naming the URL and what to check.
 func (c *s3Client) explain(loc location, err error) error {
-	e := &Error{URL: loc.raw, Status: httpStatus(err), Err: err}
+	e := &Error{URL: loc.raw, Status: s3api.Status(err), Err: err}
 	code := ""
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
@@ -130,14 +121,6 @@ func (c *s3Client) explain(loc location, err error) error {
 
 func ctxAlive(err error) bool {
 	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
-}
-
-func httpStatus(err error) int {
-	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
 }
 
 // s3Scheme is s3://bucket/key: conditional GET for the topology, a
@@ -182,13 +165,9 @@ var _ nodeagent.TopologySource = (*s3Source)(nil)
 func (s *s3Source) String() string { return s.loc.raw }
 
 func (s *s3Source) Fetch(ctx context.Context, etag string) (nodeagent.Fetched, error) {
-	in := &s3.GetObjectInput{Bucket: aws.String(s.loc.bucket), Key: aws.String(s.loc.key)}
-	if etag != "" {
-		in.IfNoneMatch = aws.String(etag)
-	}
-	out, err := s.c.get(ctx, in, true)
+	out, err := s.c.fetch.Get(ctx, s3api.GetInput{Bucket: s.loc.bucket, Key: s.loc.key, IfNoneMatch: etag})
 	if err != nil {
-		if httpStatus(err) == http.StatusNotModified {
+		if s3api.NotModified(err) {
 			return nodeagent.Fetched{ETag: etag, NotModified: true, Source: s.loc.raw}, nil
 		}
 		return nodeagent.Fetched{}, s.c.explain(s.loc, err)
@@ -198,20 +177,16 @@ func (s *s3Source) Fetch(ctx context.Context, etag string) (nodeagent.Fetched, e
 	if err != nil {
 		return nodeagent.Fetched{}, &Error{URL: s.loc.raw, Err: err}
 	}
-	return nodeagent.Fetched{Body: body, ETag: aws.ToString(out.ETag), Source: s.loc.raw, Format: nodeagent.FormatOf(s.loc.key)}, nil
+	return nodeagent.Fetched{Body: body, ETag: out.ETag, Source: s.loc.raw, Format: nodeagent.FormatOf(s.loc.key)}, nil
 }
 
 // open streams an object.
 func (c *s3Client) open(ctx context.Context, loc location) (io.ReadCloser, int64, error) {
-	out, err := c.get(ctx, &s3.GetObjectInput{Bucket: aws.String(loc.bucket), Key: aws.String(loc.key)}, false)
+	out, err := c.stream.Get(ctx, s3api.GetInput{Bucket: loc.bucket, Key: loc.key})
 	if err != nil {
 		return nil, 0, c.explain(loc, err)
 	}
-	size := int64(-1)
-	if out.ContentLength != nil {
-		size = *out.ContentLength
-	}
-	return out.Body, size, nil
+	return out.Body, out.ContentLength, nil
 }
 
 var errTooLarge = fmt.Errorf("document larger than %d bytes", MaxDocument)

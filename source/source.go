@@ -1,5 +1,5 @@
 // Package source fetches the topology document and opens release archives
-// from s3://bucket/key (aws-sdk-go-v2, conditional GET), file:///abs/path and
+// from s3://bucket/key (package s3api, conditional GET), file:///abs/path and
 // https:// (go-retryablehttp), and keeps the last good topology document in
 // the state directory.
 //
@@ -22,11 +22,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/awsenv"
 	"github.com/nodeagent/nodeagent/redact"
+	"github.com/nodeagent/nodeagent/s3api"
 )
 
 // Defaults for Options.
@@ -49,7 +48,7 @@ type Options struct {
 	// DefaultTimeout.
 	Timeout time.Duration
 	// S3 is the S3 client to use; nil means one configured from AWS.
-	S3 *s3.Client
+	S3 *s3api.Client
 	// AWS gives the region, credentials and endpoint of an S3 client built
 	// here; nil means awsenv.New(os.Getenv).
 	AWS *awsenv.Env

@@ -21,10 +21,9 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/backoff"
+	"github.com/nodeagent/nodeagent/s3api"
 	"github.com/nodeagent/nodeagent/source"
 	"github.com/nodeagent/nodeagent/test/memnet"
 )
@@ -81,7 +80,7 @@ func TestS3Fetch(t *testing.T) {
 	f := newFakeS3(t, bucket)
 	f.put(t, bucket, key, docV1)
 	url := "s3://" + bucket + "/" + key
-	src := mustNew(t, url, source.Options{S3: s3ClientFor(f.URL)})
+	src := mustNew(t, url, source.Options{S3: s3ClientFor(t, f.URL)})
 	ctx := ctxFor(t, 20*time.Second)
 
 	first, err := src.Fetch(ctx, "")
@@ -178,7 +177,7 @@ func TestS3Errors(t *testing.T) {
 			if tt.gate != nil {
 				f.set(tt.gate)
 			}
-			src := mustNew(t, tt.url, source.Options{S3: s3ClientFor(f.URL), Attempts: tt.attempts})
+			src := mustNew(t, tt.url, source.Options{S3: s3ClientFor(t, f.URL), Attempts: tt.attempts})
 			_, err := src.Fetch(ctxFor(t, 20*time.Second), "")
 			wantErrContains(t, err, tt.want...)
 			if got := source.IsNotFound(err); got != tt.notFound {
@@ -195,7 +194,7 @@ func TestS3RetriesServerErrors(t *testing.T) {
 	f := newFakeS3(t, bucket)
 	f.put(t, bucket, key, docV1)
 	f.set(func(f *fakeS3) { f.failNext, f.failCode, f.failBody = 2, http.StatusInternalServerError, "" })
-	src := mustNew(t, "s3://"+bucket+"/"+key, source.Options{S3: s3ClientFor(f.URL), Attempts: 4})
+	src := mustNew(t, "s3://"+bucket+"/"+key, source.Options{S3: s3ClientFor(t, f.URL), Attempts: 4})
 	got, err := src.Fetch(ctxFor(t, 20*time.Second), "")
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
@@ -241,7 +240,7 @@ func TestS3Unreachable(t *testing.T) {
 				var mu sync.Mutex
 				var dials []time.Time
 				if tt.refused {
-					client = s3.New(client.Options(), func(o *s3.Options) {
+					client = client.With(func(o *s3api.Options) {
 						o.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
 							mu.Lock()
 							dials = append(dials, time.Now())

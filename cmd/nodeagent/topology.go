@@ -10,14 +10,13 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/nodeagent/nodeagent"
 	"github.com/nodeagent/nodeagent/awsenv"
 	"github.com/nodeagent/nodeagent/fleet"
 	"github.com/nodeagent/nodeagent/publish"
 	"github.com/nodeagent/nodeagent/report"
 	"github.com/nodeagent/nodeagent/rollout"
+	"github.com/nodeagent/nodeagent/s3api"
 	"github.com/nodeagent/nodeagent/source"
 	"github.com/nodeagent/nodeagent/topology"
 )
@@ -69,7 +68,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 type operator struct {
 	*publish.Publisher
 	env *awsenv.Env
-	api *s3.Client
+	api *s3api.Client
 }
 
 // publisher builds the S3 client from the operator's environment.

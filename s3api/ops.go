@@ -1,0 +1,172 @@
+package s3api
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// The operations, by their API names.
+const (
+	opGet  = "GetObject"
+	opPut  = "PutObject"
+	opList = "ListObjectsV2"
+)
+
+// GetInput names an object to read.
+type GetInput struct {
+	Bucket, Key string
+	// IfNoneMatch, when set, is an ETag: S3 answers 304 Not Modified (an
+	// error for which NotModified is true) while the object still has it.
+	IfNoneMatch string
+}
+
+// GetOutput is an object being read. The caller closes Body.
+type GetOutput struct {
+	Body          io.ReadCloser
+	ETag          string // as S3 sends it, quotes included
+	ContentLength int64  // -1 when the answer did not say
+	LastModified  time.Time
+}
+
+// Get reads an object: the body streams from the answer, for as long as
+// the caller's context allows.
+func (c *Client) Get(ctx context.Context, in GetInput) (*GetOutput, error) {
+	r := &request{op: opGet, method: http.MethodGet, bucket: in.Bucket, key: in.Key, query: url.Values{"x-id": {opGet}}}
+	if in.IfNoneMatch != "" {
+		r.header = http.Header{"If-None-Match": {in.IfNoneMatch}}
+	}
+	resp, err := c.send(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	out := &GetOutput{Body: resp.Body, ETag: resp.Header.Get("ETag"), ContentLength: resp.ContentLength}
+	if lm := resp.Header.Get("Last-Modified"); lm != "" {
+		out.LastModified, _ = http.ParseTime(lm) // as the SDK: unparsable is none
+	}
+	return out, nil
+}
+
+// PutInput is an object to write whole.
+type PutInput struct {
+	Bucket, Key string
+	Body        []byte
+	ContentType string
+	// IfMatch, when set, is the ETag the object must still have;
+	// IfNoneMatch "*" writes only if no object exists. A failed condition
+	// is a 412 (PreconditionFailed), or a 409 (ConditionalRequestConflict)
+	// while another conditional write of the key is in flight.
+	IfMatch, IfNoneMatch string
+}
+
+// maxPutAnswer bounds a PutObject answer's body (S3 sends none).
+const maxPutAnswer = 64 << 10
+
+// Put writes an object and returns its new ETag. The body is sent again
+// on every retry.
+func (c *Client) Put(ctx context.Context, in PutInput) (string, error) {
+	r := &request{op: opPut, method: http.MethodPut, bucket: in.Bucket, key: in.Key, query: url.Values{"x-id": {opPut}},
+		header: http.Header{}, body: in.Body, readAll: true, limit: maxPutAnswer}
+	if in.ContentType != "" {
+		r.header.Set("Content-Type", in.ContentType)
+	}
+	if in.IfMatch != "" {
+		r.header.Set("If-Match", in.IfMatch)
+	}
+	if in.IfNoneMatch != "" {
+		r.header.Set("If-None-Match", in.IfNoneMatch)
+	}
+	resp, err := c.send(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	return resp.Header.Get("ETag"), nil
+}
+
+// ListInput asks for one page of ListObjectsV2.
+type ListInput struct {
+	Bucket    string
+	Prefix    string
+	Delimiter string // "/": keys below a further "/" are left out
+	// ContinuationToken is the previous page's NextToken; "" for the first.
+	ContinuationToken string
+	MaxKeys           int // 0: S3's default, 1,000
+}
+
+// Object is one object of a listing.
+type Object struct {
+	Key          string
+	Size         int64
+	ETag         string
+	LastModified time.Time
+}
+
+// ListOutput is one page of a listing.
+type ListOutput struct {
+	Objects []Object
+	// NextToken continues the listing; "" when this was the last page.
+	NextToken string
+}
+
+// maxListAnswer bounds a listing page: 1,000 keys of up to 1,024 bytes
+// each, with their other fields, fit well within it.
+const maxListAnswer = 8 << 20
+
+// List reads one page of the objects under in.Prefix.
+func (c *Client) List(ctx context.Context, in ListInput) (*ListOutput, error) {
+	q := url.Values{"list-type": {"2"}}
+	if in.Prefix != "" {
+		q.Set("prefix", in.Prefix)
+	}
+	if in.Delimiter != "" {
+		q.Set("delimiter", in.Delimiter)
+	}
+	if in.ContinuationToken != "" {
+		q.Set("continuation-token", in.ContinuationToken)
+	}
+	if in.MaxKeys > 0 {
+		q.Set("max-keys", strconv.Itoa(in.MaxKeys))
+	}
+	r := &request{op: opList, method: http.MethodGet, bucket: in.Bucket, query: q, readAll: true, limit: maxListAnswer}
+	resp, err := c.send(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		IsTruncated           bool   `xml:"IsTruncated"`
+		NextContinuationToken string `xml:"NextContinuationToken"`
+		Contents              []struct {
+			Key          string `xml:"Key"`
+			Size         int64  `xml:"Size"`
+			ETag         string `xml:"ETag"`
+			LastModified string `xml:"LastModified"`
+		} `xml:"Contents"`
+	}
+	if err := xml.NewDecoder(bytes.NewReader(resp.body)).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("s3 %s %s: decode the listing: %w (answer starts %q)", opList, r.object(), err, resp.body[:min(len(resp.body), 120)])
+	}
+	out := &ListOutput{Objects: make([]Object, 0, len(doc.Contents))}
+	for _, o := range doc.Contents {
+		obj := Object{Key: o.Key, Size: o.Size, ETag: o.ETag}
+		if o.LastModified != "" {
+			t, err := time.Parse(time.RFC3339Nano, o.LastModified)
+			if err != nil {
+				return nil, fmt.Errorf("s3 %s %s: object %q: LastModified %q: %w", opList, r.object(), o.Key, o.LastModified, err)
+			}
+			obj.LastModified = t
+		}
+		out.Objects = append(out.Objects, obj)
+	}
+	// As the SDK's paginator: the listing goes on only while S3 says it
+	// was truncated and names where to go on.
+	if doc.IsTruncated {
+		out.NextToken = doc.NextContinuationToken
+	}
+	return out, nil
+}
