@@ -51,6 +51,11 @@ func (e *ResponseError) ErrorFault() smithy.ErrorFault { return e.Fault }
 // HTTPStatusCode is the answer's status, for the SDK's retry classification.
 func (e *ResponseError) HTTPStatusCode() int { return e.StatusCode }
 
+// ServiceRequestID and ServiceHostID name the request to AWS support, as
+// the SDK's S3 errors' methods of those names do.
+func (e *ResponseError) ServiceRequestID() string { return e.RequestID }
+func (e *ResponseError) ServiceHostID() string    { return e.HostID }
+
 // NotModified reports whether err is S3's 304 answer to a GET whose
 // If-None-Match still matched.
 func NotModified(err error) bool {
