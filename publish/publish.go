@@ -268,7 +268,7 @@ func (p *Publisher) Write(ctx context.Context, cur *Current, ch *Change) (Result
 		if !conflict(err) {
 			return res, p.explain("write", p.key, err)
 		}
-		// The condition failed. If the document is ours (an SDK retry of
+		// The condition failed. If the document is ours (a retry of
 		// a write whose answer was lost), the publish happened.
 		var rerr error
 		if now, rerr = p.Read(ctx); rerr != nil {

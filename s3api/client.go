@@ -240,7 +240,14 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		if ctx.Err() != nil || !c.retryer.IsErrorRetryable(err) || (maxAttempts > 0 && attempt >= maxAttempts) {
+		if ctx.Err() != nil || !c.retryer.IsErrorRetryable(err) {
+			return nil, err
+		}
+		if maxAttempts > 0 && attempt >= maxAttempts {
+			if attempt > 1 {
+				// As the SDK's MaxAttemptsError: say the retries ran out.
+				err = fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+			}
 			return nil, err
 		}
 		rel, terr := c.retryer.GetRetryToken(ctx, err)

@@ -621,8 +621,12 @@ func TestDifferentialRetries(t *testing.T) {
 				sv := classify(o.sdk(t.Context(), sdk))
 				sreqs := rec.take()
 				rec.set(ans...)
-				ov := classify(o.ours(t.Context(), ours))
+				oo, oerr := o.ours(t.Context(), ours)
+				ov := classify(oo, oerr)
 				oreqs := rec.take()
+				if oerr != nil && len(oreqs) > 1 && !strings.Contains(oerr.Error(), fmt.Sprintf("gave up after %d attempts", len(oreqs))) && ov.Retryable {
+					t.Errorf("error %q does not say the retries ran out after %d attempts", oerr, len(oreqs))
+				}
 				if diff := cmp.Diff(sv, ov); diff != "" {
 					t.Errorf("verdict (-SDK's +ours):\n%s", diff)
 				}

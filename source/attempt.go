@@ -80,7 +80,7 @@ func (b *cancelOnClose) Close() error {
 	return err
 }
 
-// timedDoer gives every request sent through an SDK HTTP client its own
+// timedDoer gives every request sent through an aws.HTTPClient (s3api's) its own
 // deadline.
 type timedDoer struct {
 	next interface {
