@@ -76,7 +76,7 @@ func newSDK(endpoint string, hc aws.HTTPClient, r aws.Retryer) *s3.Client {
 	})
 }
 
-func newOurs(t *testing.T, endpoint string, hc aws.HTTPClient, r aws.Retryer) *s3api.Client {
+func newOurs(t testing.TB, endpoint string, hc aws.HTTPClient, r aws.Retryer) *s3api.Client {
 	t.Helper()
 	c, err := s3api.New(aws.Config{Region: diffRegion, Credentials: diffCreds}, s3api.Options{Endpoint: endpoint, HTTPClient: hc, Retryer: r})
 	if err != nil {
