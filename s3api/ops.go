@@ -138,35 +138,69 @@ func (c *Client) List(ctx context.Context, in ListInput) (*ListOutput, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The fields are read as text and parsed as the SDK's decoder parses
+	// them: a field that is there must parse (an empty <Size></Size> is an
+	// error, as there); one that is not is zero.
 	var doc struct {
-		IsTruncated           bool   `xml:"IsTruncated"`
-		NextContinuationToken string `xml:"NextContinuationToken"`
+		IsTruncated           *string `xml:"IsTruncated"`
+		NextContinuationToken string  `xml:"NextContinuationToken"`
 		Contents              []struct {
-			Key          string `xml:"Key"`
-			Size         int64  `xml:"Size"`
-			ETag         string `xml:"ETag"`
-			LastModified string `xml:"LastModified"`
+			Key          string  `xml:"Key"`
+			Size         *string `xml:"Size"`
+			ETag         string  `xml:"ETag"`
+			LastModified *string `xml:"LastModified"`
 		} `xml:"Contents"`
 	}
-	if err := xml.NewDecoder(bytes.NewReader(resp.body)).Decode(&doc); err != nil {
+	// As the SDK: an empty answer is an empty listing.
+	if err := xml.NewDecoder(bytes.NewReader(resp.body)).Decode(&doc); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("s3 %s %s: decode the listing: %w (answer starts %q)", opList, r.object(), err, resp.body[:min(len(resp.body), 120)])
 	}
 	out := &ListOutput{Objects: make([]Object, 0, len(doc.Contents))}
 	for _, o := range doc.Contents {
-		obj := Object{Key: o.Key, Size: o.Size, ETag: o.ETag}
-		if o.LastModified != "" {
-			t, err := time.Parse(time.RFC3339Nano, o.LastModified)
+		obj := Object{Key: o.Key, ETag: o.ETag}
+		if o.Size != nil {
+			n, err := strconv.ParseInt(*o.Size, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("s3 %s %s: object %q: LastModified %q: %w", opList, r.object(), o.Key, o.LastModified, err)
+				return nil, fmt.Errorf("s3 %s %s: object %q: Size %q: %w", opList, r.object(), o.Key, *o.Size, err)
+			}
+			obj.Size = n
+		}
+		if o.LastModified != nil {
+			t, err := parseTime(*o.LastModified)
+			if err != nil {
+				return nil, fmt.Errorf("s3 %s %s: object %q: %w", opList, r.object(), o.Key, err)
 			}
 			obj.LastModified = t
 		}
 		out.Objects = append(out.Objects, obj)
 	}
+	truncated := false
+	if doc.IsTruncated != nil {
+		var err error
+		if truncated, err = strconv.ParseBool(*doc.IsTruncated); err != nil {
+			return nil, fmt.Errorf("s3 %s %s: IsTruncated %q: %w", opList, r.object(), *doc.IsTruncated, err)
+		}
+	}
 	// As the SDK's paginator: the listing goes on only while S3 says it
 	// was truncated and names where to go on.
-	if doc.IsTruncated {
+	if truncated {
 		out.NextToken = doc.NextContinuationToken
 	}
 	return out, nil
+}
+
+// parseTime reads an XML timestamp in the layouts the SDK accepts
+// (smithy-go's time.ParseDateTime): S3 sends 2026-12-02T10:11:12.000Z.
+func parseTime(v string) (time.Time, error) {
+	var first error
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999Z", "2006-01-02T15:04:05.999999999", time.RFC3339Nano, time.RFC3339} {
+		t, err := time.Parse(layout, v)
+		if err == nil {
+			return t, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return time.Time{}, fmt.Errorf("LastModified %q is not an ISO 8601 time: %w", v, first)
 }
