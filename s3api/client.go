@@ -18,6 +18,8 @@
 // https://<bucket>.s3.<region>.<dnsSuffix>/<key>, except for a bucket name
 // that cannot be one DNS label (dots, capitals, underscores, fewer than 3
 // characters), which goes path style to https://s3.<region>.<dnsSuffix>.
+// S3 Express One Zone directory buckets (…--x-s3), which need the SDK's
+// session authentication, are refused with an error saying so.
 package s3api
 
 import (
@@ -49,6 +51,11 @@ const (
 	// X-Amz-Content-Sha256 of every GET.
 	emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 )
+
+// directoryBucketSuffix ends the name of every S3 Express One Zone
+// directory bucket (name--azid--x-s3): the SDK sends those to a zonal
+// endpoint with session credentials; this client refuses them.
+const directoryBucketSuffix = "--x-s3"
 
 // maxErrorBody bounds how much of an error answer is read: S3's error
 // documents are a few hundred bytes.
@@ -85,8 +92,8 @@ func New(cfg aws.Config, o Options) (*Client, error) {
 	c := &Client{region: cfg.Region, credentials: cfg.Credentials, http: o.HTTPClient, retryer: o.Retryer,
 		// S3's canonical URI is the path as sent, escaped once (by us).
 		signer: v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true })}
-	if _, anon := c.credentials.(aws.AnonymousCredentials); anon {
-		c.credentials = nil
+	if c.credentials != nil && aws.IsCredentialsProvider(c.credentials, aws.AnonymousCredentials{}) {
+		c.credentials = nil // anonymous, perhaps behind a CredentialsCache: unsigned
 	}
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)
@@ -228,6 +235,9 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	// As the SDK: a context that has already ended is its own error.
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("s3 %s %s: %w", r.op, r.object(), err)
+	}
+	if c.endpoint == nil && strings.HasSuffix(r.bucket, directoryBucketSuffix) {
+		return nil, fmt.Errorf("s3 %s %s: bucket %q is an S3 Express One Zone directory bucket, whose session authentication (CreateSession) this client does not make: use a general purpose bucket", r.op, r.object(), r.bucket)
 	}
 	maxAttempts := c.retryer.MaxAttempts()
 	var release func(error) error
