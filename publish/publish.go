@@ -411,13 +411,7 @@ func conflict(err error) bool {
 	return s == http.StatusPreconditionFailed || s == http.StatusConflict
 }
 
-func status(err error) int {
-	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
-}
+func status(err error) int { return s3api.Status(err) }
 
 // isYAML says a publish's name (a file, a key) is YAML: publish has only
 // names, and the agents read a key by its suffix too.
