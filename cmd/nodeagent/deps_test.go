@@ -12,7 +12,8 @@ import (
 // the differential tests that hold the replacements to them). Each cost
 // every process its init and its pages: the SDK's config chain (awsenv),
 // service/autoscaling (package lifecycle), feature/ec2/imds and
-// credentials/ec2rolecreds (package metadata's Client and RoleCredentials).
+// credentials/ec2rolecreds (package metadata's Client and RoleCredentials),
+// service/s3 (package s3api).
 func TestBinaryLeavesOutReplacedSDKPackages(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {
@@ -27,6 +28,7 @@ func TestBinaryLeavesOutReplacedSDKPackages(t *testing.T) {
 		"github.com/aws/aws-sdk-go-v2/service/autoscaling",
 		"github.com/aws/aws-sdk-go-v2/feature/ec2/imds",
 		"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds",
+		"github.com/aws/aws-sdk-go-v2/service/s3",
 	} {
 		if slices.Contains(deps, pkg) {
 			t.Errorf("the binary links %s again: see README, Dependencies, for what replaced it", pkg)
