@@ -50,7 +50,9 @@ func renewBefore(ttl time.Duration) time.Duration {
 // read is retried on 500, 502, 503, 504 and 429 answers and on requests that
 // got no answer, with package backoff's schedule and a deadline per attempt;
 // a 401 drops the token, and the retry takes a new one. Requests never go
-// through HTTP_PROXY: IMDS is link-local. A Client is safe for concurrent
+// through HTTP_PROXY (IMDS is link-local), and a redirect is never followed
+// (IMDS never redirects): a 3xx answer fails the read, untried again, with
+// its Location in the message. A Client is safe for concurrent
 // use, and discovery, the region and the instance profile's credentials
 // share one (Source.Client, awsenv.Env.UseIMDS).
 //
@@ -250,10 +252,17 @@ func (c *Client) dropToken(tok string) {
 
 // statusError is an IMDS answer other than 2xx. (The *Error it ends up in
 // names the path, and the last request when there were several.)
-type statusError struct{ code int }
+type statusError struct {
+	code     int
+	location string // a redirect's Location, resolved against the request; "" for other answers
+}
 
 func (e *statusError) Error() string {
-	return fmt.Sprintf("IMDS answered %d %s", e.code, http.StatusText(e.code))
+	msg := fmt.Sprintf("IMDS answered %d %s", e.code, http.StatusText(e.code))
+	if e.location != "" {
+		msg += fmt.Sprintf(", a redirect to %s, which the agent does not follow", e.location)
+	}
+	return msg
 }
 
 // HTTPStatusCode is the answer's status.
@@ -290,7 +299,11 @@ func (c *Client) send(ctx context.Context, e *Error, method, urlPath, token stri
 	e.Status = resp.StatusCode
 	b, rerr := readSmall(resp.Body)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, nil, &statusError{code: resp.StatusCode}
+		se := &statusError{code: resp.StatusCode}
+		if loc, lerr := resp.Location(); lerr == nil && resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+			se.location = loc.Redacted()
+		}
+		return nil, nil, se
 	}
 	if errors.Is(rerr, errTooLarge) {
 		return nil, nil, rerr

@@ -201,16 +201,19 @@ func judge(b []byte, err error) verdict {
 
 // answer is one canned answer.
 type answer struct {
-	status int
-	body   string
-	ttl    string // the token answer's TTL header; "" means "300"
-	hang   bool   // never answer (the client's per-attempt timeout ends it)
-	revoke bool   // forget every token first (IMDS restarted)
+	status   int
+	body     string
+	ttl      string // the token answer's TTL header; "" means "300"
+	hang     bool   // never answer (the client's per-attempt timeout ends it)
+	revoke   bool   // forget every token first (IMDS restarted)
+	location string // the Location header (a redirect's)
 }
 
 // cannedIMDS answers token PUTs and GETs from scripts and records every
 // request as "METHOD path [ttl=N] [token=T] -> status". A GET without a
-// live token is answered 401, as IMDSv2 does.
+// live token is answered 401, as IMDSv2 does. A request for a path under
+// elsewherePrefix (where the redirects in a script point) is answered 200
+// "from-elsewhere" with a TTL header, whatever its method and token.
 type cannedIMDS struct {
 	mu     sync.Mutex
 	puts   []answer // the n-th PUT's answer; past the end, a token
@@ -233,7 +236,13 @@ func (f *cannedIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		entry += " token=" + strings.Join(v, ",")
 	}
 	var a answer
+	elsewhere := strings.HasPrefix(r.URL.Path, elsewherePrefix)
 	switch {
+	case elsewhere:
+		// A redirect's target: it answers anything with a token-like
+		// answer, so a client that follows a redirect takes it for a
+		// token or a value.
+		a = answer{status: 200, body: "from-elsewhere", ttl: "300"}
 	case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
 		if f.nPut < len(f.puts) {
 			a = f.puts[f.nPut]
@@ -271,8 +280,11 @@ func (f *cannedIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.log = append(f.log, entry+" -> "+strconv.Itoa(a.status))
 	f.mu.Unlock()
-	if a.ttl != "-" && r.Method == http.MethodPut {
+	if a.ttl != "-" && (r.Method == http.MethodPut || elsewhere) {
 		w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", a.ttl)
+	}
+	if a.location != "" {
+		w.Header().Set("Location", a.location)
 	}
 	w.WriteHeader(a.status)
 	io.WriteString(w, a.body)
@@ -412,6 +424,77 @@ func TestDifferentialCanned(t *testing.T) {
 				}
 				if oerr != nil && !strings.Contains(oerr.Error(), "http://169.254.169.254") {
 					t.Errorf("error %q does not name the endpoint", oerr)
+				}
+			})
+		})
+	}
+}
+
+// TestDifferentialRedirect: a deliberate difference. IMDS never redirects;
+// the SDK's imds client, on the plain http.Client the package gave it,
+// follows a redirect to another host, sending the session token along and
+// taking what answers there for a token or a value. (On the SDK's own
+// default client it would follow 307 and 308 only.) Ours never follows
+// one: the read fails at once with the 3xx, and the target is never asked.
+func TestDifferentialRedirect(t *testing.T) {
+	const target = "http://elsewhere.example" + elsewherePrefix + "/x" // memnet's dial reaches the canned server whatever the host
+	tests := []struct {
+		name       string
+		puts, gets []answer
+		want       verdict // ours
+		wantReqs   []string
+		sdkTarget  string // the request the target saw from the SDK's client
+	}{
+		{name: "302 to the token PUT", puts: []answer{{status: 302, location: target}}, gets: []answer{{status: 200, body: "i-0r"}},
+			want:      verdict{Err: true, Path: "instance-id", Status: 302, Attempts: 1, Last: "PUT /latest/api/token"},
+			wantReqs:  []string{putTok + " -> 302"},
+			sdkTarget: "GET " + elsewherePrefix + "/x ttl=300 -> 200"}, // a GET, whose answer it took for a token
+		{name: "307 to the token PUT", puts: []answer{{status: 307, location: target}}, gets: []answer{{status: 200, body: "i-0r"}},
+			want:      verdict{Err: true, Path: "instance-id", Status: 307, Attempts: 1, Last: "PUT /latest/api/token"},
+			wantReqs:  []string{putTok + " -> 307"},
+			sdkTarget: "PUT " + elsewherePrefix + "/x ttl=300 -> 200"},
+		{name: "302 to the GET", gets: []answer{{status: 302, location: target}},
+			want:      verdict{Err: true, Path: "instance-id", Status: 302, Attempts: 2, Last: getID},
+			wantReqs:  []string{putTok + " -> 200", getID + " token=token-1 -> 302"},
+			sdkTarget: "GET " + elsewherePrefix + "/x token=token-1 -> 200"}, // the session token, sent to another host
+		{name: "307 to the GET", gets: []answer{{status: 307, location: target}},
+			want:      verdict{Err: true, Path: "instance-id", Status: 307, Attempts: 2, Last: getID},
+			wantReqs:  []string{putTok + " -> 200", getID + " token=token-1 -> 307"},
+			sdkTarget: "GET " + elsewherePrefix + "/x token=token-1 -> 200"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				run := func(who string, newReader func(metadata.Options) reader) (verdict, []string, error) {
+					f, dial := serveCanned(t, tt.puts, tt.gets)
+					r := newReader(metadata.Options{Endpoint: "http://169.254.169.254", Attempts: 3, CallTimeout: time.Second, DialContext: dial})
+					b, err := r.meta(context.Background(), "instance-id")
+					t.Logf("%s: %q, %v", who, b, err)
+					return judge(b, err), f.take(), err
+				}
+				_, sreqs, _ := run("SDK", func(o metadata.Options) reader { return newSDKReader(o.Endpoint, o) })
+				ov, oreqs, oerr := run("ours", func(o metadata.Options) reader { return newOurReader(t, o) })
+				reached := func(reqs []string) bool {
+					return slices.ContainsFunc(reqs, func(r string) bool { return strings.Contains(r, elsewherePrefix) })
+				}
+				// The difference, asserted: the SDK's client went to the
+				// target (so this test notices should it stop), ours did not.
+				if !slices.Contains(sreqs, tt.sdkTarget) {
+					t.Errorf("the SDK's client did not send %q (requests %q): update this test, the two may agree now", tt.sdkTarget, sreqs)
+				}
+				if reached(oreqs) {
+					t.Errorf("our client followed the redirect: %q", oreqs)
+				}
+				if diff := cmp.Diff(tt.wantReqs, oreqs); diff != "" {
+					t.Errorf("requests (-want +got):\n%s", diff)
+				}
+				if diff := cmp.Diff(tt.want, ov); diff != "" {
+					t.Errorf("verdict (-want +got):\n%s\nerror: %v", diff, oerr)
+				}
+				for _, s := range []string{"redirect to " + target, "does not follow", metadata.EndpointEnv} {
+					if oerr != nil && !strings.Contains(oerr.Error(), s) {
+						t.Errorf("error %q does not contain %q", oerr, s)
+					}
 				}
 			})
 		})

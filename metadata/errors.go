@@ -69,10 +69,17 @@ const tokenForbiddenHint = "IMDS refuses session tokens when the instance metada
 	" (aws ec2 modify-instance-metadata-options --http-endpoint enabled) and to a request through a proxy that adds" +
 	" X-Forwarded-For; a PUT response hop limit too low for a container shows as no answer instead"
 
+// redirectHint explains a 3xx answer: IMDS never redirects, so whatever
+// answered is not IMDS, or something between rewrites its answers.
+const redirectHint = "IMDS never redirects: check that " + EndpointEnv + " names the instance metadata service" +
+	" or an emulator of it, and that nothing between the agent and it redirects requests"
+
 func (e *Error) hint() string {
 	switch code := e.StatusCode(); {
 	case code == 0 && !errors.Is(e.ctxErr, context.Canceled) && e.Attempts > 0:
 		return unreachableHint
+	case code >= 300 && code <= 399:
+		return redirectHint
 	case code == http.StatusNotFound && e.Path == PathGroupTag:
 		return "instance tags in metadata must be enabled to read the group"
 	case code == http.StatusNotFound:

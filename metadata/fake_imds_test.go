@@ -20,6 +20,8 @@ const (
 	tokenHeader = "X-aws-ec2-metadata-token"
 	metaPrefix  = "/latest/meta-data/"
 	docPath     = "/latest/" + metadata.PathIdentityDocument
+	// elsewherePrefix is where fakeIMDS's redirects point.
+	elsewherePrefix = "/elsewhere"
 )
 
 // fakeIMDS is an IMDSv2-only metadata service: a token comes from PUT
@@ -38,9 +40,14 @@ type fakeIMDS struct {
 	fail503  int  // answer the next N requests with 503
 	hang     bool // never answer
 	putsDown bool // refuse PUT with 403, as an IMDSv1-only service would
-	log      []string
-	at       []time.Time // when each log entry happened
-	stop     chan struct{}
+	// redirects answers a request for a path (tokenPath, or a full path
+	// under /latest/) with that 3xx status and a Location on this server
+	// under elsewherePrefix, which serves a token-like answer to anything
+	// and logs "reached" with the token it was sent.
+	redirects map[string]int
+	log       []string
+	at        []time.Time // when each log entry happened
+	stop      chan struct{}
 }
 
 func newFakeIMDS(t testing.TB, values map[string]string) *fakeIMDS {
@@ -75,7 +82,20 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	if code, ok := f.redirects[r.URL.Path]; ok {
+		f.logf("%s %s %d", r.Method, r.URL.Path, code)
+		w.Header().Set("Location", f.URL+elsewherePrefix+r.URL.Path)
+		w.WriteHeader(code)
+		return
+	}
 	switch {
+	case strings.HasPrefix(r.URL.Path, elsewherePrefix):
+		// What a redirect points at: were a client to follow it, this is
+		// where its token would go, and what it would take for a token or
+		// a value.
+		f.logf("%s %s reached token=%q", r.Method, r.URL.Path, r.Header.Get(tokenHeader))
+		w.Header().Set(ttlHeader, "21600")
+		fmt.Fprint(w, "from-elsewhere")
 	case r.URL.Path == tokenPath:
 		f.serveToken(w, r)
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, metaPrefix):

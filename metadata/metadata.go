@@ -113,14 +113,20 @@ func New(ctx context.Context, o Options) (*Source, error) {
 // transport that never goes through HTTP_PROXY.
 func (s *Source) Client() *Client { return s.client }
 
-// newHTTPClient bounds every attempt and never uses a proxy: IMDS is
-// link-local and must not be sent through HTTP_PROXY.
+// newHTTPClient bounds every attempt, never uses a proxy (IMDS is
+// link-local and must not be sent through HTTP_PROXY) and never follows a
+// redirect: IMDS never answers one, and following it would send the
+// session token to wherever it points (Go keeps X-Aws-Ec2-Metadata-Token
+// across hosts), turn a redirected token PUT into a GET whose body would be
+// taken for a token, and trust a document or credentials served elsewhere.
+// A 3xx is an answer like any other than 2xx (send).
 func newHTTPClient(timeout time.Duration, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: timeout}).DialContext
 	}
 	return &http.Client{
-		Timeout: timeout,
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport: &http.Transport{
 			Proxy:                 nil,
 			DialContext:           dial,

@@ -411,3 +411,62 @@ func TestRegionFromAZ(t *testing.T) {
 		})
 	}
 }
+
+// TestRedirectIsNotFollowed: IMDS never redirects, so a 3xx to the token
+// PUT or to a GET fails the read at once, naming where it pointed, and the
+// target is never asked: no session token reaches it, and nothing it
+// answers is taken for a token or a value.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	const getPath = metaPrefix + metadata.PathLifecycleState
+	tests := []struct {
+		name     string
+		path     string // the request redirected
+		code     int
+		wantReqs []string
+	}{
+		{name: "302 to the token PUT", path: tokenPath, code: http.StatusFound,
+			wantReqs: []string{"PUT " + tokenPath + " 302"}},
+		{name: "307 to the token PUT", path: tokenPath, code: http.StatusTemporaryRedirect,
+			wantReqs: []string{"PUT " + tokenPath + " 307"}},
+		{name: "302 to a GET", path: getPath, code: http.StatusFound,
+			wantReqs: []string{"PUT " + tokenPath + " 200 token-1", "GET " + getPath + " 302"}},
+		{name: "307 to a GET", path: getPath, code: http.StatusTemporaryRedirect,
+			wantReqs: []string{"PUT " + tokenPath + " 200 token-1", "GET " + getPath + " 307"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeIMDS(t, fullValues())
+			f.set(func(f *fakeIMDS) { f.redirects = map[string]int{tt.path: tt.code} })
+			s := newSource(t, metadata.Options{Endpoint: f.URL, Attempts: 3})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+
+			got, err := s.LifecycleState(ctx)
+			reqs := f.requests()
+			for _, r := range reqs {
+				if strings.Contains(r, elsewherePrefix) {
+					t.Errorf("the redirect was followed: %s", r)
+				}
+			}
+			if diff := cmp.Diff(tt.wantReqs, reqs); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
+			if err == nil {
+				t.Fatalf("LifecycleState = %q, want an error for the %d", got, tt.code)
+			}
+			var me *metadata.Error
+			if !errors.As(err, &me) {
+				t.Fatalf("err = %v, want a *metadata.Error", err)
+			}
+			if me.StatusCode() != tt.code || me.Transient() || metadata.IsNotFound(err) {
+				t.Errorf("status %d, transient %v, not found %v; want %d, neither", me.StatusCode(), me.Transient(), metadata.IsNotFound(err), tt.code)
+			}
+			for _, s := range []string{"get " + metadata.PathLifecycleState, "redirect to " + f.URL + elsewherePrefix + tt.path,
+				"does not follow", metadata.EndpointEnv} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not contain %q", err, s)
+				}
+			}
+		})
+	}
+}
