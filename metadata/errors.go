@@ -74,12 +74,21 @@ const tokenForbiddenHint = "IMDS refuses session tokens when the instance metada
 const redirectHint = "IMDS never redirects: check that " + EndpointEnv + " names the instance metadata service" +
 	" or an emulator of it, and that nothing between the agent and it redirects requests"
 
+// tokenNotServedHint explains a 404 to the token request: what answered
+// does not serve IMDSv2 (an IMDSv1-only emulator, a proxy or another
+// server), and the agent never reads without a token.
+const tokenNotServedHint = "the endpoint does not serve IMDSv2 session tokens:" +
+	" check that " + EndpointEnv + " names the instance metadata service, or an emulator that serves IMDSv2," +
+	" and that IMDSv2 is enabled; the agent never falls back to IMDSv1"
+
 func (e *Error) hint() string {
 	switch code := e.StatusCode(); {
 	case code == 0 && !errors.Is(e.ctxErr, context.Canceled) && e.Attempts > 0:
 		return unreachableHint
 	case code >= 300 && code <= 399:
 		return redirectHint
+	case code == http.StatusNotFound && e.tokenFailed():
+		return tokenNotServedHint
 	case code == http.StatusNotFound && e.Path == PathGroupTag:
 		return "instance tags in metadata must be enabled to read the group"
 	case code == http.StatusNotFound:
@@ -107,10 +116,21 @@ func (e *Error) Transient() bool {
 	return false
 }
 
-// IsNotFound reports whether err is IMDS answering 404 for a path.
+// IsNotFound reports whether err is IMDS answering 404 to the GET of a
+// path: the path is not served. A 404 to the session token request is not
+// (the endpoint serves no IMDSv2 tokens, whatever the path).
 func IsNotFound(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.StatusCode() == http.StatusNotFound
+	return errors.As(err, &e) && e.StatusCode() == http.StatusNotFound && !e.tokenFailed()
+}
+
+// tokenFailed reports whether the read failed on its session token request
+// rather than on the GET of its path: the token request's error is in the
+// chain, or (an Error made elsewhere, as the differential test's adapter of
+// the SDK's client does) the last request sent was the token PUT.
+func (e *Error) tokenFailed() bool {
+	var te *tokenError
+	return errors.As(e.Err, &te) || e.Last == http.MethodPut+" "+tokenPath
 }
 
 func statusCode(err error) int {

@@ -40,6 +40,12 @@ type fakeIMDS struct {
 	fail503  int  // answer the next N requests with 503
 	hang     bool // never answer
 	putsDown bool // refuse PUT with 403, as an IMDSv1-only service would
+	// tokens404 answers PUT /latest/api/token 404, as an IMDS emulator or
+	// a proxy that does not serve IMDSv2 tokens does.
+	tokens404 bool
+	// onDocument, when set, is called (with mu held) once the identity
+	// document has been served.
+	onDocument func(f *fakeIMDS)
 	// redirects answers a request for a path (tokenPath, or a full path
 	// under /latest/) with that 3xx status and a Location on this server
 	// under elsewherePrefix, which serves a token-like answer to anything
@@ -119,6 +125,11 @@ func (f *fakeIMDS) serveToken(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}
+	if f.tokens404 {
+		f.logf("PUT %s 404", r.URL.Path)
+		http.NotFound(w, r)
+		return
+	}
 	ttl, err := strconv.Atoi(r.Header.Get(ttlHeader))
 	if err != nil || ttl < 1 || ttl > 21600 {
 		f.logf("PUT %s 400", r.URL.Path)
@@ -174,6 +185,9 @@ func (f *fakeIMDS) serveDocument(w http.ResponseWriter, r *http.Request) {
 	}
 	f.logf("GET %s 200", r.URL.Path)
 	fmt.Fprint(w, doc)
+	if f.onDocument != nil {
+		f.onDocument(f)
+	}
 }
 
 // expireTokens makes every issued token invalid, as IMDS does at TTL end.

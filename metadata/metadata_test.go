@@ -470,3 +470,96 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenNotServed: an endpoint that answers 404 to the session token
+// request (an IMDS emulator or a proxy without /latest/api/token) serves no
+// path at all. A read fails saying so; none reads as a path IMDS does not
+// serve, which would mean no instance profile, no lifecycle state, no
+// group.
+func TestTokenNotServed(t *testing.T) {
+	checkErr := func(t *testing.T, err error, paths ...string) {
+		t.Helper()
+		if err == nil {
+			t.Fatal("no error, although the token request answered 404")
+		}
+		t.Logf("error: %v", err)
+		if metadata.IsNotFound(err) {
+			t.Errorf("IsNotFound(%v) = true for a 404 to the token request", err)
+		}
+		want := []string{"PUT " + tokenPath, "404", "does not serve IMDSv2 session tokens", metadata.EndpointEnv}
+		for _, p := range paths {
+			want = append(want, "get "+p)
+		}
+		for _, s := range want {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("error %q does not contain %q", err, s)
+			}
+		}
+		if strings.Contains(err.Error(), "does not serve this path") {
+			t.Errorf("error %q blames the path", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	t.Run("lifecycle state", func(t *testing.T) {
+		f := newFakeIMDS(t, fullValues())
+		f.set(func(f *fakeIMDS) { f.tokens404 = true })
+		s := newSource(t, metadata.Options{Endpoint: f.URL, Attempts: 3})
+		got, err := s.LifecycleState(ctx)
+		if got != "" {
+			t.Errorf("LifecycleState = %q", got)
+		}
+		checkErr(t, err, metadata.PathLifecycleState)
+		if diff := cmp.Diff([]string{"PUT " + tokenPath + " 404"}, f.requests()); diff != "" {
+			t.Errorf("requests (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("group and lifecycle state after the identity document", func(t *testing.T) {
+		f := newFakeIMDS(t, fullValues())
+		// The document is read with a token; then IMDS forgets it, and
+		// the token request the next reads make answers 404.
+		f.set(func(f *fakeIMDS) {
+			f.onDocument = func(f *fakeIMDS) {
+				clear(f.tokens)
+				f.tokens404 = true
+			}
+		})
+		s := newSource(t, metadata.Options{Endpoint: f.URL, Attempts: 3})
+		inst, err := s.Instance(ctx)
+		if err == nil {
+			t.Fatalf("Instance = %+v, want an error", inst)
+		}
+		checkErr(t, err, metadata.PathGroupTag, metadata.PathLifecycleState)
+	})
+
+	t.Run("instance profile credentials", func(t *testing.T) {
+		tests := []struct {
+			name      string
+			tokens404 bool
+		}{
+			{name: "no instance profile: the path is not served"},
+			{name: "no token", tokens404: true},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				f := newFakeIMDS(t, fullValues()) // serves no iam/security-credentials/
+				f.set(func(f *fakeIMDS) { f.tokens404 = tt.tokens404 })
+				s := newSource(t, metadata.Options{Endpoint: f.URL, Attempts: 3})
+				creds, err := metadata.NewRoleCredentials(s.Client()).Retrieve(ctx)
+				if err == nil {
+					t.Fatalf("Retrieve = %+v, want an error", creds)
+				}
+				if got := errors.Is(err, metadata.ErrNoInstanceProfile); got != !tt.tokens404 {
+					t.Errorf("errors.Is(%v, ErrNoInstanceProfile) = %v, want %v", err, got, !tt.tokens404)
+				}
+				if tt.tokens404 {
+					checkErr(t, err, metadata.PathSecurityCredentials)
+				} else if !metadata.IsNotFound(err) {
+					t.Errorf("IsNotFound(%v) = false for a 404 to the GET", err)
+				}
+			})
+		}
+	})
+}
