@@ -27,6 +27,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -228,9 +229,13 @@ type response struct {
 	body []byte
 }
 
-// send runs r with the retryer: an attempt that failed is tried again
-// while the retryer says the failure is retryable and grants a retry
-// token, after its delay; a request whose context ended is never retried.
+// send runs r with the retryer as the SDK's retry middleware
+// (aws/retry.Attempt) does: every attempt holds an attempt token
+// (RetryerV2.GetAttemptToken, else GetInitialToken) released with its
+// outcome, so successes refill the retry quota; an attempt that failed is
+// tried again while the retryer says the failure is retryable and grants
+// a retry token from that quota, after its delay; a request whose context
+// ended is never retried.
 func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	// As the SDK: a context that has already ended is its own error.
 	if err := ctx.Err(); err != nil {
@@ -240,13 +245,19 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		return nil, fmt.Errorf("s3 %s %s: bucket %q is an S3 Express One Zone directory bucket, whose session authentication (CreateSession) this client does not make: use a general purpose bucket", r.op, r.object(), r.bucket)
 	}
 	maxAttempts := c.retryer.MaxAttempts()
-	var release func(error) error
+	releaseRetry := func(error) error { return nil }
 	for attempt := 1; ; attempt++ {
-		resp, err := c.attempt(ctx, r)
-		if release != nil {
-			_ = release(err) // the token goes back to the bucket on success
-			release = nil
+		releaseAttempt, err := c.attemptToken(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3 %s %s: get an attempt token from the retryer: %w", r.op, r.object(), err)
 		}
+		resp, err := c.attempt(ctx, r)
+		// As the SDK: the retry token goes back to the quota if this
+		// attempt succeeded, and the attempt token adds the retryer's
+		// NoRetryIncrement on success.
+		_ = releaseRetry(err)
+		releaseRetry = func(error) error { return nil }
+		_ = releaseAttempt(err)
 		if err == nil {
 			return resp, nil
 		}
@@ -262,13 +273,15 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		}
 		rel, terr := c.retryer.GetRetryToken(ctx, err)
 		if terr != nil {
-			return nil, err // the retry quota is spent: as the SDK, the last error
+			// As the SDK: the last error and why it was not retried ("retry
+			// quota exceeded": too many failures of late).
+			return nil, errors.Join(err, fmt.Errorf("s3 %s %s: not retried: %w", r.op, r.object(), terr))
 		}
 		delay, derr := c.retryer.RetryDelay(attempt, err)
 		if derr != nil {
 			return nil, err
 		}
-		release = rel
+		releaseRetry = rel
 		if delay > 0 {
 			t := time.NewTimer(delay)
 			select {
@@ -279,6 +292,15 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 			}
 		}
 	}
+}
+
+// attemptToken takes the token an attempt holds, as the SDK's retry
+// middleware does: RetryerV2's GetAttemptToken, else GetInitialToken.
+func (c *Client) attemptToken(ctx context.Context) (func(error) error, error) {
+	if r2, ok := c.retryer.(aws.RetryerV2); ok {
+		return r2.GetAttemptToken(ctx)
+	}
+	return c.retryer.GetInitialToken(), nil
 }
 
 func (r *request) object() string {

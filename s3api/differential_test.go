@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -638,6 +639,68 @@ func TestDifferentialRetries(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDifferentialRetryQuota: each client keeps ONE retryer across a
+// sequence of calls, as `run` and the operator commands do, with a retry
+// quota of 15 tokens (5 a retry, 1 back for every successful attempt):
+// failures drain it, successes refill it, and both clients send the same
+// number of requests for every call. A client that never returned its
+// attempt tokens would, after the drain, send one request per failing call
+// for the life of the process.
+func TestDifferentialRetryQuota(t *testing.T) {
+	slowDown := answer{status: 503, header: xmlHeader, body: s3Error("SlowDown", "Please reduce your request rate.")}
+	rec := &recorder{}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	hc := awshttp.NewBuildableClient().WithTimeout(10 * time.Second)
+	retryer := func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.RateLimiter = ratelimit.NewTokenRateLimit(15)
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		})
+	}
+	// The calls in turn, and how many requests each sends: 15 tokens pay
+	// two retries (3 requests, 5 left), one more (2 requests, 0 left, the
+	// quota exceeded), none (1 request); ten successes put 10 back, two
+	// retries' worth.
+	type call struct {
+		fail     bool
+		wantReqs int
+	}
+	calls := []call{{true, 3}, {true, 2}, {true, 1}}
+	for range 10 {
+		calls = append(calls, call{false, 1})
+	}
+	calls = append(calls, call{true, 3}, call{true, 1})
+	all := ops("fleet-config", keys[0])
+	for _, o := range []op{all[0], all[2], all[5]} { // a GET, a PUT, a listing
+		t.Run(o.name, func(t *testing.T) {
+			sdk, ours := newSDK(srv.URL, hc, retryer()), newOurs(t, srv.URL, hc, retryer())
+			for i, c := range calls {
+				ans := successAnswer(o.name)
+				if c.fail {
+					ans = slowDown
+				}
+				rec.set(ans)
+				sv := classify(o.sdk(t.Context(), sdk))
+				sreqs := rec.take()
+				rec.set(ans)
+				oo, oerr := o.ours(t.Context(), ours)
+				ov := classify(oo, oerr)
+				oreqs := rec.take()
+				if len(sreqs) != c.wantReqs || len(oreqs) != c.wantReqs {
+					t.Fatalf("call %d (fail %v): the SDK sent %d requests, ours %d; want %d", i, c.fail, len(sreqs), len(oreqs), c.wantReqs)
+				}
+				if diff := cmp.Diff(sv, ov); diff != "" {
+					t.Errorf("call %d: verdict (-SDK's +ours):\n%s", i, diff)
+				}
+				if c.fail && c.wantReqs < 3 && (oerr == nil || !strings.Contains(oerr.Error(), "retry quota exceeded")) {
+					t.Errorf("call %d: error %v does not say the retry quota is exceeded", i, oerr)
+				}
+			}
+		})
 	}
 }
 
