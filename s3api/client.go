@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -85,12 +86,17 @@ type Client struct {
 	http        aws.HTTPClient
 	retryer     aws.Retryer
 	signer      *v4.Signer
+	// skew is how far S3's clock (an answer's Date header) is ahead of
+	// ours, in nanoseconds, as last measured: requests are signed at
+	// now+skew, as the SDK's clients sign (its ClientSkew). Shared by the
+	// copies With makes.
+	skew *atomic.Int64
 }
 
 // New returns a client for the region and credentials of cfg (nil
 // credentials: unsigned requests).
 func New(cfg aws.Config, o Options) (*Client, error) {
-	c := &Client{region: cfg.Region, credentials: cfg.Credentials, http: o.HTTPClient, retryer: o.Retryer,
+	c := &Client{region: cfg.Region, credentials: cfg.Credentials, http: o.HTTPClient, retryer: o.Retryer, skew: new(atomic.Int64),
 		// S3's canonical URI is the path as sent, escaped once (by us).
 		signer: v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true })}
 	if c.credentials != nil && aws.IsCredentialsProvider(c.credentials, aws.AnonymousCredentials{}) {
@@ -246,21 +252,33 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	}
 	maxAttempts := c.retryer.MaxAttempts()
 	releaseRetry := func(error) error { return nil }
+	// As the SDK's retry middleware: the first attempt is signed with the
+	// skew last measured, each later one with its predecessor's; the
+	// operation's last measurement is kept for the next operation.
+	skew := time.Duration(c.skew.Load())
+	var measured clockSkew
+	defer func() {
+		if measured.ok {
+			c.skew.Store(int64(measured.skew))
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		releaseAttempt, err := c.attemptToken(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("s3 %s %s: get an attempt token from the retryer: %w", r.op, r.object(), err)
 		}
-		resp, err := c.attempt(ctx, r)
+		measured = clockSkew{}
+		resp, err := c.attempt(ctx, r, skew, &measured)
 		// As the SDK: the retry token goes back to the quota if this
 		// attempt succeeded, and the attempt token adds the retryer's
 		// NoRetryIncrement on success.
 		_ = releaseRetry(err)
-		releaseRetry = func(error) error { return nil }
 		_ = releaseAttempt(err)
 		if err == nil {
 			return resp, nil
 		}
+		err = asClockSkew(err, skew, measured)
+		skew = measured.skew // 0 when not measured, as the SDK's
 		if ctx.Err() != nil || !c.retryer.IsErrorRetryable(err) {
 			return nil, err
 		}
@@ -310,9 +328,36 @@ func (r *request) object() string {
 	return "s3://" + r.bucket + "/" + r.key
 }
 
-// attempt sends r once and reads its answer: a success, or the error that
-// classifies it.
-func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
+// clockSkew is how far S3's clock was ahead of ours when an answer came,
+// measured from its Date header (ok false: no such measure).
+type clockSkew struct {
+	skew time.Duration
+	ok   bool
+}
+
+// maxTrustedRoundTrip bounds the round trip whose answer's Date header is
+// believed, as the SDK's (aws/middleware computeClockSkew).
+const maxTrustedRoundTrip = 15 * time.Minute
+
+// measureSkew reads the Date header of an answer requested at sent and
+// received at got, as the SDK does: no measure without a parsable Date,
+// from a cache (an Age header), or after too long a round trip.
+func measureSkew(resp *http.Response, sent, got time.Time) clockSkew {
+	date := resp.Header.Get("Date")
+	if date == "" || resp.Header.Get("Age") != "" || got.Sub(sent) > maxTrustedRoundTrip {
+		return clockSkew{}
+	}
+	server, err := http.ParseTime(date)
+	if err != nil {
+		return clockSkew{}
+	}
+	return clockSkew{skew: server.Sub(got), ok: true}
+}
+
+// attempt sends r once, signed at now+skew, and reads its answer: a
+// success, or the error that classifies it; *measured is set to the skew
+// the answer showed.
+func (c *Client) attempt(ctx context.Context, r *request, skew time.Duration, measured *clockSkew) (*response, error) {
 	u := c.objectURL(r.bucket, r.key)
 	u.RawQuery = encodeQuery(r.query)
 	var body io.Reader = http.NoBody
@@ -339,10 +384,14 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 		hash = hex.EncodeToString(sum[:])
 	}
 	req.Header.Set("X-Amz-Content-Sha256", hash)
-	if err := c.sign(ctx, req, hash); err != nil {
+	if err := c.sign(ctx, req, hash, time.Now().Add(skew)); err != nil {
 		return nil, fmt.Errorf("s3 %s %s: %w", r.op, r.object(), err)
 	}
+	sent := time.Now()
 	resp, err := c.http.Do(req)
+	if err == nil {
+		*measured = measureSkew(resp, sent, time.Now())
+	}
 	if err != nil {
 		// As the SDK: a request ended by its context is canceled (never
 		// retried), any other failure to get an answer a connection error
@@ -379,7 +428,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 
 // sign signs req for S3 with the credentials, if any: without credentials
 // requests go unsigned, as the SDK's do with anonymous credentials.
-func (c *Client) sign(ctx context.Context, req *http.Request, payloadHash string) error {
+func (c *Client) sign(ctx context.Context, req *http.Request, payloadHash string, at time.Time) error {
 	if c.credentials == nil {
 		return nil
 	}
@@ -387,5 +436,5 @@ func (c *Client) sign(ctx context.Context, req *http.Request, payloadHash string
 	if err != nil {
 		return fmt.Errorf("retrieve credentials: %w", err)
 	}
-	return c.signer.SignHTTP(ctx, creds, req, payloadHash, signingService, c.region, time.Now().UTC())
+	return c.signer.SignHTTP(ctx, creds, req, payloadHash, signingService, c.region, at.UTC())
 }
