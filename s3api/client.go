@@ -44,6 +44,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/nodeagent/nodeagent/awsenv"
+	"github.com/nodeagent/nodeagent/redact"
 )
 
 const (
@@ -105,7 +106,12 @@ func New(cfg aws.Config, o Options) (*Client, error) {
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("s3 endpoint %q is not an http(s) URL: set AWS_ENDPOINT_URL_S3 to one (e.g. http://127.0.0.1:9000), or unset it for AWS's own", o.Endpoint)
+			return nil, fmt.Errorf("s3 endpoint %q is not an http(s) URL: set AWS_ENDPOINT_URL_S3 to one (e.g. http://127.0.0.1:9000), or unset it for AWS's own", redact.URL(o.Endpoint))
+		}
+		if u.User != nil {
+			// Requests are signed with the credentials, never sent with
+			// userinfo; and a password in the URL would reach messages.
+			return nil, fmt.Errorf("s3 endpoint %q carries a user name and password: remove user:password@ from AWS_ENDPOINT_URL_S3 and put the credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", redact.URL(o.Endpoint))
 		}
 		u.Path = strings.TrimSuffix(u.Path, "/")
 		u.RawPath = ""
