@@ -413,7 +413,7 @@ func (c *Client) attempt(ctx context.Context, r *request, skew time.Duration, me
 		if err != nil && ctx.Err() != nil {
 			return nil, fmt.Errorf("s3 %s %s: %w", r.op, r.object(), &smithy.CanceledError{Err: ctx.Err()})
 		}
-		return nil, c.responseError(r, resp, b, err)
+		return nil, c.responseError(r, req, resp, b, err)
 	}
 	if !r.readAll {
 		return &response{Response: resp}, nil

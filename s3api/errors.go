@@ -175,10 +175,12 @@ type errorDocument struct {
 	HostID    string `xml:"HostId"`
 }
 
-// responseError reads an error answer's body b (readErr: why reading it
-// stopped short) as the SDK's S3 deserializers do.
-func (c *Client) responseError(r *request, resp *http.Response, b []byte, readErr error) error {
-	e := &ResponseError{Op: r.op, Bucket: r.bucket, Key: r.key, Endpoint: resp.Request.URL.Scheme + "://" + resp.Request.URL.Host,
+// responseError reads the error answer to req, whose body is b (readErr:
+// why reading it stopped short), as the SDK's S3 deserializers do.
+func (c *Client) responseError(r *request, req *http.Request, resp *http.Response, b []byte, readErr error) error {
+	// The request as sent names the endpoint: resp.Request is whatever the
+	// HTTP client put there (nil from some transports).
+	e := &ResponseError{Op: r.op, Bucket: r.bucket, Key: r.key, Endpoint: req.URL.Scheme + "://" + req.URL.Host,
 		StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Amz-Request-Id"), HostID: resp.Header.Get("X-Amz-Id-2"),
 		Fault: smithy.FaultUnknown}
 	if readErr != nil {
