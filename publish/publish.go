@@ -95,6 +95,11 @@ func (p *Publisher) Read(ctx context.Context) (*Current, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The ETag is what the replacing write is conditioned on (If-Match):
+	// without it the write would replace whatever is there.
+	if etag == "" {
+		return nil, fmt.Errorf("publish: read %s: the answer carried no ETag, which the write must be conditioned on: check AWS_ENDPOINT_URL_S3 and any proxy that drops headers", p.url)
+	}
 	cur := &Current{Exists: true, Body: body, ETag: etag}
 	cur.Doc, cur.Invalid = topology.Load(body, p.url, nodeagent.FormatOf(p.key))
 	if cur.Doc != nil {
@@ -240,6 +245,9 @@ func (e *RaceError) Error() string {
 // lost race returns *RaceError.
 func (p *Publisher) Write(ctx context.Context, cur *Current, ch *Change) (Result, error) {
 	res := Result{URL: p.url}
+	if cur.Exists && cur.ETag == "" {
+		return res, fmt.Errorf("publish: write %s: the document read has no ETag to condition the write on (If-Match): read it with Publisher.Read", p.url)
+	}
 	if cur.Exists {
 		hk, err := p.keep(ctx, cur)
 		if err != nil {
@@ -261,6 +269,10 @@ func (p *Publisher) Write(ctx context.Context, cur *Current, ch *Change) (Result
 	var now *Current
 	for attempt := 1; ; attempt++ {
 		etag, err := p.api.Put(ctx, in)
+		if err == nil && etag == "" {
+			// The next publish conditions its write on this ETag.
+			return res, fmt.Errorf("publish: wrote %s, but the answer carried no ETag: check AWS_ENDPOINT_URL_S3 and any proxy that drops headers; read the document again before another publish", p.url)
+		}
 		if err == nil {
 			res.ETag = etag
 			return res, nil

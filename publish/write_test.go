@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/nodeagent/nodeagent/publish"
@@ -26,6 +27,8 @@ type fakeS3 struct {
 	etags     map[string]string
 	n         int
 	beforePut func(key string, body []byte) error
+	noETag    bool // answer without ETags, as a proxy that drops headers
+	puts      int
 }
 
 func newFakeS3() *fakeS3 { return &fakeS3{objects: map[string][]byte{}, etags: map[string]string{}} }
@@ -40,7 +43,11 @@ func (f *fakeS3) Get(_ context.Context, in s3api.GetInput) (*s3api.GetOutput, er
 	if !ok {
 		return nil, statusError(http.StatusNotFound)
 	}
-	return &s3api.GetOutput{Body: io.NopCloser(bytes.NewReader(b)), ETag: f.etags[in.Key], ContentLength: int64(len(b))}, nil
+	out := &s3api.GetOutput{Body: io.NopCloser(bytes.NewReader(b)), ETag: f.etags[in.Key], ContentLength: int64(len(b))}
+	if f.noETag {
+		out.ETag = ""
+	}
+	return out, nil
 }
 
 func (f *fakeS3) Put(_ context.Context, in s3api.PutInput) (string, error) {
@@ -55,6 +62,10 @@ func (f *fakeS3) Put(_ context.Context, in s3api.PutInput) (string, error) {
 		return "", statusError(http.StatusPreconditionFailed)
 	}
 	f.store(in.Key, body)
+	f.puts++
+	if f.noETag {
+		return "", nil
+	}
 	return f.etags[in.Key], nil
 }
 
@@ -146,5 +157,45 @@ func TestWriteConflicts(t *testing.T) {
 				t.Error("history/42.json is not the replaced document")
 			}
 		})
+	}
+}
+
+// TestRefusesEmptyETag: the replacing write is conditioned on the ETag
+// read (If-Match). A read whose answer has none is an error before any
+// write, a Current without one is refused by Write, and a write whose
+// answer has none (the next publish's condition) is an error.
+func TestRefusesEmptyETag(t *testing.T) {
+	const key = "prod/topology.json"
+	f := newFakeS3()
+	f.store(key, readFile(t, "testdata/topology.json"))
+	p, err := publish.New(f, "s3://b/"+key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.noETag = true
+	if _, err := p.Read(context.Background()); err == nil || !strings.Contains(err.Error(), "no ETag") {
+		t.Errorf("Read without ETag: %v; want an error saying so", err)
+	}
+	f.noETag = false
+	cur, err := p.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := p.Prepare(cur, publish.Input{Body: withSerial(t, 43), Name: "next.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	etagless := *cur
+	etagless.ETag = ""
+	puts := f.puts
+	if _, err := p.Write(context.Background(), &etagless, ch); err == nil || !strings.Contains(err.Error(), "no ETag") {
+		t.Errorf("Write of a Current without ETag: %v; want an error saying so", err)
+	}
+	if f.puts != puts {
+		t.Errorf("Write of a Current without ETag wrote %d objects, want none", f.puts-puts)
+	}
+	f.noETag = true
+	if _, err := p.Write(context.Background(), cur, ch); err == nil || !strings.Contains(err.Error(), "no ETag") {
+		t.Errorf("Write whose answer has no ETag: %v; want an error saying so", err)
 	}
 }

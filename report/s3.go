@@ -262,7 +262,9 @@ func (c *Client) explain(api *s3api.Client, loc Location, err error, action stri
 	if ep := api.Endpoint(); ep != "" {
 		where = ep
 	}
-	switch {
+	switch hint := s3api.SigningHint(err); {
+	case hint != "":
+		return fmt.Errorf("%w (%s)", err, hint)
 	case code == "NoSuchBucket":
 		return fmt.Errorf("%w (bucket %q does not exist at %s: check fleet.reports, AWS_REGION and AWS_ENDPOINT_URL_S3)", err, loc.Bucket, where)
 	case status == http.StatusForbidden:

@@ -69,6 +69,10 @@ func (s *Store) Read(ctx context.Context, serial int64) (*Rollout, string, error
 	if err != nil {
 		return nil, "", err
 	}
+	// Update conditions its write on this ETag (If-Match).
+	if out.ETag == "" {
+		return nil, "", fmt.Errorf("rollout: read %s: the answer carried no ETag, which an update must be conditioned on: check AWS_ENDPOINT_URL_S3 and any proxy that drops headers", name)
+	}
 	return r, out.ETag, nil
 }
 
@@ -79,6 +83,9 @@ func (s *Store) Create(ctx context.Context, r *Rollout) (string, error) {
 
 // Update replaces the rollout object if its ETag is still etag.
 func (s *Store) Update(ctx context.Context, r *Rollout, etag string) (string, error) {
+	if etag == "" {
+		return "", fmt.Errorf("rollout: write %s: no ETag to condition the write on (If-Match): read the rollout object with Store.Read first", s.URL(r.Serial))
+	}
 	return s.put(ctx, r, s3api.PutInput{IfMatch: etag})
 }
 
@@ -91,6 +98,10 @@ func (s *Store) put(ctx context.Context, r *Rollout, in s3api.PutInput) (string,
 			return "", fmt.Errorf("rollout: write %s: %w", s.URL(r.Serial), ErrChanged)
 		}
 		return "", fmt.Errorf("rollout: write %s: %w (an operator needs s3:PutObject on rollouts/ beside the topology key)", s.URL(r.Serial), err)
+	}
+	// The next update conditions its write on this ETag.
+	if etag == "" {
+		return "", fmt.Errorf("rollout: wrote %s, but the answer carried no ETag: check AWS_ENDPOINT_URL_S3 and any proxy that drops headers", s.URL(r.Serial))
 	}
 	return etag, nil
 }

@@ -27,12 +27,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -42,6 +44,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/nodeagent/nodeagent/awsenv"
+	"github.com/nodeagent/nodeagent/redact"
 )
 
 const (
@@ -84,12 +87,17 @@ type Client struct {
 	http        aws.HTTPClient
 	retryer     aws.Retryer
 	signer      *v4.Signer
+	// skew is how far S3's clock (an answer's Date header) is ahead of
+	// ours, in nanoseconds, as last measured: requests are signed at
+	// now+skew, as the SDK's clients sign (its ClientSkew). Shared by the
+	// copies With makes.
+	skew *atomic.Int64
 }
 
 // New returns a client for the region and credentials of cfg (nil
 // credentials: unsigned requests).
 func New(cfg aws.Config, o Options) (*Client, error) {
-	c := &Client{region: cfg.Region, credentials: cfg.Credentials, http: o.HTTPClient, retryer: o.Retryer,
+	c := &Client{region: cfg.Region, credentials: cfg.Credentials, http: o.HTTPClient, retryer: o.Retryer, skew: new(atomic.Int64),
 		// S3's canonical URI is the path as sent, escaped once (by us).
 		signer: v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true })}
 	if c.credentials != nil && aws.IsCredentialsProvider(c.credentials, aws.AnonymousCredentials{}) {
@@ -98,7 +106,12 @@ func New(cfg aws.Config, o Options) (*Client, error) {
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("s3 endpoint %q is not an http(s) URL: set AWS_ENDPOINT_URL_S3 to one (e.g. http://127.0.0.1:9000), or unset it for AWS's own", o.Endpoint)
+			return nil, fmt.Errorf("s3 endpoint %q is not an http(s) URL: set AWS_ENDPOINT_URL_S3 to one (e.g. http://127.0.0.1:9000), or unset it for AWS's own", redact.URL(o.Endpoint))
+		}
+		if u.User != nil {
+			// Requests are signed with the credentials, never sent with
+			// userinfo; and a password in the URL would reach messages.
+			return nil, fmt.Errorf("s3 endpoint %q carries a user name and password: remove user:password@ from AWS_ENDPOINT_URL_S3 and put the credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", redact.URL(o.Endpoint))
 		}
 		u.Path = strings.TrimSuffix(u.Path, "/")
 		u.RawPath = ""
@@ -228,9 +241,13 @@ type response struct {
 	body []byte
 }
 
-// send runs r with the retryer: an attempt that failed is tried again
-// while the retryer says the failure is retryable and grants a retry
-// token, after its delay; a request whose context ended is never retried.
+// send runs r with the retryer as the SDK's retry middleware
+// (aws/retry.Attempt) does: every attempt holds an attempt token
+// (RetryerV2.GetAttemptToken, else GetInitialToken) released with its
+// outcome, so successes refill the retry quota; an attempt that failed is
+// tried again while the retryer says the failure is retryable and grants
+// a retry token from that quota, after its delay; a request whose context
+// ended is never retried.
 func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	// As the SDK: a context that has already ended is its own error.
 	if err := ctx.Err(); err != nil {
@@ -240,16 +257,34 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		return nil, fmt.Errorf("s3 %s %s: bucket %q is an S3 Express One Zone directory bucket, whose session authentication (CreateSession) this client does not make: use a general purpose bucket", r.op, r.object(), r.bucket)
 	}
 	maxAttempts := c.retryer.MaxAttempts()
-	var release func(error) error
-	for attempt := 1; ; attempt++ {
-		resp, err := c.attempt(ctx, r)
-		if release != nil {
-			_ = release(err) // the token goes back to the bucket on success
-			release = nil
+	releaseRetry := func(error) error { return nil }
+	// As the SDK's retry middleware: the first attempt is signed with the
+	// skew last measured, each later one with its predecessor's; the
+	// operation's last measurement is kept for the next operation.
+	skew := time.Duration(c.skew.Load())
+	var measured clockSkew
+	defer func() {
+		if measured.ok {
+			c.skew.Store(int64(measured.skew))
 		}
+	}()
+	for attempt := 1; ; attempt++ {
+		releaseAttempt, err := c.attemptToken(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3 %s %s: get an attempt token from the retryer: %w", r.op, r.object(), err)
+		}
+		measured = clockSkew{}
+		resp, err := c.attempt(ctx, r, skew, &measured)
+		// As the SDK: the retry token goes back to the quota if this
+		// attempt succeeded, and the attempt token adds the retryer's
+		// NoRetryIncrement on success.
+		_ = releaseRetry(err)
+		_ = releaseAttempt(err)
 		if err == nil {
 			return resp, nil
 		}
+		err = asClockSkew(err, skew, measured)
+		skew = measured.skew // 0 when not measured, as the SDK's
 		if ctx.Err() != nil || !c.retryer.IsErrorRetryable(err) {
 			return nil, err
 		}
@@ -262,13 +297,15 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		}
 		rel, terr := c.retryer.GetRetryToken(ctx, err)
 		if terr != nil {
-			return nil, err // the retry quota is spent: as the SDK, the last error
+			// As the SDK: the last error and why it was not retried ("retry
+			// quota exceeded": too many failures of late).
+			return nil, errors.Join(err, fmt.Errorf("s3 %s %s: not retried: %w", r.op, r.object(), terr))
 		}
 		delay, derr := c.retryer.RetryDelay(attempt, err)
 		if derr != nil {
 			return nil, err
 		}
-		release = rel
+		releaseRetry = rel
 		if delay > 0 {
 			t := time.NewTimer(delay)
 			select {
@@ -281,6 +318,15 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	}
 }
 
+// attemptToken takes the token an attempt holds, as the SDK's retry
+// middleware does: RetryerV2's GetAttemptToken, else GetInitialToken.
+func (c *Client) attemptToken(ctx context.Context) (func(error) error, error) {
+	if r2, ok := c.retryer.(aws.RetryerV2); ok {
+		return r2.GetAttemptToken(ctx)
+	}
+	return c.retryer.GetInitialToken(), nil
+}
+
 func (r *request) object() string {
 	if r.key == "" {
 		return "s3://" + r.bucket + "/"
@@ -288,9 +334,36 @@ func (r *request) object() string {
 	return "s3://" + r.bucket + "/" + r.key
 }
 
-// attempt sends r once and reads its answer: a success, or the error that
-// classifies it.
-func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
+// clockSkew is how far S3's clock was ahead of ours when an answer came,
+// measured from its Date header (ok false: no such measure).
+type clockSkew struct {
+	skew time.Duration
+	ok   bool
+}
+
+// maxTrustedRoundTrip bounds the round trip whose answer's Date header is
+// believed, as the SDK's (aws/middleware computeClockSkew).
+const maxTrustedRoundTrip = 15 * time.Minute
+
+// measureSkew reads the Date header of an answer requested at sent and
+// received at got, as the SDK does: no measure without a parsable Date,
+// from a cache (an Age header), or after too long a round trip.
+func measureSkew(resp *http.Response, sent, got time.Time) clockSkew {
+	date := resp.Header.Get("Date")
+	if date == "" || resp.Header.Get("Age") != "" || got.Sub(sent) > maxTrustedRoundTrip {
+		return clockSkew{}
+	}
+	server, err := http.ParseTime(date)
+	if err != nil {
+		return clockSkew{}
+	}
+	return clockSkew{skew: server.Sub(got), ok: true}
+}
+
+// attempt sends r once, signed at now+skew, and reads its answer: a
+// success, or the error that classifies it; *measured is set to the skew
+// the answer showed.
+func (c *Client) attempt(ctx context.Context, r *request, skew time.Duration, measured *clockSkew) (*response, error) {
 	u := c.objectURL(r.bucket, r.key)
 	u.RawQuery = encodeQuery(r.query)
 	var body io.Reader = http.NoBody
@@ -317,10 +390,14 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 		hash = hex.EncodeToString(sum[:])
 	}
 	req.Header.Set("X-Amz-Content-Sha256", hash)
-	if err := c.sign(ctx, req, hash); err != nil {
+	if err := c.sign(ctx, req, hash, time.Now().Add(skew)); err != nil {
 		return nil, fmt.Errorf("s3 %s %s: %w", r.op, r.object(), err)
 	}
+	sent := time.Now()
 	resp, err := c.http.Do(req)
+	if err == nil {
+		*measured = measureSkew(resp, sent, time.Now())
+	}
 	if err != nil {
 		// As the SDK: a request ended by its context is canceled (never
 		// retried), any other failure to get an answer a connection error
@@ -336,7 +413,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 		if err != nil && ctx.Err() != nil {
 			return nil, fmt.Errorf("s3 %s %s: %w", r.op, r.object(), &smithy.CanceledError{Err: ctx.Err()})
 		}
-		return nil, c.responseError(r, resp, b, err)
+		return nil, c.responseError(r, req, resp, b, err)
 	}
 	if !r.readAll {
 		return &response{Response: resp}, nil
@@ -357,7 +434,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 
 // sign signs req for S3 with the credentials, if any: without credentials
 // requests go unsigned, as the SDK's do with anonymous credentials.
-func (c *Client) sign(ctx context.Context, req *http.Request, payloadHash string) error {
+func (c *Client) sign(ctx context.Context, req *http.Request, payloadHash string, at time.Time) error {
 	if c.credentials == nil {
 		return nil
 	}
@@ -365,5 +442,5 @@ func (c *Client) sign(ctx context.Context, req *http.Request, payloadHash string
 	if err != nil {
 		return fmt.Errorf("retrieve credentials: %w", err)
 	}
-	return c.signer.SignHTTP(ctx, creds, req, payloadHash, signingService, c.region, time.Now().UTC())
+	return c.signer.SignHTTP(ctx, creds, req, payloadHash, signingService, c.region, at.UTC())
 }

@@ -26,10 +26,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -638,6 +640,196 @@ func TestDifferentialRetries(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDifferentialRetryQuota: each client keeps ONE retryer across a
+// sequence of calls, as `run` and the operator commands do, with a retry
+// quota of 15 tokens (5 a retry, 1 back for every successful attempt):
+// failures drain it, successes refill it, and both clients send the same
+// number of requests for every call. A client that never returned its
+// attempt tokens would, after the drain, send one request per failing call
+// for the life of the process.
+func TestDifferentialRetryQuota(t *testing.T) {
+	slowDown := answer{status: 503, header: xmlHeader, body: s3Error("SlowDown", "Please reduce your request rate.")}
+	rec := &recorder{}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	hc := awshttp.NewBuildableClient().WithTimeout(10 * time.Second)
+	retryer := func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.RateLimiter = ratelimit.NewTokenRateLimit(15)
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		})
+	}
+	// The calls in turn, and how many requests each sends: 15 tokens pay
+	// two retries (3 requests, 5 left), one more (2 requests, 0 left, the
+	// quota exceeded), none (1 request); ten successes put 10 back, two
+	// retries' worth.
+	type call struct {
+		fail     bool
+		wantReqs int
+	}
+	calls := []call{{true, 3}, {true, 2}, {true, 1}}
+	for range 10 {
+		calls = append(calls, call{false, 1})
+	}
+	calls = append(calls, call{true, 3}, call{true, 1})
+	all := ops("fleet-config", keys[0])
+	for _, o := range []op{all[0], all[2], all[5]} { // a GET, a PUT, a listing
+		t.Run(o.name, func(t *testing.T) {
+			sdk, ours := newSDK(srv.URL, hc, retryer()), newOurs(t, srv.URL, hc, retryer())
+			for i, c := range calls {
+				ans := successAnswer(o.name)
+				if c.fail {
+					ans = slowDown
+				}
+				rec.set(ans)
+				sv := classify(o.sdk(t.Context(), sdk))
+				sreqs := rec.take()
+				rec.set(ans)
+				oo, oerr := o.ours(t.Context(), ours)
+				ov := classify(oo, oerr)
+				oreqs := rec.take()
+				if len(sreqs) != c.wantReqs || len(oreqs) != c.wantReqs {
+					t.Fatalf("call %d (fail %v): the SDK sent %d requests, ours %d; want %d", i, c.fail, len(sreqs), len(oreqs), c.wantReqs)
+				}
+				if diff := cmp.Diff(sv, ov); diff != "" {
+					t.Errorf("call %d: verdict (-SDK's +ours):\n%s", i, diff)
+				}
+				if c.fail && c.wantReqs < 3 && (oerr == nil || !strings.Contains(oerr.Error(), "retry quota exceeded")) {
+					t.Errorf("call %d: error %v does not say the retry quota is exceeded", i, oerr)
+				}
+			}
+		})
+	}
+}
+
+// skewedS3 is an endpoint whose clock is ahead of ours (behind when
+// negative) and that, as S3, refuses a request whose X-Amz-Date is more
+// than 15 minutes from its clock with 403 RequestTimeTooSkewed; it sends
+// its time in the Date header unless noDate.
+type skewedS3 struct {
+	ahead  time.Duration
+	noDate bool
+	ok     answer // the answer to a request on time
+	mu     sync.Mutex
+	dates  []string // X-Amz-Date of every request
+}
+
+func (s *skewedS3) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	io.Copy(io.Discard, req.Body)
+	now := time.Now().Add(s.ahead)
+	xd := req.Header.Get("X-Amz-Date")
+	s.mu.Lock()
+	s.dates = append(s.dates, xd)
+	s.mu.Unlock()
+	if s.noDate {
+		w.Header()["Date"] = nil // net/http sends none
+	} else {
+		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+	}
+	signed, err := time.Parse("20060102T150405Z", xd)
+	if err != nil || now.Sub(signed).Abs() > 15*time.Minute {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, s3Error("RequestTimeTooSkewed", "The difference between the request time and the current time is too large."))
+		return
+	}
+	for k, v := range s.ok.header {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(s.ok.status)
+	io.WriteString(w, s.ok.body)
+}
+
+func (s *skewedS3) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dates
+	s.dates = nil
+	return d
+}
+
+// TestDifferentialClockSkew: against a server whose clock is an hour off,
+// both clients are refused once (RequestTimeTooSkewed), measure the skew
+// from the answer's Date header, retry at the server's time and keep the
+// offset: the next call goes through at once. Without a Date header there
+// is nothing to correct by, and neither retries.
+func TestDifferentialClockSkew(t *testing.T) {
+	hc := awshttp.NewBuildableClient().WithTimeout(10 * time.Second)
+	retryer := func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		})
+	}
+	tests := []struct {
+		name     string
+		ahead    time.Duration
+		noDate   bool
+		wantReqs []int // per call, the first refused when 2
+		wantOK   bool
+	}{
+		{"server an hour ahead", time.Hour, false, []int{2, 1, 1}, true},
+		{"server an hour behind", -time.Hour, false, []int{2, 1, 1}, true},
+		{"server 3 minutes ahead", 3 * time.Minute, false, []int{1, 1}, true},
+		{"an hour ahead without a Date", time.Hour, true, []int{1, 1}, false},
+	}
+	all := ops("fleet-config", keys[0])
+	for _, tt := range tests {
+		for _, o := range []op{all[0], all[2], all[5]} { // a GET, a PUT, a listing
+			t.Run(tt.name+"/"+o.name, func(t *testing.T) {
+				srv := &skewedS3{ahead: tt.ahead, noDate: tt.noDate, ok: successAnswer(o.name)}
+				hs := httptest.NewServer(srv)
+				t.Cleanup(hs.Close)
+				sdk, ours := newSDK(hs.URL, hc, retryer()), newOurs(t, hs.URL, hc, retryer())
+				for i, want := range tt.wantReqs {
+					sv := classify(o.sdk(t.Context(), sdk))
+					sdates := srv.take()
+					oo, oerr := o.ours(t.Context(), ours)
+					ov := classify(oo, oerr)
+					odates := srv.take()
+					if diff := cmp.Diff(sv, ov); diff != "" {
+						t.Errorf("call %d: verdict (-SDK's +ours):\n%s", i, diff)
+					}
+					if len(sdates) != want || len(odates) != want || ov.OK != tt.wantOK {
+						t.Fatalf("call %d: the SDK sent %d requests (X-Amz-Date %q), ours %d (%q), ours ok %v (%v); want %d, ok %v",
+							i, len(sdates), sdates, len(odates), odates, ov.OK, oerr, want, tt.wantOK)
+					}
+					if !tt.wantOK {
+						if skew, ok := s3api.ClockSkew(oerr); ok {
+							t.Errorf("call %d: ClockSkew(%v) = %v, true without a Date header", i, oerr, skew)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestClockSkewError: a refusal whose Date header shows the node's clock
+// off names the skew (ClockSkew), whether the retry at the server's time
+// failed again (a wrong secret as well) or not.
+func TestClockSkewError(t *testing.T) {
+	var dates atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		dates.Add(1)
+		w.Header().Set("Date", time.Now().Add(-2*time.Hour).UTC().Format(http.TimeFormat))
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, s3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided."))
+	}))
+	t.Cleanup(hs.Close)
+	c := newOurs(t, hs.URL, awshttp.NewBuildableClient().WithTimeout(10*time.Second), retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+	}))
+	_, err := c.Get(t.Context(), s3api.GetInput{Bucket: "fleet-config", Key: "topology.json"})
+	if n := dates.Load(); n != 2 {
+		t.Errorf("%d requests, want 2: one refused, one retried at the server's time", n)
+	}
+	skew, ok := s3api.ClockSkew(err)
+	if !ok || (skew+2*time.Hour).Abs() > time.Minute {
+		t.Errorf("ClockSkew(%v) = %v, %v; want about -2h, true", err, skew, ok)
 	}
 }
 

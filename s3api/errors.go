@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/aws/smithy-go"
 )
@@ -31,6 +32,10 @@ type ResponseError struct {
 	HostID        string // x-amz-id-2, else the document's HostId
 	Fault         smithy.ErrorFault
 	Err           error // why the error answer could not be read; nil if it could
+	// skew is how far the server's clock (the answer's Date header) was
+	// ahead of the node's; skewOK says whether the answer showed it.
+	skew   time.Duration
+	skewOK bool
 }
 
 var _ smithy.APIError = (*ResponseError)(nil)
@@ -87,6 +92,81 @@ func (e *SendError) Error() string         { return "s3 " + e.Op + ": " + e.Err.
 func (e *SendError) Unwrap() error         { return e.Err }
 func (e *SendError) ConnectionError() bool { return true }
 
+// ClockSkewError is a refusal that a skewed clock causes
+// (RequestTimeTooSkewed, SignatureDoesNotMatch and the other codes of the
+// SDK's clockSkewCodes) from a server whose clock, by its answer's Date
+// header, was more than 4 minutes from the time the request was signed
+// at. It is retryable, as the SDK's retryableClockSkewError: the retry is
+// signed at the server's time.
+type ClockSkewError struct {
+	Skew time.Duration // the server's clock minus the node's
+	Err  error
+}
+
+func (e *ClockSkewError) Error() string {
+	return fmt.Sprintf("probable clock skew (the node's clock is %s off from the server's): %v", absDuration(e.Skew).Round(time.Second), e.Err)
+}
+
+func (e *ClockSkewError) Unwrap() error { return e.Err }
+
+// RetryableError makes the error retryable to the SDK's retryer.
+func (e *ClockSkewError) RetryableError() bool { return true }
+
+// ClockSkew is how far the server's clock was ahead of the node's (behind
+// when negative) by the Date header of the answer err reports, and
+// whether that answer had a Date to tell.
+func ClockSkew(err error) (time.Duration, bool) {
+	var ce *ClockSkewError
+	if errors.As(err, &ce) {
+		return ce.Skew, true
+	}
+	var re *ResponseError
+	if errors.As(err, &re) && re.skewOK {
+		return re.skew, true
+	}
+	return 0, false
+}
+
+// clockSkewCodes are the error codes a skewed clock may cause, as the
+// SDK's (aws/retry clockSkewCodes).
+var clockSkewCodes = map[string]bool{
+	"InvalidSignatureException": true,
+	"SignatureDoesNotMatch":     true,
+	"AuthFailure":               true,
+	"RequestTimeTooSkewed":      true,
+	"AccessDeniedException":     true,
+}
+
+// skewThreshold is how far apart the signing time and the server's clock
+// must be for a refusal to be taken for clock skew, as the SDK's.
+const skewThreshold = 4 * time.Minute
+
+// asClockSkew makes err a ClockSkewError when its code is one a skewed
+// clock causes and the answer's Date was more than skewThreshold from the
+// time the request was signed at (now+signed), as the SDK's
+// wrapAsClockSkew.
+func asClockSkew(err error, signed time.Duration, m clockSkew) error {
+	var re *ResponseError
+	if errors.As(err, &re) {
+		re.skew, re.skewOK = m.skew, m.ok
+	}
+	var ae smithy.APIError
+	if !m.ok || !errors.As(err, &ae) || !clockSkewCodes[ae.ErrorCode()] {
+		return err
+	}
+	if absDuration(signed-m.skew) <= skewThreshold {
+		return err
+	}
+	return &ClockSkewError{Skew: m.skew, Err: err}
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
 // errorDocument is S3's error answer, <Error><Code>…</Code>…</Error>.
 type errorDocument struct {
 	Code      string `xml:"Code"`
@@ -95,10 +175,12 @@ type errorDocument struct {
 	HostID    string `xml:"HostId"`
 }
 
-// responseError reads an error answer's body b (readErr: why reading it
-// stopped short) as the SDK's S3 deserializers do.
-func (c *Client) responseError(r *request, resp *http.Response, b []byte, readErr error) error {
-	e := &ResponseError{Op: r.op, Bucket: r.bucket, Key: r.key, Endpoint: resp.Request.URL.Scheme + "://" + resp.Request.URL.Host,
+// responseError reads the error answer to req, whose body is b (readErr:
+// why reading it stopped short), as the SDK's S3 deserializers do.
+func (c *Client) responseError(r *request, req *http.Request, resp *http.Response, b []byte, readErr error) error {
+	// The request as sent names the endpoint: resp.Request is whatever the
+	// HTTP client put there (nil from some transports).
+	e := &ResponseError{Op: r.op, Bucket: r.bucket, Key: r.key, Endpoint: req.URL.Scheme + "://" + req.URL.Host,
 		StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Amz-Request-Id"), HostID: resp.Header.Get("X-Amz-Id-2"),
 		Fault: smithy.FaultUnknown}
 	if readErr != nil {
@@ -147,4 +229,27 @@ var modeledErrors = map[string][]string{
 	opGet:  {"InvalidObjectState", "NoSuchKey"},
 	opPut:  {"EncryptionTypeMismatch", "InvalidRequest", "InvalidWriteOffset", "TooManyParts"},
 	opList: {"NoSuchBucket"},
+}
+
+// SigningHint says what to check for a refusal of the request's signature
+// or time, "" for any other error: a clock more than 4 minutes from S3's
+// (RequestTimeTooSkewed, or a signature refusal whose answer's Date
+// showed the skew) is named as such, with the skew when the answer told
+// it; any other signature refusal (SignatureDoesNotMatch) names the secret.
+func SigningHint(err error) string {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return ""
+	}
+	code := ae.ErrorCode()
+	skew, measured := ClockSkew(err)
+	switch {
+	case measured && clockSkewCodes[code] && absDuration(skew) > skewThreshold:
+		return fmt.Sprintf("the node's clock is %s off from S3's: check chrony/NTP (chronyc tracking, timedatectl)", absDuration(skew).Round(time.Minute))
+	case code == "RequestTimeTooSkewed":
+		return "the node's clock is more than 15 minutes off from S3's: check chrony/NTP (chronyc tracking, timedatectl)"
+	case code == "SignatureDoesNotMatch" || code == "InvalidSignatureException":
+		return "S3 computed another signature for the request: check that AWS_SECRET_ACCESS_KEY is the secret of AWS_ACCESS_KEY_ID (or the instance profile's credentials), and that no proxy rewrites the request"
+	}
+	return ""
 }

@@ -19,6 +19,19 @@ const (
 	opList = "ListObjectsV2"
 )
 
+// named refuses a request without a bucket, or without a key when the
+// operation needs one, before it is sent: an empty key would address the
+// bucket itself (a GET of it is a listing, a PUT of it an error at best).
+func named(op, bucket, key string, needKey bool) error {
+	switch {
+	case bucket == "":
+		return fmt.Errorf("s3 %s: no bucket named: the caller must give one", op)
+	case needKey && key == "":
+		return fmt.Errorf("s3 %s s3://%s/: no object key named: the caller must give one", op, bucket)
+	}
+	return nil
+}
+
 // GetInput names an object to read.
 type GetInput struct {
 	Bucket, Key string
@@ -38,6 +51,9 @@ type GetOutput struct {
 // Get reads an object: the body streams from the answer, for as long as
 // the caller's context allows.
 func (c *Client) Get(ctx context.Context, in GetInput) (*GetOutput, error) {
+	if err := named(opGet, in.Bucket, in.Key, true); err != nil {
+		return nil, err
+	}
 	r := &request{op: opGet, method: http.MethodGet, bucket: in.Bucket, key: in.Key, query: url.Values{"x-id": {opGet}}}
 	if in.IfNoneMatch != "" {
 		r.header = http.Header{"If-None-Match": {in.IfNoneMatch}}
@@ -71,6 +87,9 @@ const maxPutAnswer = 64 << 10
 // Put writes an object and returns its new ETag. The body is sent again
 // on every retry.
 func (c *Client) Put(ctx context.Context, in PutInput) (string, error) {
+	if err := named(opPut, in.Bucket, in.Key, true); err != nil {
+		return "", err
+	}
 	r := &request{op: opPut, method: http.MethodPut, bucket: in.Bucket, key: in.Key, query: url.Values{"x-id": {opPut}},
 		header: http.Header{}, body: in.Body, readAll: true, limit: maxPutAnswer}
 	if in.ContentType != "" {
@@ -120,6 +139,9 @@ const maxListAnswer = 8 << 20
 
 // List reads one page of the objects under in.Prefix.
 func (c *Client) List(ctx context.Context, in ListInput) (*ListOutput, error) {
+	if err := named(opList, in.Bucket, "", false); err != nil {
+		return nil, err
+	}
 	q := url.Values{"list-type": {"2"}}
 	if in.Prefix != "" {
 		q.Set("prefix", in.Prefix)
@@ -142,6 +164,7 @@ func (c *Client) List(ctx context.Context, in ListInput) (*ListOutput, error) {
 	// them: a field that is there must parse (an empty <Size></Size> is an
 	// error, as there); one that is not is zero.
 	var doc struct {
+		XMLName               xml.Name
 		IsTruncated           *string `xml:"IsTruncated"`
 		NextContinuationToken string  `xml:"NextContinuationToken"`
 		Contents              []struct {
@@ -154,6 +177,12 @@ func (c *Client) List(ctx context.Context, in ListInput) (*ListOutput, error) {
 	// As the SDK: an empty answer is an empty listing.
 	if err := xml.NewDecoder(bytes.NewReader(resp.body)).Decode(&doc); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("s3 %s %s: decode the listing: %w (answer starts %q)", opList, r.object(), err, resp.body[:min(len(resp.body), 120)])
+	}
+	// A 200 whose document is something else (a proxy's or captive
+	// portal's XHTML page) is no listing, least of all an empty one.
+	if doc.XMLName.Local != "" && doc.XMLName.Local != "ListBucketResult" {
+		return nil, fmt.Errorf("s3 %s %s: the answer is a <%s> document, not a ListBucketResult: check AWS_ENDPOINT_URL_S3 and any proxy between the node and S3 (answer starts %q)",
+			opList, r.object(), doc.XMLName.Local, resp.body[:min(len(resp.body), 120)])
 	}
 	out := &ListOutput{Objects: make([]Object, 0, len(doc.Contents))}
 	for _, o := range doc.Contents {
@@ -181,9 +210,14 @@ func (c *Client) List(ctx context.Context, in ListInput) (*ListOutput, error) {
 			return nil, fmt.Errorf("s3 %s %s: IsTruncated %q: %w", opList, r.object(), *doc.IsTruncated, err)
 		}
 	}
-	// As the SDK's paginator: the listing goes on only while S3 says it
-	// was truncated and names where to go on.
+	// The listing goes on while S3 says it was truncated. A truncated page
+	// that names no place to go on from cannot be continued, and is not the
+	// whole listing either (the SDK's paginator would stop there, silently
+	// short).
 	if truncated {
+		if doc.NextContinuationToken == "" {
+			return nil, fmt.Errorf("s3 %s %s: the answer says the listing is truncated but has no NextContinuationToken: the rest of the listing cannot be read; check the S3 endpoint (AWS_ENDPOINT_URL_S3)", opList, r.object())
+		}
 		out.NextToken = doc.NextContinuationToken
 	}
 	return out, nil

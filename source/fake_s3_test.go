@@ -32,6 +32,7 @@ type fakeS3 struct {
 	failNext  int // answer this many requests with failCode
 	failCode  int
 	failBody  string
+	failDate  string // the Date header of a failure answer; "" for now
 	hang      bool
 	requests  int
 	at        []time.Time // when each request came
@@ -83,7 +84,7 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fail {
 		f.failNext--
 	}
-	code, body := f.failCode, f.failBody
+	code, body, date := f.failCode, f.failBody, f.failDate
 	f.mu.Unlock()
 	switch {
 	case hang:
@@ -92,6 +93,9 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-f.stop:
 		}
 	case fail:
+		if date != "" {
+			w.Header().Set("Date", date)
+		}
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(code)
 		w.Write([]byte(body))
@@ -183,6 +187,8 @@ func s3ClientWith(t testing.TB, endpoint string, hc aws.HTTPClient) *s3api.Clien
 }
 
 const accessDenied = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`
+const tooSkewed = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message></Error>`
+const badSignature = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided. Check your key and signing method.</Message></Error>`
 const slowDown = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`
 const noSuchKey = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`
 const noSuchBucket = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>`

@@ -102,7 +102,9 @@ func (c *s3Client) explain(loc location, err error) error {
 	if c.endpoint != "" {
 		where = c.endpoint
 	}
-	switch {
+	switch hint := s3api.SigningHint(err); {
+	case hint != "":
+		e.Hint = hint
 	case code == "NoSuchBucket":
 		e.Hint = fmt.Sprintf("bucket %q does not exist at %s: check the bucket name, AWS_REGION and AWS_ENDPOINT_URL_S3", loc.bucket, where)
 	case e.Status == http.StatusNotFound:

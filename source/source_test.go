@@ -149,6 +149,7 @@ func TestS3Errors(t *testing.T) {
 		attempts int
 		wantReqs int
 		want     []string
+		notWant  []string
 		notFound bool
 	}{
 		{
@@ -163,6 +164,22 @@ func TestS3Errors(t *testing.T) {
 			name: "access denied is final", url: "s3://" + bucket + "/" + key, attempts: 3, wantReqs: 1,
 			gate: func(f *fakeS3) { f.failNext, f.failCode, f.failBody = 5, http.StatusForbidden, accessDenied },
 			want: []string{"s3://topo/" + key, "access denied", "s3:GetObject on arn:aws:s3:::topo/" + key},
+		},
+		{
+			// The retry is signed at S3's time; this S3 refuses it too.
+			name: "skewed clock", url: "s3://" + bucket + "/" + key, attempts: 3, wantReqs: 2,
+			gate: func(f *fakeS3) {
+				f.failNext, f.failCode, f.failBody = 5, http.StatusForbidden, tooSkewed
+				f.failDate = time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
+			},
+			want:    []string{"s3://topo/" + key, "RequestTimeTooSkewed", "the node's clock is 1h0m0s off from S3's: check chrony/NTP"},
+			notWant: []string{"access denied"},
+		},
+		{
+			name: "wrong secret", url: "s3://" + bucket + "/" + key, attempts: 3, wantReqs: 1,
+			gate:    func(f *fakeS3) { f.failNext, f.failCode, f.failBody = 5, http.StatusForbidden, badSignature },
+			want:    []string{"s3://topo/" + key, "SignatureDoesNotMatch", "another signature", "AWS_SECRET_ACCESS_KEY"},
+			notWant: []string{"access denied", "clock"},
 		},
 		{
 			name: "5xx on every attempt", url: "s3://" + bucket + "/" + key, attempts: 3, wantReqs: 3,
@@ -180,6 +197,11 @@ func TestS3Errors(t *testing.T) {
 			src := mustNew(t, tt.url, source.Options{S3: s3ClientFor(t, f.URL), Attempts: tt.attempts})
 			_, err := src.Fetch(ctxFor(t, 20*time.Second), "")
 			wantErrContains(t, err, tt.want...)
+			for _, w := range tt.notWant {
+				if err != nil && strings.Contains(err.Error(), w) {
+					t.Errorf("error %q says %q", err, w)
+				}
+			}
 			if got := source.IsNotFound(err); got != tt.notFound {
 				t.Errorf("IsNotFound = %v, want %v", got, tt.notFound)
 			}
