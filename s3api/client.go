@@ -42,6 +42,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/encoding/httpbinding"
 
 	"github.com/nodeagent/nodeagent/awsenv"
 	"github.com/nodeagent/nodeagent/redact"
@@ -197,23 +198,10 @@ func virtualHostable(bucket string) bool {
 }
 
 // escape percent-encodes every byte of s but the unreserved ones
-// (A-Z a-z 0-9 - . _ ~) and '/', as S3's canonical URI wants it.
-func escape(s string) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/' {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[c>>4])
-		b.WriteByte(hexDigits[c&15])
-	}
-	return b.String()
-}
+// (A-Z a-z 0-9 - . _ ~) and '/', as S3's canonical URI wants it: the SDK's
+// own escaping of an S3 key (smithy-go's httpbinding, which the signer uses
+// too).
+func escape(s string) string { return httpbinding.EscapePath(s, false) }
 
 // encodeQuery is url.Values.Encode with spaces as %20, as the SDK sends
 // them (the signature is the same either way: the signer re-encodes).
