@@ -88,6 +88,12 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // pass before the next try. It returns how many times f ran and f's last
 // error (joined with ctx's error or ErrDeadline when those stopped it).
 func Retry(ctx context.Context, p Policy, retry func(error) bool, f func(context.Context) error) (int, error) {
+	return RetryNotify(ctx, p, retry, f, nil)
+}
+
+// RetryNotify is Retry that calls notify, when not nil, before it waits
+// for retry n (from 0): with n, the wait and the error being retried.
+func RetryNotify(ctx context.Context, p Policy, retry func(error) bool, f func(context.Context) error, notify func(n int, wait time.Duration, err error)) (int, error) {
 	for n := 0; ; n++ {
 		err := f(ctx)
 		if err == nil {
@@ -96,7 +102,11 @@ func Retry(ctx context.Context, p Policy, retry func(error) bool, f func(context
 		if ctx.Err() != nil || !retry(err) {
 			return n + 1, err
 		}
-		if serr := Sleep(ctx, p.Delay(n)); serr != nil {
+		wait := p.Delay(n)
+		if notify != nil {
+			notify(n, wait, err)
+		}
+		if serr := Sleep(ctx, wait); serr != nil {
 			return n + 1, fmt.Errorf("%w (gave up retrying: %w)", err, serr)
 		}
 	}

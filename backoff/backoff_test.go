@@ -142,3 +142,39 @@ func TestSleepEndsWithTheContext(t *testing.T) {
 		}
 	})
 }
+
+// TestRetryNotifyTellsEachWait: notify sees every retry, from 0, with the
+// wait Retry then sleeps and the error it retries, and nothing after the
+// last try.
+func TestRetryNotifyTellsEachWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := backoff.Policy{Base: time.Second, Max: 4 * time.Second, Jitter: lowest}
+		type note struct {
+			n    int
+			wait time.Duration
+			err  error
+		}
+		var notes []note
+		calls := 0
+		start := time.Now()
+		n, err := backoff.RetryNotify(t.Context(), p, func(error) bool { return calls < 3 }, func(context.Context) error {
+			calls++
+			return errTransient
+		}, func(n int, wait time.Duration, err error) { notes = append(notes, note{n, wait, err}) })
+		want := []note{{0, 500 * time.Millisecond, errTransient}, {1, time.Second, errTransient}}
+		if n != 3 || !errors.Is(err, errTransient) {
+			t.Fatalf("RetryNotify = %d, %v; want 3 tries and the last error", n, err)
+		}
+		if len(notes) != len(want) {
+			t.Fatalf("notify saw %v, want %v", notes, want)
+		}
+		for i := range want {
+			if notes[i] != want[i] {
+				t.Errorf("notify %d = %v, want %v", i, notes[i], want[i])
+			}
+		}
+		if took := time.Since(start); took != 1500*time.Millisecond {
+			t.Errorf("RetryNotify returned after %s, want the two waits notify saw, 1.5s", took)
+		}
+	})
+}

@@ -108,7 +108,7 @@ func NewClient(o Options) (*Client, error) {
 		base:     u.Scheme + "://" + u.Host,
 		http:     newHTTPClient(o.CallTimeout, o.DialContext),
 		attempts: o.Attempts,
-		policy:   backoff.Policy{Base: backoffBase, Max: maxBackoff},
+		policy:   retryPolicy,
 		log:      o.Logger.With(nodeagent.LogKeyComponent, "imds", nodeagent.LogKeyEndpoint, endpoint),
 		fetching: make(chan struct{}, 1),
 	}, nil
@@ -341,21 +341,18 @@ func retryableGet(err error) bool {
 }
 
 // retry calls once until it succeeds, fails in a way ok does not retry,
-// the caller's context ends, or c.attempts calls were made. Before retry n
-// (from 1, as the SDK counted) it waits c.policy.Delay(n), and logs it.
+// the caller's context ends, or c.attempts calls were made, with package
+// backoff's Retry; each retry is logged with its wait.
 func (c *Client) retry(ctx context.Context, e *Error, op string, once func() error, ok func(error) bool) error {
-	for attempt := 1; ; attempt++ {
-		err := once()
-		if err == nil || ctx.Err() != nil || !ok(err) || attempt >= c.attempts {
-			return err
-		}
-		wait := c.policy.Delay(attempt)
-		c.log.Debug("retrying", nodeagent.LogKeyOp, op, nodeagent.LogKeyAttempt, attempt+1,
-			nodeagent.LogKeyAttempts, c.attempts, nodeagent.LogKeyWait, wait, nodeagent.LogKeyError, err.Error())
-		if serr := backoff.Sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("%w (gave up retrying: %w)", err, serr)
-		}
-	}
+	calls := 0
+	_, err := backoff.RetryNotify(ctx, c.policy,
+		func(err error) bool { calls++; return ok(err) && calls < c.attempts },
+		func(context.Context) error { return once() },
+		func(n int, wait time.Duration, err error) {
+			c.log.Debug("retrying", nodeagent.LogKeyOp, op, nodeagent.LogKeyAttempt, n+2,
+				nodeagent.LogKeyAttempts, c.attempts, nodeagent.LogKeyWait, wait, nodeagent.LogKeyError, err.Error())
+		})
+	return err
 }
 
 // fail completes e with the read's last error and, when the caller's

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/backoff"
 )
 
 // Defaults for Options.
@@ -56,6 +57,10 @@ const (
 	backoffBase = 100 * time.Millisecond
 	maxBackoff  = time.Second
 )
+
+// retryPolicy is that schedule for backoff.Retry, which numbers retries
+// from 0: its Delay(n) is the schedule's Delay(n+1).
+var retryPolicy = backoff.Policy{Base: 2 * backoffBase, Max: maxBackoff}
 
 // Options configures a Source.
 type Options struct {
