@@ -32,6 +32,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nodeagent/nodeagent"
+	"github.com/nodeagent/nodeagent/internal/sigv4test"
 	"github.com/nodeagent/nodeagent/lifecycle"
 	"github.com/nodeagent/nodeagent/test/harness"
 )
@@ -200,47 +201,12 @@ func call(ctx context.Context, t *testing.T, api lifecycle.API, heartbeat bool) 
 	return classify(raw, via), raw
 }
 
-// authorization is a parsed SigV4 Authorization header.
-type authorization struct {
-	KeyID, Date, Region, Service, Terminal string
-	SignedHeaders                          []string
-	Signature                              string
-}
-
-func parseAuthorization(t *testing.T, h string) authorization {
-	t.Helper()
-	rest, ok := strings.CutPrefix(h, "AWS4-HMAC-SHA256 ")
-	if !ok {
-		t.Fatalf("Authorization %q is not AWS4-HMAC-SHA256", h)
-	}
-	var a authorization
-	for part := range strings.SplitSeq(rest, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		switch k {
-		case "Credential":
-			f := strings.Split(v, "/")
-			if len(f) != 5 {
-				t.Fatalf("Authorization %q: credential %q is not key/date/region/service/aws4_request", h, v)
-			}
-			a.KeyID, a.Date, a.Region, a.Service, a.Terminal = f[0], f[1], f[2], f[3], f[4]
-		case "SignedHeaders":
-			a.SignedHeaders = strings.Split(v, ";")
-		case "Signature":
-			a.Signature = v
-		}
-	}
-	if a.KeyID == "" || a.Signature == "" || len(a.SignedHeaders) == 0 {
-		t.Fatalf("Authorization %q lacks a credential, signed headers or signature", h)
-	}
-	return a
-}
-
 // checkSignature recomputes the signature of the request as received, over
 // the headers it says it signed, with the scope's region and service and
 // the body's hash, and compares.
-func checkSignature(t *testing.T, who string, endpoint string, r rawRequest) authorization {
+func checkSignature(t *testing.T, who string, endpoint string, r rawRequest) sigv4test.Authorization {
 	t.Helper()
-	a := parseAuthorization(t, r.Header.Get("Authorization"))
+	a := sigv4test.ParseAuthorization(t, r.Header.Get("Authorization"))
 	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
 	if err != nil {
 		t.Fatalf("%s: X-Amz-Date %q: %v", who, r.Header.Get("X-Amz-Date"), err)
@@ -271,7 +237,7 @@ func checkSignature(t *testing.T, who string, endpoint string, r rawRequest) aut
 		req, hex.EncodeToString(sum[:]), a.Service, a.Region, at); err != nil {
 		t.Fatal(err)
 	}
-	if want := parseAuthorization(t, req.Header.Get("Authorization")); want.Signature != a.Signature {
+	if want := sigv4test.ParseAuthorization(t, req.Header.Get("Authorization")); want.Signature != a.Signature {
 		t.Errorf("%s: signature %s, want %s recomputed over %v: the request was changed after signing or signed over another body", who, a.Signature, want.Signature, a.SignedHeaders)
 	}
 	return a
@@ -305,7 +271,7 @@ func compareRequests(t *testing.T, endpoint string, sdk, ours rawRequest) {
 	}
 	sa := checkSignature(t, "SDK", endpoint, sdk)
 	oa := checkSignature(t, "ours", endpoint, ours)
-	scope := func(a authorization) string {
+	scope := func(a sigv4test.Authorization) string {
 		return strings.Join([]string{a.KeyID, a.Region, a.Service, a.Terminal}, "/")
 	}
 	if scope(sa) != scope(oa) {
