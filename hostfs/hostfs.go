@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
@@ -209,7 +210,11 @@ func validPath(p string) bool {
 // confineDir checks that dir, or its deepest existing ancestor, resolves
 // inside Root. Nothing to check when Root is "/".
 func (f FS) confineDir(dir string) error {
-	if filepath.Clean(f.root()) == "/" {
+	root := filepath.Clean(f.root())
+	if root == "/" {
+		return nil
+	}
+	if plainBelow(root, dir) {
 		return nil
 	}
 	for {
@@ -235,6 +240,33 @@ func (f FS) confineFile(full string) error {
 		return nil // a missing file fails in the caller with ErrNotExist
 	}
 	return f.within(full)
+}
+
+// plainBelow reports whether dir lies under root through directories none
+// of which is a symlink, down to dir or to its first missing component.
+// Such a path resolves to root's own real path joined with the rest, inside
+// Root whatever Root's parents are, so it needs no resolution from "/" (an
+// lstat per component of Root, and Root resolved again for every directory
+// checked). A symlink anywhere below root says false: within resolves the
+// path then.
+func plainBelow(root, dir string) bool {
+	rel, ok := strings.CutPrefix(dir, root)
+	if !ok || (rel != "" && rel[0] != '/') {
+		return false
+	}
+	var st syscall.Stat_t
+	for i := 1; i <= len(rel); i++ {
+		if i < len(rel) && rel[i] != '/' {
+			continue
+		}
+		if err := syscall.Lstat(root+rel[:i], &st); err != nil {
+			return true // missing (or unreadable): nothing below it exists to escape through
+		}
+		if st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+			return false
+		}
+	}
+	return true
 }
 
 // within checks that the existing path p resolves inside Root.
