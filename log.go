@@ -68,6 +68,7 @@ const (
 	LogKeyGrace          = "grace"
 	LogKeyListen         = "listen"
 	LogKeyOp             = "op"
+	LogKeyPercent        = "percent"
 	LogKeyPidfile        = "pidfile"
 	LogKeyProc           = "proc"
 	LogKeyRate           = "rate_bytes_per_second"
@@ -76,9 +77,11 @@ const (
 	LogKeyRemoved        = "removed"
 	LogKeyReport         = "report"
 	LogKeyRestoreError   = "restore_error"
+	LogKeyRetryUntil     = "retry_until"
 	LogKeySize           = "size"
 	LogKeySplay          = "splay"
 	LogKeyStarted        = "started"
 	LogKeyState          = "state"
+	LogKeyTotal          = "total" // bytes expected in all
 	LogKeyVersion        = "version"
 )

@@ -684,7 +684,7 @@ func step[T any](ctx context.Context, log *slog.Logger, name string, f func(cont
 	v, err := f(ctx)
 	attrs := []any{LogKeyStep, name, LogKeyDuration, float64(time.Since(start).Microseconds()) / 1000}
 	if err != nil {
-		log.Error("step failed", append(attrs, "error", err.Error())...)
+		log.Error("step failed", append(attrs, nodeagent.LogKeyError, err.Error())...)
 	} else {
 		log.Info("step done", attrs...)
 	}

@@ -260,9 +260,9 @@ func (a *Agent) logTransient(ctx context.Context, err error) {
 	if !transient(err) || ctx.Err() != nil {
 		return
 	}
-	attrs := []any{"error", err.Error()}
+	attrs := []any{nodeagent.LogKeyError, err.Error()}
 	if dl, ok := ctx.Deadline(); ok {
-		attrs = append(attrs, "retry_until", dl.UTC().Format(time.RFC3339))
+		attrs = append(attrs, nodeagent.LogKeyRetryUntil, dl.UTC().Format(time.RFC3339))
 	}
 	a.Logger.Warn("boot: transient failure; retrying with backoff until --deadline", attrs...)
 }

@@ -286,7 +286,7 @@ func (a *Agent) stop(w *worker, o RunOptions) error {
 	}
 	attrs := []any{"lifecycle_state", state}
 	if err != nil {
-		attrs = append(attrs, "error", err.Error())
+		attrs = append(attrs, nodeagent.LogKeyError, err.Error())
 	}
 	a.Logger.Info("stop requested (SIGTERM) and the instance is not terminating: exiting without draining; readiness and the ELB health file stay for the next start", attrs...)
 	w.cancelAndWait()

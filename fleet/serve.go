@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nodeagent/nodeagent"
 )
 
 // Marshal is the one JSON encoding of a Snapshot: `fleet status --json`
@@ -109,7 +111,7 @@ func (s *Server) Run(ctx context.Context) {
 				return
 			}
 			if !failing {
-				s.logger().Warn("fleet not reloaded; the page shows the last good load", "error", err.Error())
+				s.logger().Warn("fleet not reloaded; the page shows the last good load", nodeagent.LogKeyError, err.Error())
 			}
 			failing = true
 			continue

@@ -399,9 +399,9 @@ func (p *progress) report() {
 	} else if since < 30*time.Second {
 		return
 	}
-	args := []any{nodeagent.LogKeyURL, p.url, "bytes", p.n, "rate_bytes_per_second", int64(float64(p.n-p.lastN) / since.Seconds())}
+	args := []any{nodeagent.LogKeyURL, p.url, nodeagent.LogKeyBytes, p.n, nodeagent.LogKeyRate, int64(float64(p.n-p.lastN) / since.Seconds())}
 	if p.total > 0 {
-		args = append(args, "total", p.total, "percent", p.n*100/p.total)
+		args = append(args, nodeagent.LogKeyTotal, p.total, nodeagent.LogKeyPercent, p.n*100/p.total)
 	}
 	p.log.Info("release download progress", args...)
 	p.last, p.lastN = t, p.n
