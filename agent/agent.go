@@ -63,6 +63,14 @@ type Agent struct {
 	// HTTPClient is used by smoke checks; nil means smoke.NewHTTPClient
 	// (no redirects followed, no proxy, a 10 s bound per request).
 	HTTPClient *http.Client
+	// BeforeChange, when set, is called before this process first changes
+	// the node, finishes a dead apply's journal, calls Auto Scaling or
+	// waits to retry; it may be called more than once. `nodeagent apply`
+	// starts catching SIGINT and SIGTERM there. An apply that finds
+	// nothing to change never calls it: up to its end, a signal can stop
+	// it anywhere without leaving anything owed (its only writes replace
+	// the agent's own records whole).
+	BeforeChange func()
 
 	// swept: this process has swept the temp files dead processes left
 	// (see sweep); only the first apply needs to.
@@ -76,6 +84,13 @@ type Agent struct {
 	// about 4 MB of garbage and 10-40 ms). Only used while the copy on
 	// disk is still byte for byte what was saved.
 	saved atomic.Pointer[lastApplied]
+}
+
+// beforeChange calls BeforeChange, when there is one.
+func (a *Agent) beforeChange() {
+	if a.BeforeChange != nil {
+		a.BeforeChange()
+	}
 }
 
 // Applied records the last successful apply in the state dir (state.Applied).
@@ -415,6 +430,9 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	applyID := newID()
 	log := a.Logger.With(LogKeyApply, applyID, LogKeySerial, p.Topology.Serial)
 	out := &Outcome{Prepared: p, Switched: map[string]string{}}
+	if !p.Plan.Empty() || len(p.recovered) > 0 || p.adopted != nil {
+		a.beforeChange()
+	}
 
 	// shared/ belongs to the web server's user, so the application can
 	// write sessions, uploads and caches there.
@@ -556,6 +574,7 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 // the operator to inspect (the node is not ready), and an action it owed
 // and could not do stays owed for the next apply.
 func (a *Agent) fail(ctx context.Context, log *slog.Logger, p *Prepared, j *journal.Journal, failed []smoke.Result, err error) error {
+	a.beforeChange()
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	if j.Record.Keep {

@@ -161,6 +161,7 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 		if err == nil {
 			if hook == nil {
 				if h, ok := a.hookFor(inst, doc); ok {
+					a.beforeChange()
 					hook = &h
 					attempts = a.Config.LaunchAttempts
 					stopHeartbeats = a.startHeartbeats(ctx, h)
@@ -184,6 +185,7 @@ func (a *Agent) Boot(ctx context.Context) (*BootResult, error) {
 		}
 		cancel()
 		lastErr = err
+		a.beforeChange() // a retry, or the launch hook's ABANDON, follows
 		a.Logger.Error("boot apply failed", nodeagent.LogKeyAttempt, attempt, nodeagent.LogKeyAttempts, attempts, nodeagent.LogKeyError, err.Error())
 		if attempt < attempts {
 			// Back off 5-10 s, then 10-20 s, … (jittered).
@@ -260,6 +262,7 @@ func (a *Agent) logTransient(ctx context.Context, err error) {
 	if !transient(err) || ctx.Err() != nil {
 		return
 	}
+	a.beforeChange() // a wait to retry follows
 	attrs := []any{nodeagent.LogKeyError, err.Error()}
 	if dl, ok := ctx.Deadline(); ok {
 		attrs = append(attrs, nodeagent.LogKeyRetryUntil, dl.UTC().Format(time.RFC3339))
@@ -282,6 +285,7 @@ func (a *Agent) mayAbandon(ctx context.Context, err error, outOfTime bool) bool 
 // learning who the instance is; abandon then tries until until to learn it,
 // and the hook's name from the topology (or the last-good copy).
 func (a *Agent) abandon(ctx context.Context, res *BootResult, inst *nodeagent.Instance, cause error, until time.Time) (*BootResult, error) {
+	a.beforeChange()
 	gctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	defer cancel()
 	a.Logger.Error("boot gave up: transient failures outlasted --deadline; completing the launch hook with ABANDON",
@@ -389,6 +393,7 @@ const hookCompleteWithin = time.Minute
 // hook's completion is recorded in lifecycle.json, so that no later process
 // completes it again for this instance.
 func (a *Agent) completeHook(h nodeagent.LifecycleHook, result string, launch bool) error {
+	a.beforeChange()
 	ctx, cancel := context.WithTimeout(context.Background(), hookCompleteWithin)
 	defer cancel()
 	_, err := backoff.Retry(ctx, bootRetry, lifecycle.Transient, func(ctx context.Context) error {

@@ -26,6 +26,7 @@ func (a *Agent) recoverJournal(ctx context.Context) ([]nodeagent.ServiceAction, 
 	if j == nil {
 		return nil, nil, nil
 	}
+	a.beforeChange()
 	r := j.Record
 	log := a.Logger.With(LogKeyApply, r.ID, LogKeySerial, r.Serial)
 	j.Logger = log

@@ -46,6 +46,11 @@ func (c *applyCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Until the apply has something to change, complete or wait for, a
+	// signal's default action ends it: nothing is half done then (the
+	// only writes are whole-file replacements of the agent's own records).
+	// From then on a signal winds the work down (see Agent.BeforeChange).
+	a.BeforeChange = c.catch
 
 	if *dryRun {
 		inst, fetched, err := a.DiscoverAndFetch(ctx)

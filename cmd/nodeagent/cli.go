@@ -36,18 +36,22 @@ type command interface {
 type commandInfo struct {
 	summary string
 	make    func(*cli) command
+	// lateSignals: the command calls cli.catchSignals itself, once it has
+	// work a signal should wind down (apply); every other command's
+	// context is cancelled by SIGINT or SIGTERM from its start.
+	lateSignals bool
 }
 
 var commands = map[string]commandInfo{
-	"apply":    {"converge this node once, then exit (--dry-run prints the plan and changes nothing)", func(c *cli) command { return &applyCommand{cli: c} }},
-	"run":      {"apply, then serve health/metrics and watch the topology for changes", func(c *cli) command { return &runCommand{cli: c} }},
-	"validate": {"check a topology document: nodeagent validate FILE|URL", func(c *cli) command { return &validateCommand{cli: c} }},
-	"status":   {"what the node last applied, and whether it is ready", func(c *cli) command { return &statusCommand{cli: c} }},
-	"smoke":    {"run this node's smoke checks now and print a table", func(c *cli) command { return &smokeCommand{cli: c} }},
-	"version":  {"print the version", func(c *cli) command { return &versionCommand{cli: c} }},
-	"fleet":    {"the operator's view: fleet status (table, --json, --wait-converged) and fleet serve (web page)", func(c *cli) command { return &fleetCommand{cli: c} }},
-	"topology": {"the operator's side: publish a document, fail over a database, roll back", func(c *cli) command { return &topologyCommand{cli: c} }},
-	"rollout":  {"follow a staged rollout: rollout resume (advance waves, halt on failures), rollout status", func(c *cli) command { return &rolloutCommand{cli: c} }},
+	"apply":    {summary: "converge this node once, then exit (--dry-run prints the plan and changes nothing)", make: func(c *cli) command { return &applyCommand{cli: c} }, lateSignals: true},
+	"run":      {summary: "apply, then serve health/metrics and watch the topology for changes", make: func(c *cli) command { return &runCommand{cli: c} }},
+	"validate": {summary: "check a topology document: nodeagent validate FILE|URL", make: func(c *cli) command { return &validateCommand{cli: c} }},
+	"status":   {summary: "what the node last applied, and whether it is ready", make: func(c *cli) command { return &statusCommand{cli: c} }},
+	"smoke":    {summary: "run this node's smoke checks now and print a table", make: func(c *cli) command { return &smokeCommand{cli: c} }},
+	"version":  {summary: "print the version", make: func(c *cli) command { return &versionCommand{cli: c} }},
+	"fleet":    {summary: "the operator's view: fleet status (table, --json, --wait-converged) and fleet serve (web page)", make: func(c *cli) command { return &fleetCommand{cli: c} }},
+	"topology": {summary: "the operator's side: publish a document, fail over a database, roll back", make: func(c *cli) command { return &topologyCommand{cli: c} }},
+	"rollout":  {summary: "follow a staged rollout: rollout resume (advance waves, halt on failures), rollout status", make: func(c *cli) command { return &rolloutCommand{cli: c} }},
 }
 
 // subcommand is one subcommand of a command that has several (fleet,
@@ -99,6 +103,10 @@ func (c *cli) runSubcommands(ctx context.Context, command, footer string, subs [
 type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// catchSignals makes SIGINT and SIGTERM cancel the command's context
+	// from now on (main's interrupts.catch); nil in tests that drive
+	// commands in-process.
+	catchSignals func()
 }
 
 func newCLI(stdout, stderr io.Writer, getenv func(string) string) *cli {
@@ -120,6 +128,9 @@ func (c *cli) Run(ctx context.Context, args []string) int {
 		c.usage(c.stderr)
 		return ExitUsage
 	}
+	if !info.lateSignals {
+		c.catch()
+	}
 	err := redact.Error(info.make(c).Run(ctx, args[1:]))
 	switch {
 	case err == nil:
@@ -132,6 +143,13 @@ func (c *cli) Run(ctx context.Context, args []string) int {
 	default:
 		fmt.Fprintf(c.stderr, "nodeagent %s: %v\n", args[0], err)
 		return ExitFailed
+	}
+}
+
+// catch calls catchSignals, when there is one.
+func (c *cli) catch() {
+	if c.catchSignals != nil {
+		c.catchSignals()
 	}
 }
 

@@ -281,6 +281,41 @@ func TestInterruptedApply(t *testing.T) {
 		}
 	})
 
+	t.Run("SIGTERM between the files and the reload is caught and undone", func(t *testing.T) {
+		// apply catches signals only once it has something to change
+		// (agent.Agent.BeforeChange); a stop asked while it changes the
+		// node must still wind the apply down, not end the process.
+		applied := f.doc.Serial
+		f.editShop(func(p *productEdit) { p.aliases = append(p.aliases, "term.shop.example") })
+		f.publish(t)
+		web.armTrap(t, "apache2", "reload", "term")
+		r := web.agent(t, "apply")
+		if _, err := os.Stat(web.execLog + trapSuffix); err == nil {
+			t.Fatal("the trap was not sprung")
+		}
+		if r.code != 1 {
+			t.Fatalf("apply stopped with SIGTERM while changing the node: exit %d, want 1 (the signal caught, the apply wound down)\n%s", r.code, r)
+		}
+		if !strings.Contains(r.stderr, "undone: put back") {
+			t.Errorf("apply does not say it undid its change:\n%s", r.stderr)
+		}
+		// Wound down: the change undone from the journal, Apache back on
+		// the previous config, nothing owed, still serving.
+		eventually(t, 15*time.Second, web.apacheURL("/"), serverName, 200, "Welcome")
+		if code, _, _, _ := httpGet(web.apacheURL("/"), "term.shop.example"); code != 404 {
+			t.Errorf("the alias of the stopped apply answers %d, want 404 from the catch-all", code)
+		}
+		if web.journalLeft() {
+			t.Error("the stopped apply left its journal")
+		}
+		if st, sr := web.status(t); !st.Ready || st.Serial != applied || len(st.Owed) > 0 {
+			t.Errorf("status %+v, want ready at serial %d with nothing owed\n%s", st, applied, sr)
+		}
+
+		web.mustApply(t)
+		eventually(t, 15*time.Second, web.apacheURL("/"), "term.shop.example", 200, "Welcome")
+	})
+
 	t.Run("same serial with different content is refused", func(t *testing.T) {
 		good := topologyJSON(t, f.doc)
 		edited := f.doc

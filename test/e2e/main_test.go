@@ -71,17 +71,24 @@ func wrapMain(args []string) int {
 	}
 	fmt.Fprintf(f, "%s %s\n", unit, action)
 	f.Close()
-	after, trapped := trap(log, unit, action)
-	if trapped && !after {
+	switch trap(log, unit, action) {
+	case "before":
 		// The agent dies as it starts this action: nothing of it happens.
 		return killAgent()
-	}
-	if trapped {
+	case "after":
 		// The action happens, then the agent dies before it hears so.
 		if code := runAction(mode, rest); code != 0 {
 			return code
 		}
 		return killAgent()
+	case "term":
+		// The agent is asked to stop as it starts this action (systemctl
+		// stop, a shutdown), which then happens all the same.
+		if err := syscall.Kill(os.Getppid(), syscall.SIGTERM); err != nil {
+			fmt.Fprintln(os.Stderr, "wrap: signal the agent:", err)
+			return 1
+		}
+		return runAction(mode, rest)
 	}
 	switch mode {
 	case "exec":
@@ -126,21 +133,23 @@ func wrapMain(args []string) int {
 // action starts, "UNIT ACTION after" once the action is done. The trap
 // fires once: the wrapper removes the file. A test kills the agent at a
 // precise step of an apply this way, as a crash or an OOM kill would.
+// "UNIT ACTION term" sends SIGTERM instead, as the action starts, and the
+// action goes ahead.
 const trapSuffix = ".trap"
 
-// trap reports whether the armed trap matches unit and action, and disarms
-// it.
-func trap(log, unit, action string) (after, trapped bool) {
+// trap returns the armed trap's when ("before", "after" or "term") if it
+// matches unit and action, and disarms it; "" when none does.
+func trap(log, unit, action string) string {
 	b, err := os.ReadFile(log + trapSuffix)
 	if err != nil {
-		return false, false
+		return ""
 	}
 	f := strings.Fields(string(b))
 	if len(f) != 3 || f[0] != unit || f[1] != action {
-		return false, false
+		return ""
 	}
 	os.Remove(log + trapSuffix)
-	return f[2] == "after", true
+	return f[2]
 }
 
 // runAction does what the wrapped command does, as a child, and waits.
