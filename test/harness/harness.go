@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -167,23 +168,55 @@ var errNotReady = errors.New("not ready")
 // or limit passes; it fails the test with the process's output otherwise.
 func (p *process) waitReady(t testing.TB, limit time.Duration, ready func(ctx context.Context) error) {
 	t.Helper()
+	if err := p.awaitReady(limit, ready); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+}
+
+// errExited: the process ended before it was ready.
+var errExited = errors.New("exited before it was ready")
+
+func (p *process) awaitReady(limit time.Duration, ready func(ctx context.Context) error) error {
 	deadline := time.Now().Add(limit)
 	var last error
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.exited:
-			t.Fatalf("harness: %s exited before it was ready (%v); output:\n%s", p.name, p.err, p.out)
+			return fmt.Errorf("%s %w (%v); output:\n%s", p.name, errExited, p.err, p.out)
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		last = ready(ctx)
 		cancel()
 		if last == nil {
-			return
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("harness: %s not ready after %s (last: %v); output:\n%s", p.name, limit, last, p.out)
+	return fmt.Errorf("%s not ready after %s (last: %v); output:\n%s", p.name, limit, last, p.out)
+}
+
+// startOnFreePort starts a server on a free port of 127.0.0.1 and waits
+// until it is ready. FreePort's port is free when it is picked, but
+// another process (a parallel test package's server) can bind it before
+// the server does; a server that then exits saying so is started again on
+// another port, up to three times.
+func startOnFreePort(t testing.TB, limit time.Duration, start func(port int) *process, ready func(ctx context.Context, port int) error) (*process, int) {
+	t.Helper()
+	var err error
+	for range 3 {
+		port := FreePort(t)
+		p := start(port)
+		if err = p.awaitReady(limit, func(ctx context.Context) error { return ready(ctx, port) }); err == nil {
+			return p, port
+		}
+		if !errors.Is(err, errExited) || !strings.Contains(p.out.String(), "address already in use") {
+			break
+		}
+		t.Logf("harness: port %d was taken before %s bound it; trying another", port, p.name)
+	}
+	t.Fatalf("harness: %v", err)
+	return nil, 0
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -60,16 +60,16 @@ func StartIMDS(t testing.TB, c IMDSConfig) *IMDS {
 	if c.TerminateAfter > 0 {
 		delay = int64(math.Ceil(c.TerminateAfter.Seconds()))
 	}
-	port := FreePort(t)
-	proc := startProcess(t, "ec2-metadata-mock", nil, bin,
-		"-I", "-n", "127.0.0.1", "-p", itoa(port), "-c", cfgPath,
-		"--asg-termination-delay-sec", fmt.Sprint(delay))
-	m := &IMDS{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Config: c, proc: proc}
-	proc.waitReady(t, 15*time.Second, func(ctx context.Context) error {
-		_, err := m.Token(ctx)
+	url := func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }
+	proc, port := startOnFreePort(t, 15*time.Second, func(port int) *process {
+		return startProcess(t, "ec2-metadata-mock", nil, bin,
+			"-I", "-n", "127.0.0.1", "-p", itoa(port), "-c", cfgPath,
+			"--asg-termination-delay-sec", fmt.Sprint(delay))
+	}, func(ctx context.Context, port int) error {
+		_, err := (&IMDS{URL: url(port)}).Token(ctx)
 		return err
 	})
-	return m
+	return &IMDS{URL: url(port), Config: c, proc: proc}
 }
 
 // Env points the AWS SDK's IMDS client at the mock.

@@ -35,26 +35,26 @@ func StartMinIO(t testing.TB) *MinIO {
 	t.Helper()
 	bin := Tool(t, ToolMinIO)
 	data := t.TempDir()
-	port := FreePort(t)
 	m := &MinIO{
-		Endpoint:  fmt.Sprintf("http://127.0.0.1:%d", port),
 		AccessKey: "nodeagent-test",
 		SecretKey: "nodeagent-test-secret",
 		Region:    "us-east-1",
 	}
-	m.proc = startProcess(t, "minio", []string{
-		"MINIO_ROOT_USER=" + m.AccessKey,
-		"MINIO_ROOT_PASSWORD=" + m.SecretKey,
-		"MINIO_REGION=" + m.Region,
-		"MINIO_BROWSER=off",
-		"MINIO_UPDATE=off",
-		"MINIO_CALLHOME_ENABLE=off",
-		// The metrics endpoint without a bearer token, so that tests can
-		// read MinIO's own request counters (APIRequests).
-		"MINIO_PROMETHEUS_AUTH_TYPE=public",
-	}, bin, "server", data, "--address", fmt.Sprintf("127.0.0.1:%d", port), "--quiet")
-	m.proc.waitReady(t, 60*time.Second, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.Endpoint+"/minio/health/live", nil)
+	endpoint := func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }
+	proc, port := startOnFreePort(t, 60*time.Second, func(port int) *process {
+		return startProcess(t, "minio", []string{
+			"MINIO_ROOT_USER=" + m.AccessKey,
+			"MINIO_ROOT_PASSWORD=" + m.SecretKey,
+			"MINIO_REGION=" + m.Region,
+			"MINIO_BROWSER=off",
+			"MINIO_UPDATE=off",
+			"MINIO_CALLHOME_ENABLE=off",
+			// The metrics endpoint without a bearer token, so that tests can
+			// read MinIO's own request counters (APIRequests).
+			"MINIO_PROMETHEUS_AUTH_TYPE=public",
+		}, bin, "server", data, "--address", fmt.Sprintf("127.0.0.1:%d", port), "--quiet")
+	}, func(ctx context.Context, port int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint(port)+"/minio/health/live", nil)
 		if err != nil {
 			return err
 		}
@@ -67,6 +67,7 @@ func StartMinIO(t testing.TB) *MinIO {
 		}
 		return nil
 	})
+	m.Endpoint, m.proc = endpoint(port), proc
 	return m
 }
 
