@@ -68,8 +68,11 @@ type Agent struct {
 	// waits to retry; it may be called more than once. `nodeagent apply`
 	// starts catching SIGINT and SIGTERM there. An apply that finds
 	// nothing to change never calls it: up to its end, a signal can stop
-	// it anywhere without leaving anything owed (its only writes replace
-	// the agent's own records whole).
+	// it anywhere, as a kill could, without leaving anything owed. What it
+	// may write before then is crash-safe by design: whole-file
+	// replacements of the agent's own records, the sweep of a dead
+	// process's temporary files, and the replay of its interrupted writes
+	// (hostfs.FS.Recover), which the next process replays again.
 	BeforeChange func()
 
 	// swept: this process has swept the temp files dead processes left

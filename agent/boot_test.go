@@ -267,8 +267,26 @@ func TestBootTransientOutageOutlastsTheDeadline(t *testing.T) {
 				}}
 				hooks := &fakeHooks{}
 				a := bootAgent(t, md, src, hooks, 10*time.Second)
+				// apply starts catching signals at the first BeforeChange: it
+				// must come before the first wait to retry, and so before
+				// the ABANDON.
+				firstAt := int32(-1)
+				var calls atomic.Int32
+				a.BeforeChange = func() {
+					if calls.Add(1) == 1 {
+						firstAt = discoveries.Load() + fetches.Load()
+						if n := len(hooks.list()); n != 0 {
+							t.Errorf("first BeforeChange after %d lifecycle actions, want before any", n)
+						}
+					}
+				}
 				start := time.Now()
 				res, err := a.Boot(t.Context())
+				if firstAt < 0 {
+					t.Error("BeforeChange was never called, though the boot waited to retry and completed a lifecycle action")
+				} else if firstAt > 2 {
+					t.Errorf("first BeforeChange after %d discoveries and fetches, want it at the first failure (2: one of each), before the wait to retry", firstAt)
+				}
 				if err == nil || !strings.Contains(err.Error(), "ABANDON") {
 					t.Errorf("Boot = %v, want it to say it abandoned", err)
 				}

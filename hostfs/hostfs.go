@@ -214,7 +214,11 @@ func (f FS) confineDir(dir string) error {
 	if root == "/" {
 		return nil
 	}
-	if plainBelow(root, dir) {
+	// A root with a ".." in it names a different directory for the
+	// kernel (which applies ".." after following a symlink) than for
+	// Path (which drops it lexically): only the full resolution compares
+	// the two.
+	if !strings.Contains(f.root()+"/", "/../") && plainBelow(root, dir) {
 		return nil
 	}
 	for {
@@ -243,7 +247,9 @@ func (f FS) confineFile(full string) error {
 }
 
 // plainBelow reports whether dir lies under root through directories none
-// of which is a symlink, down to dir or to its first missing component.
+// of which is a symlink, down to dir or to its first missing component
+// (when that is not root's first: a missing root is for the full
+// resolution to report).
 // Such a path resolves to root's own real path joined with the rest, inside
 // Root whatever Root's parents are, so it needs no resolution from "/" (an
 // lstat per component of Root, and Root resolved again for every directory
@@ -251,20 +257,27 @@ func (f FS) confineFile(full string) error {
 // path then.
 func plainBelow(root, dir string) bool {
 	rel, ok := strings.CutPrefix(dir, root)
-	if !ok || (rel != "" && rel[0] != '/') {
-		return false
+	if !ok || rel == "" || rel[0] != '/' {
+		return false // elsewhere, or root itself: the full resolution checks it exists
 	}
 	var st syscall.Stat_t
+	first := true
 	for i := 1; i <= len(rel); i++ {
 		if i < len(rel) && rel[i] != '/' {
 			continue
 		}
-		if err := syscall.Lstat(root+rel[:i], &st); err != nil {
-			return true // missing (or unreadable): nothing below it exists to escape through
-		}
-		if st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+		err := syscall.Lstat(root+rel[:i], &st)
+		switch {
+		case (err == syscall.ENOENT || err == syscall.ENOTDIR) && !first:
+			return true // nothing below it exists to escape through
+		case err != nil:
+			// The first component missing (Root itself may be), or an
+			// error that says nothing of what is there: resolve in full.
+			return false
+		case st.Mode&syscall.S_IFMT == syscall.S_IFLNK:
 			return false
 		}
+		first = false
 	}
 	return true
 }

@@ -47,9 +47,9 @@ func (c *applyCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	// Until the apply has something to change, complete or wait for, a
-	// signal's default action ends it: nothing is half done then (the
-	// only writes are whole-file replacements of the agent's own records).
-	// From then on a signal winds the work down (see Agent.BeforeChange).
+	// signal's default action ends it, as a kill would: nothing it may
+	// have done by then is owed (see Agent.BeforeChange). From then on a
+	// signal winds the work down.
 	a.BeforeChange = c.catch
 
 	if *dryRun {

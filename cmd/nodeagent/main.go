@@ -101,6 +101,7 @@ type interrupts struct {
 
 	mu          sync.Mutex
 	stopSignals func() // nil until catch
+	stopped     bool
 }
 
 func newInterrupts() *interrupts {
@@ -110,11 +111,12 @@ func newInterrupts() *interrupts {
 
 // catch starts catching SIGINT and SIGTERM: the first cancels ctx (a
 // second is caught too, as with signal.NotifyContext, until stop). Calls
-// after the first do nothing; it is safe for concurrent use.
+// after the first, or after stop, do nothing; it is safe for concurrent
+// use.
 func (i *interrupts) catch() {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if i.stopSignals != nil {
+	if i.stopSignals != nil || i.stopped {
 		return
 	}
 	sctx, stop := signal.NotifyContext(i.ctx, os.Interrupt, syscall.SIGTERM)
@@ -122,10 +124,11 @@ func (i *interrupts) catch() {
 	i.stopSignals = stop
 }
 
-// stop stops catching signals and cancels ctx.
+// stop stops catching signals, for good, and cancels ctx.
 func (i *interrupts) stop() {
 	i.mu.Lock()
 	defer i.mu.Unlock()
+	i.stopped = true
 	if i.stopSignals != nil {
 		i.stopSignals()
 	}

@@ -71,7 +71,7 @@ func wrapMain(args []string) int {
 	}
 	fmt.Fprintf(f, "%s %s\n", unit, action)
 	f.Close()
-	switch trap(log, unit, action) {
+	switch when := trap(log, unit, action); when {
 	case "before":
 		// The agent dies as it starts this action: nothing of it happens.
 		return killAgent()
@@ -89,6 +89,10 @@ func wrapMain(args []string) int {
 			return 1
 		}
 		return runAction(mode, rest)
+	case "":
+	default:
+		fmt.Fprintf(os.Stderr, "wrap: unknown trap %q in %s: want before, after or term\n", when, log+trapSuffix)
+		return 2
 	}
 	switch mode {
 	case "exec":

@@ -164,18 +164,11 @@ func (p *process) stop(wait time.Duration) error {
 
 var errNotReady = errors.New("not ready")
 
-// waitReady polls ready every 50ms until it returns nil, the process exits,
-// or limit passes; it fails the test with the process's output otherwise.
-func (p *process) waitReady(t testing.TB, limit time.Duration, ready func(ctx context.Context) error) {
-	t.Helper()
-	if err := p.awaitReady(limit, ready); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-}
-
 // errExited: the process ended before it was ready.
 var errExited = errors.New("exited before it was ready")
 
+// awaitReady polls ready every 50ms until it returns nil, the process
+// exits (errExited, with the process's output) or limit passes.
 func (p *process) awaitReady(limit time.Duration, ready func(ctx context.Context) error) error {
 	deadline := time.Now().Add(limit)
 	var last error
