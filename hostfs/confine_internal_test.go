@@ -7,25 +7,10 @@ import (
 	"testing"
 )
 
-// confineDirFull is confineDir as it was before plainBelow: the deepest
-// existing ancestor resolved from "/" and compared with Root resolved.
-func (f FS) confineDirFull(dir string) error {
-	for {
-		if _, err := os.Lstat(dir); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return nil
-		}
-		dir = parent
-	}
-	return f.within(dir)
-}
-
 // TestConfineDirAgreesWithFullResolution checks confineDir, which skips
 // resolving directories reached below Root through no symlink, against the
-// full resolution from "/" on a tree with every kind of component: Root
+// full resolution from "/" (confineDirFull, all confineDir did before
+// plainBelow) on a tree with every kind of component: Root
 // itself reached through a symlink, real directories, symlinks that stay
 // inside, symlinks out of Root (absolute, relative and chained), a dangling
 // symlink, a file where a directory is expected and missing components.

@@ -221,6 +221,12 @@ func (f FS) confineDir(dir string) error {
 	if !strings.Contains(f.root()+"/", "/../") && plainBelow(root, dir) {
 		return nil
 	}
+	return f.confineDirFull(dir)
+}
+
+// confineDirFull resolves dir's deepest existing ancestor from "/" and
+// checks that it lies inside Root resolved.
+func (f FS) confineDirFull(dir string) error {
 	for {
 		if _, err := os.Lstat(dir); err == nil {
 			break
