@@ -260,6 +260,15 @@ func (e *Exec) do(ctx context.Context, unit, action string, c Command) error {
 	pidfile := e.cfg[unit].Pidfile
 	sig, _ := parseSignal(c.Signal) // validated above
 	pid, live, err := e.livePid(pidfile)
+	if err == nil && !live && e.beingWritten(pidfile) {
+		// A daemon re-executing itself rewrites its pidfile (PHP-FPM on
+		// USR2 truncates it, then writes its pid): a reload a moment after
+		// another finds it empty. Read it again until it names a pid.
+		_ = e.waitFor(ctx, pidfileWait, func() bool {
+			pid, live, err = e.livePid(pidfile)
+			return err != nil || live || !e.beingWritten(pidfile)
+		})
+	}
 	if err != nil {
 		return actionError("exec", action, unit, err)
 	}
@@ -326,6 +335,20 @@ func (e *Exec) waitFor(ctx context.Context, limit time.Duration, cond func() boo
 
 // livePid reads the pidfile: a missing, empty or unparsable pidfile means
 // "not running"; other read errors are returned.
+// pidfileWait bounds the wait for a pidfile that is being rewritten.
+const pidfileWait = 2 * time.Second
+
+// beingWritten reports whether pidfile exists but names no pid yet: empty,
+// or cut short of a number, as while its daemon rewrites it.
+func (e *Exec) beingWritten(pidfile string) bool {
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		return false
+	}
+	_, err = strconv.Atoi(string(bytes.TrimSpace(b)))
+	return err != nil
+}
+
 func (e *Exec) livePid(pidfile string) (int, bool, error) {
 	b, err := os.ReadFile(pidfile)
 	if errors.Is(err, os.ErrNotExist) {

@@ -282,6 +282,56 @@ func TestExecReloadSignal(t *testing.T) {
 	}
 }
 
+// TestExecReloadWaitsForARewrittenPidfile: a reload that finds the pidfile
+// empty, as a daemon re-executing itself leaves it for a moment (PHP-FPM
+// on USR2), reads it again and signals the pid once it is written, instead
+// of failing with "no live pid".
+func TestExecReloadWaitsForARewrittenPidfile(t *testing.T) {
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "svc.pid")
+	marker := filepath.Join(dir, "reloaded")
+	script := fmt.Sprintf(`trap 'echo reloaded >> %s' HUP; echo $$ > %s; while :; do sleep 0.05; done`, marker, pidfile)
+	pid := startShell(t, script, pidfile)
+	if err := os.WriteFile(pidfile, nil, 0o644); err != nil { // truncated, as by the re-exec
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		os.WriteFile(pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+	}()
+
+	cfg := service.ExecConfig{"svc": {Pidfile: pidfile, Reload: &service.Command{Signal: "SIGHUP"}}}
+	e := service.NewExec(cfg, service.ExecRunner, testLogger(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.Reload(ctx, "svc"); err != nil {
+		t.Fatalf("Reload with the pidfile being rewritten: %v", err)
+	}
+	var got []byte
+	for range 250 {
+		if got, _ = os.ReadFile(marker); len(got) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if string(got) != "reloaded\n" {
+		t.Fatalf("marker = %q, want the HUP trap to have run once", got)
+	}
+
+	// A pidfile that stays empty is not waited for past the bound.
+	if err := os.WriteFile(pidfile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := e.Reload(ctx, "svc")
+	if err == nil || !strings.Contains(err.Error(), "no live pid") {
+		t.Errorf("Reload with an empty pidfile = %v, want no live pid", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Reload with an empty pidfile took %s", took)
+	}
+}
+
 func TestExecStopWaitsForExit(t *testing.T) {
 	dir := t.TempDir()
 	pidfile := filepath.Join(dir, "stubborn.pid")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // nodeagentBin is the binary under test, built once by TestMain.
@@ -110,14 +111,9 @@ func wrapMain(args []string) int {
 			fmt.Fprintf(os.Stderr, "wrap: unknown signal %s\n", rest[0])
 			return 2
 		}
-		b, err := os.ReadFile(rest[1])
+		pid, err := readPidfile(rest[1])
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "wrap:", err)
-			return 1
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 1 {
-			fmt.Fprintf(os.Stderr, "wrap: bad pid in %s: %q\n", rest[1], b)
 			return 1
 		}
 		if err := syscall.Kill(pid, sig); err != nil {
@@ -129,6 +125,26 @@ func wrapMain(args []string) int {
 		return 2
 	}
 	return 0
+}
+
+// readPidfile reads the pid in a daemon's pidfile. A daemon rewrites it as
+// it re-executes itself (PHP-FPM on USR2 truncates it, then writes its
+// pid), so an empty or partial file is read again, for up to 2 s, before
+// it counts as bad: two reloads a moment apart (a dead apply's owed reload,
+// then the apply's own) otherwise catch PHP-FPM between the two.
+func readPidfile(path string) (int, error) {
+	var b []byte
+	for range 40 {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
+			return 0, err
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+			return pid, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("bad pid in %s: %q", path, b)
 }
 
 // trapSuffix names the file, next to the wrapper's LOG, that arms a kill:
@@ -168,14 +184,9 @@ func runAction(mode string, rest []string) int {
 		}
 	case "signal":
 		sig := map[string]syscall.Signal{"HUP": syscall.SIGHUP, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "TERM": syscall.SIGTERM}[strings.TrimPrefix(rest[0], "SIG")]
-		b, err := os.ReadFile(rest[1])
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "wrap:", err)
-			return 1
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 1 || sig == 0 {
-			fmt.Fprintf(os.Stderr, "wrap: bad pid %q or signal %s\n", b, rest[0])
+		pid, err := readPidfile(rest[1])
+		if err != nil || sig == 0 {
+			fmt.Fprintf(os.Stderr, "wrap: %v, or a bad signal %s\n", err, rest[0])
 			return 1
 		}
 		if err := syscall.Kill(pid, sig); err != nil {
