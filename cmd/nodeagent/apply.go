@@ -76,6 +76,11 @@ func (c *applyCommand) Run(ctx context.Context, args []string) error {
 	defer func() { _ = unlockRun() }()
 	res, err := a.Boot(ctx)
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(ctx.Err(), context.Canceled) && cause != context.Canceled {
+			// A signal: say so. "signal: killed" alone reads as a crash
+			// of the service command it interrupted.
+			return fmt.Errorf("stopped (%v): %w", cause, err)
+		}
 		return err
 	}
 	if res.Refused != nil {

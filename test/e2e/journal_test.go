@@ -296,8 +296,8 @@ func TestInterruptedApply(t *testing.T) {
 		if r.code != 1 {
 			t.Fatalf("apply stopped with SIGTERM while changing the node: exit %d, want 1 (the signal caught, the apply wound down)\n%s", r.code, r)
 		}
-		if !strings.Contains(r.stderr, "undone: put back") {
-			t.Errorf("apply does not say it undid its change:\n%s", r.stderr)
+		if !strings.Contains(r.stderr, "undone: put back") || !strings.Contains(r.stderr, "stopped (terminated signal received)") {
+			t.Errorf("apply does not say it was stopped by the signal and undid its change:\n%s", r.stderr)
 		}
 		// Wound down: the change undone from the journal, Apache back on
 		// the previous config, nothing owed, still serving.
