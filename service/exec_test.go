@@ -253,20 +253,24 @@ func startShell(t *testing.T, script, pidfile string) int {
 	return 0
 }
 
-func TestExecReloadSignal(t *testing.T) {
+// hupDaemon starts a shell daemon that writes its pid to pidfile and
+// appends "reloaded" to marker on each SIGHUP, and the exec driver that
+// reloads it with SIGHUP.
+func hupDaemon(t *testing.T) (e *service.Exec, pidfile, marker string, pid int) {
+	t.Helper()
 	dir := t.TempDir()
-	pidfile := filepath.Join(dir, "svc.pid")
-	marker := filepath.Join(dir, "reloaded")
+	pidfile = filepath.Join(dir, "svc.pid")
+	marker = filepath.Join(dir, "reloaded")
 	script := fmt.Sprintf(`trap 'echo reloaded >> %s' HUP; echo $$ > %s; while :; do sleep 0.05; done`, marker, pidfile)
-	pid := startShell(t, script, pidfile)
-
+	pid = startShell(t, script, pidfile)
 	cfg := service.ExecConfig{"svc": {Pidfile: pidfile, Reload: &service.Command{Signal: "SIGHUP"}}}
-	e := service.NewExec(cfg, service.ExecRunner, testLogger(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := e.Reload(ctx, "svc"); err != nil {
-		t.Fatalf("Reload: %v", err)
-	}
+	return service.NewExec(cfg, service.ExecRunner, testLogger(t)), pidfile, marker, pid
+}
+
+// wantReloadedOnce waits (5 s at most) for hupDaemon's marker and fails
+// unless the HUP trap ran exactly once.
+func wantReloadedOnce(t *testing.T, marker string) {
+	t.Helper()
 	var got []byte
 	for range 250 {
 		if got, _ = os.ReadFile(marker); len(got) > 0 {
@@ -277,6 +281,16 @@ func TestExecReloadSignal(t *testing.T) {
 	if string(got) != "reloaded\n" {
 		t.Fatalf("marker = %q, want the HUP trap to have run once", got)
 	}
+}
+
+func TestExecReloadSignal(t *testing.T) {
+	e, _, marker, pid := hupDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.Reload(ctx, "svc"); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	wantReloadedOnce(t, marker)
 	if !alive(pid) {
 		t.Fatal("process died on reload")
 	}
@@ -287,11 +301,7 @@ func TestExecReloadSignal(t *testing.T) {
 // on USR2), reads it again and signals the pid once it is written, instead
 // of failing with "no live pid".
 func TestExecReloadWaitsForARewrittenPidfile(t *testing.T) {
-	dir := t.TempDir()
-	pidfile := filepath.Join(dir, "svc.pid")
-	marker := filepath.Join(dir, "reloaded")
-	script := fmt.Sprintf(`trap 'echo reloaded >> %s' HUP; echo $$ > %s; while :; do sleep 0.05; done`, marker, pidfile)
-	pid := startShell(t, script, pidfile)
+	e, pidfile, marker, pid := hupDaemon(t)
 	if err := os.WriteFile(pidfile, nil, 0o644); err != nil { // truncated, as by the re-exec
 		t.Fatal(err)
 	}
@@ -300,23 +310,12 @@ func TestExecReloadWaitsForARewrittenPidfile(t *testing.T) {
 		os.WriteFile(pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
 	}()
 
-	cfg := service.ExecConfig{"svc": {Pidfile: pidfile, Reload: &service.Command{Signal: "SIGHUP"}}}
-	e := service.NewExec(cfg, service.ExecRunner, testLogger(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := e.Reload(ctx, "svc"); err != nil {
 		t.Fatalf("Reload with the pidfile being rewritten: %v", err)
 	}
-	var got []byte
-	for range 250 {
-		if got, _ = os.ReadFile(marker); len(got) > 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if string(got) != "reloaded\n" {
-		t.Fatalf("marker = %q, want the HUP trap to have run once", got)
-	}
+	wantReloadedOnce(t, marker)
 
 	// A pidfile that stays empty is not waited for past the bound.
 	if err := os.WriteFile(pidfile, nil, 0o644); err != nil {
