@@ -122,6 +122,9 @@ type Prepared struct {
 	// smoke-checked: this apply's smoke checks judge it too.
 	recovered []nodeagent.ServiceAction
 	adopted   *journal.Record
+	// early are the smoke checks Converge started while this plan was
+	// built (see earlyChecks); nil when it did not.
+	early *earlyChecks
 }
 
 // Document is a fetched topology document.
@@ -250,6 +253,13 @@ func (a *Agent) document(f nodeagent.Fetched, err error) (Document, error) {
 // Prepare plans an apply of doc for inst. It reads the host and the state
 // dir and changes nothing.
 func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Document) (*Prepared, error) {
+	return a.prepare(ctx, inst, doc, false)
+}
+
+// prepare is Prepare. With checkEarly, when doc is the document last
+// applied, it starts the smoke checks as soon as it knows the node's
+// desired state, before it reads the host (see earlyChecks).
+func (a *Agent) prepare(ctx context.Context, inst nodeagent.Instance, doc Document, checkEarly bool) (_ *Prepared, err error) {
 	t, err := doc.load()
 	if err != nil {
 		// topology.Load's errors name the document ("topology <from>: …").
@@ -267,6 +277,15 @@ func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Docume
 	d, err := a.desire(inst, t)
 	if err != nil {
 		return nil, &RefusedError{From: doc.From, Err: err}
+	}
+	var early *earlyChecks
+	if checkEarly && last.same {
+		early = a.startChecks(ctx, d)
+		defer func() {
+			if err != nil {
+				early.stop()
+			}
+		}()
 	}
 	id := d.Identity
 	var prevSerial int64
@@ -296,7 +315,7 @@ func (a *Agent) Prepare(ctx context.Context, inst nodeagent.Instance, doc Docume
 			Reason: fmt.Sprintf("groups.%s.launch_hook %s has not been completed for %s", id.Group, h.Hook, inst.ID)}
 	}
 	return &Prepared{Instance: inst, Topology: t, Body: doc.Body, ETag: doc.ETag, From: doc.From, Format: doc.Format, Desired: d, Plan: p, Previous: prev,
-		lastGoodBody: last.body, lastGoodETag: last.etag, lastGoodFormat: last.format}, nil
+		lastGoodBody: last.body, lastGoodETag: last.etag, lastGoodFormat: last.format, early: early}, nil
 }
 
 // RefusedError is a topology document that was not applied because it is
@@ -371,6 +390,7 @@ type lastApplied struct {
 	etag     string
 	format   nodeagent.Format
 	topology *nodeagent.Topology
+	same     bool // the document being applied is this one
 }
 
 // previousTopology loads the last good document, which is the last one
@@ -387,7 +407,7 @@ func (a *Agent) previousTopology(body []byte, format nodeagent.Format, next *nod
 		return lastApplied{}, fmt.Errorf("read last-good topology: %w", err)
 	}
 	if bytes.Equal(last, body) && lastFormat == formatOrJSON(format) {
-		return lastApplied{body: last, etag: etag, format: lastFormat, topology: next}, nil
+		return lastApplied{body: last, etag: etag, format: lastFormat, topology: next, same: true}, nil
 	}
 	if s := a.saved.Load(); s != nil && s.format == lastFormat && bytes.Equal(s.body, last) {
 		return lastApplied{body: last, etag: etag, format: lastFormat, topology: s.topology}, nil
@@ -433,7 +453,15 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	applyID := newID()
 	log := a.Logger.With(LogKeyApply, applyID, LogKeySerial, p.Topology.Serial)
 	out := &Outcome{Prepared: p, Switched: map[string]string{}}
-	if !p.Plan.Empty() || len(p.recovered) > 0 || p.adopted != nil {
+	unchanged := p.Plan.Empty() && len(p.recovered) == 0 && p.adopted == nil
+	early := p.early
+	p.early = nil
+	defer early.stop() // whatever way the apply ends, none outlives it
+	if !unchanged {
+		// The checks that started early judged the node before this
+		// apply's changes: none of theirs is in flight when they begin.
+		early.stop()
+		early = nil
 		a.beforeChange()
 	}
 
@@ -531,6 +559,9 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	}
 
 	results, _ := step(ctx, log, "smoke", func(ctx context.Context) ([]smoke.Result, error) {
+		if early != nil {
+			return early.wait(), nil
+		}
 		return a.Smoke(ctx, p.Desired), nil
 	})
 	out.Smoke = results
@@ -635,6 +666,48 @@ func (a *Agent) Smoke(ctx context.Context, d *nodeagent.Desired) []smoke.Result 
 		return nil
 	}
 	return smoke.Run(ctx, checks, smoke.RunOptions{Deadline: a.Config.SmokeDeadline.D(), Backoff: 100 * time.Millisecond, Logger: a.Logger})
+}
+
+// earlyChecks are a node's smoke checks started while its apply is still
+// being planned. Converge starts them when the document is the one last
+// applied and no dead apply's journal was found: most such applies change
+// nothing (every re-check of an unchanged topology), and their checks then
+// overlap the plan's reads of the host instead of following them. They
+// are used only by an apply that changes nothing, so they judge what the
+// node serves after the apply as well as checks run at the end would. An
+// apply that finds something to change stops them before its first change
+// and runs its own after it.
+type earlyChecks struct {
+	cancel  context.CancelFunc
+	done    chan struct{}
+	results []smoke.Result // set before done is closed
+}
+
+func (a *Agent) startChecks(ctx context.Context, d *nodeagent.Desired) *earlyChecks {
+	ctx, cancel := context.WithCancel(ctx)
+	e := &earlyChecks{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		e.results = a.Smoke(ctx, d)
+	}()
+	return e
+}
+
+// wait returns the checks' results once they are all in.
+func (e *earlyChecks) wait() []smoke.Result {
+	<-e.done
+	e.cancel()
+	return e.results
+}
+
+// stop cancels the checks and returns once they have returned; a nil e is
+// a no-op.
+func (e *earlyChecks) stop() {
+	if e == nil {
+		return
+	}
+	e.cancel()
+	<-e.done
 }
 
 // httpClient is the smoke checks' client; nil lets package smoke use its

@@ -32,7 +32,7 @@ func (a *Agent) Converge(ctx context.Context, inst nodeagent.Instance, doc Docum
 		a.recordFailure(nil, err, nil)
 		return nil, err
 	}
-	p, err := a.Prepare(ctx, inst, doc)
+	p, err := a.prepare(ctx, inst, doc, len(recovered) == 0 && adopted == nil)
 	a.sweep(p)
 	if err != nil {
 		a.recordFailure(nil, err, nil)

@@ -145,6 +145,7 @@ func (o *objectStore) source() *fakeSource {
 // call as "method unit".
 type fakeServices struct {
 	ReloadFunc func(ctx context.Context, unit string) error
+	ActiveFunc func(ctx context.Context, unit string) // called before Active answers
 
 	mu    sync.Mutex
 	calls []string
@@ -170,7 +171,12 @@ func (f *fakeServices) count(call string) int {
 	return n
 }
 
-func (f *fakeServices) Active(context.Context, string) (bool, error) { return true, nil }
+func (f *fakeServices) Active(ctx context.Context, unit string) (bool, error) {
+	if f.ActiveFunc != nil {
+		f.ActiveFunc(ctx, unit)
+	}
+	return true, nil
+}
 
 func (f *fakeServices) Start(_ context.Context, unit string) error {
 	f.record("start", unit)
@@ -413,6 +419,15 @@ type runSettings struct {
 	// bubble: its endpoints on a memnet.Listener (e.get reaches them
 	// through it), the smoke checks answered by apacheTransport.
 	InMemory bool
+	// Apache answers the smoke checks in place of the stand-in's
+	// welcome page (not with InMemory).
+	Apache http.HandlerFunc
+}
+
+// welcome is the stand-in Apache's answer: what the web role's smoke
+// checks expect.
+func welcome(w http.ResponseWriter, _ *http.Request) {
+	fmt.Fprintln(w, "Welcome to the shop; nodeagent-php-ok")
 }
 
 // newRunEnv prepares a node; start runs the agent.
@@ -437,9 +452,11 @@ func newRunEnv(t *testing.T, s runSettings) *runEnv {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	} else {
-		apache := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintln(w, "Welcome to the shop; nodeagent-php-ok")
-		}))
+		h := s.Apache
+		if h == nil {
+			h = welcome
+		}
+		apache := httptest.NewServer(h)
 		t.Cleanup(apache.Close)
 		var err error
 		port, err = strconv.Atoi(apache.URL[strings.LastIndexByte(apache.URL, ':')+1:])
