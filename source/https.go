@@ -49,7 +49,7 @@ func httpScheme() scheme {
 
 // openHTTP streams a release archive over http(s).
 func openHTTP(ctx context.Context, op *Opener, loc location) (io.ReadCloser, int64, error) {
-	resp, err := httpGet(ctx, op.http, loc, "")
+	resp, err := httpGet(ctx, op.http(), loc, "")
 	if err != nil {
 		return nil, 0, err
 	}
