@@ -60,13 +60,20 @@ func (a *Agent) DiscoverAndFetch(ctx context.Context) (nodeagent.Instance, Fetch
 	type fetched struct {
 		f   nodeagent.Fetched
 		err error
+		doc Document // f decoded, when err is nil
 	}
 	done := make(chan fetched, 1)
 	fctx, cancelFetch := context.WithTimeout(ctx, a.Config.Deadline.D())
 	defer cancelFetch()
 	go func() {
-		f, err := a.fetchSource(fctx)
-		done <- fetched{f, err}
+		r := fetched{}
+		r.f, r.err = a.fetchSource(fctx)
+		if r.err == nil {
+			// Decoded here, while discovery may still be waiting for
+			// IMDS.
+			r.doc, _ = a.document(r.f, nil)
+		}
+		done <- r
 	}()
 	dctx, cancel := context.WithTimeout(ctx, a.Config.Deadline.D())
 	inst, err := a.Metadata.Instance(dctx)
@@ -77,7 +84,10 @@ func (a *Agent) DiscoverAndFetch(ctx context.Context) (nodeagent.Instance, Fetch
 		return nodeagent.Instance{}, FetchResult{}, fmt.Errorf("discover instance: %w", err)
 	}
 	r := <-done
-	doc, err := a.document(r.f, r.err)
+	if r.err == nil {
+		return inst, FetchResult{Doc: r.doc}, nil
+	}
+	doc, err := a.document(r.f, r.err) // the last-good copy, said loudly
 	return inst, FetchResult{doc, err}, nil
 }
 
