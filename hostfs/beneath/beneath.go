@@ -112,25 +112,38 @@ func openRoot(root string) (int, error) {
 }
 
 // Dir is an open directory resolved beneath a root: the *at operations on
-// it act on its entries without following them.
+// it act on its entries without following them. It is for one goroutine
+// at a time.
 type Dir struct {
-	f    *os.File
+	fd   int
+	f    *os.File // fd as an *os.File, made by the first File call
 	root string
 	host string // its host path
 }
 
 // File returns the directory's descriptor as an *os.File; it stays owned
-// by d.
-func (d *Dir) File() *os.File { return d.f }
+// by d. Most directories are only the base of *at calls and never need
+// one: the descriptor is wrapped on demand.
+func (d *Dir) File() *os.File {
+	if d.f == nil {
+		d.f = os.NewFile(uintptr(d.fd), d.Path())
+	}
+	return d.f
+}
 
 // Fd is the directory's descriptor, for *at system calls.
-func (d *Dir) Fd() int { return int(d.f.Fd()) }
+func (d *Dir) Fd() int { return d.fd }
 
 // Path is the directory joined onto the root.
 func (d *Dir) Path() string { return Join(d.root, d.host) }
 
 // Close closes the directory.
-func (d *Dir) Close() error { return d.f.Close() }
+func (d *Dir) Close() error {
+	if d.f != nil {
+		return d.f.Close()
+	}
+	return unix.Close(d.fd)
+}
 
 // OpenDir opens the existing directory p beneath root, refusing a symlink
 // anywhere on the way (p itself included) with a *SymlinkError.
@@ -148,7 +161,7 @@ func OpenDir(root, p string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{f: os.NewFile(uintptr(fd), Join(root, p)), root: root, host: p}, nil
+	return &Dir{fd: fd, root: root, host: p}, nil
 }
 
 // resolve opens the directory comps beneath rfd with no symlink followed.
@@ -261,7 +274,7 @@ func MkdirAll(root, p string, perm fs.FileMode) (*Dir, error) {
 	defer unix.Close(rfd)
 	fd, err := resolve(rfd, root, comps)
 	if err == nil {
-		return &Dir{f: os.NewFile(uintptr(fd), Join(root, p)), root: root, host: p}, nil
+		return &Dir{fd: fd, root: root, host: p}, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -294,7 +307,7 @@ func MkdirAll(root, p string, perm fs.FileMode) (*Dir, error) {
 		}
 		cur = next
 	}
-	return &Dir{f: os.NewFile(uintptr(cur), Join(root, p)), root: root, host: p}, nil
+	return &Dir{fd: cur, root: root, host: p}, nil
 }
 
 // parent opens the directory holding p and returns it with p's last
@@ -329,17 +342,25 @@ func Open(root, p string, flag int, perm fs.FileMode) (*os.File, error) {
 
 // Open opens the entry name of d (a single element) as Open does.
 func (d *Dir) Open(name string, flag int, perm fs.FileMode) (*os.File, error) {
-	full := filepath.Join(d.Path(), name)
-	fd, err := openat(d.Fd(), name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	fd, err := d.openFd(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(d.Path(), name)), nil
+}
+
+// openFd is Open's descriptor.
+func (d *Dir) openFd(name string, flag int, perm fs.FileMode) (int, error) {
+	fd, err := openat(d.fd, name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
 	if err == unix.ELOOP || (err == unix.ENOTDIR && flag&unix.O_DIRECTORY != 0) {
 		if lerr := d.symlinkErr(name); lerr != nil {
-			return nil, lerr
+			return -1, lerr
 		}
 	}
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: full, Err: err}
+		return -1, &fs.PathError{Op: "open", Path: filepath.Join(d.Path(), name), Err: err}
 	}
-	return os.NewFile(uintptr(fd), full), nil
+	return fd, nil
 }
 
 // symlinkErr is a *SymlinkError when d's entry name is a symlink, else nil.
@@ -352,21 +373,77 @@ func (d *Dir) symlinkErr(name string) error {
 	return &SymlinkError{Path: filepath.Join(d.Path(), name), Target: target}
 }
 
-// ReadFile reads the regular file p beneath root.
+// ReadFile reads the regular file p beneath root. It works on the bare
+// descriptors: the agent reads a dozen small files in every apply, and an
+// *os.File for each costs more system calls than the read itself.
 func ReadFile(root, p string) ([]byte, error) {
-	f, err := Open(root, p, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	d, base, err := parent(root, p)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	defer d.Close()
+	// O_NONBLOCK: a FIFO planted in its place cannot block the open.
+	fd, err := d.openFd(base, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "read", Path: f.Name(), Err: fmt.Errorf("%v is not a regular file", fi.Mode().Type())}
+	defer unix.Close(fd)
+	full := filepath.Join(d.Path(), base)
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: full, Err: err}
 	}
-	return io.ReadAll(f)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &fs.PathError{Op: "read", Path: full, Err: fmt.Errorf("%v is not a regular file", fileType(st.Mode))}
+	}
+	// Sized from the file, with a byte to spare to see its end in one
+	// read, as os.ReadFile does.
+	b := make([]byte, 0, st.Size+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // it grew since the stat
+		}
+		var n int
+		err := ignoringEINTR(func() (err error) {
+			n, err = unix.Read(fd, b[len(b):cap(b)])
+			return err
+		})
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: full, Err: err}
+		}
+		if n == 0 {
+			return b, nil
+		}
+		b = b[:len(b)+n]
+	}
+}
+
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// fileType is the fs.FileMode type bits of a stat mode, as os.Stat gives
+// them.
+func fileType(mode uint32) fs.FileMode {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	}
+	return fs.ModeIrregular
 }
 
 // Lstat describes p beneath root without following it.
@@ -617,16 +694,16 @@ func (d *Dir) CreateTemp(prefix string) (*os.File, string, error) {
 
 // Sub opens d's subdirectory name, refusing a symlink (*SymlinkError).
 func (d *Dir) Sub(name string) (*Dir, error) {
-	f, err := d.Open(name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	fd, err := d.openFd(name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{f: f, root: d.root, host: path.Join(d.host, name)}, nil
+	return &Dir{fd: fd, root: d.root, host: path.Join(d.host, name)}, nil
 }
 
 // Sync fsyncs the directory, making a rename, creation or removal in it
 // survive a crash of the machine.
-func (d *Dir) Sync() error { return d.f.Sync() }
+func (d *Dir) Sync() error { return d.File().Sync() }
 
 // ReadDirNames returns the names in directory p beneath root.
 func ReadDirNames(root, p string) ([]string, error) {
@@ -635,7 +712,7 @@ func ReadDirNames(root, p string) ([]string, error) {
 		return nil, err
 	}
 	defer d.Close()
-	return d.f.Readdirnames(-1)
+	return d.File().Readdirnames(-1)
 }
 
 // WriteFile replaces the file p beneath root whole, as atomicfile.Write
