@@ -21,12 +21,12 @@ import (
 // only after its changes.
 func TestEarlyChecks(t *testing.T) {
 	var (
-		requests atomic.Int64                 // smoke requests that reached Apache
-		arrived  = make(chan struct{}, 64)    // one per request, as it arrives
-		hold     atomic.Bool                  // hold the next request until its client leaves
-		held     = make(chan string, 1)       // how the held request ended
-		waitPlan atomic.Bool                  // the next Active waits for a request
-		inPlan   atomic.Int64                 // requests seen while a plan was built
+		requests atomic.Int64              // smoke requests that reached Apache
+		arrived  = make(chan struct{}, 64) // one per request, as it arrives
+		hold     atomic.Bool               // hold the next request until its client leaves
+		held     = make(chan string, 1)    // how the held request ended
+		waitPlan atomic.Bool               // the next Active waits for a request
+		inPlan   atomic.Int64              // requests seen while a plan was built
 	)
 	apache := func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
