@@ -806,6 +806,13 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// hasApplied says whether the state dir holds a readable last-good copy,
+// without decoding it (LastApplied does).
+func (a *Agent) hasApplied() bool {
+	_, _, _, err := a.lastGood().Load()
+	return err == nil
+}
+
 // LastApplied returns the last-good document from the state dir.
 func (a *Agent) LastApplied() (Document, error) {
 	body, etag, format, err := a.lastGood().Load()

@@ -169,14 +169,16 @@ func (a *Agent) bootDocument(ctx context.Context, c *rolloutCache, inst nodeagen
 	if doc.Stale {
 		return doc
 	}
-	last, lerr := a.LastApplied()
-	g := a.rolloutGate(ctx, c, inst, doc, lerr == nil)
+	applied := a.hasApplied()
+	g := a.rolloutGate(ctx, c, inst, doc, applied)
 	if !g.hold {
 		return doc
 	}
 	a.Logger.Info("serial held back by its rollout", LogKeySerial, g.serial, nodeagent.LogKeyReason, g.why)
-	if lerr == nil {
-		return last
+	if applied {
+		if last, err := a.LastApplied(); err == nil {
+			return last
+		}
 	}
 	if g.previous <= 0 {
 		return doc
@@ -206,7 +208,7 @@ func (a *Agent) heldRolloutChanged(ctx context.Context) bool {
 // the rollout's previous serial instead.
 func (w *worker) rolloutDocument(ctx context.Context, inst nodeagent.Instance, doc Document) (Document, bool) {
 	a := w.a
-	if _, err := a.LastApplied(); err != nil {
+	if !a.hasApplied() {
 		a.rollouts.hold(nil)
 		return a.bootDocument(ctx, &a.rollouts, inst, doc), true
 	}
