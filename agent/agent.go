@@ -806,12 +806,9 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// hasApplied says whether the state dir holds a readable last-good copy,
-// without decoding it (LastApplied does).
-func (a *Agent) hasApplied() bool {
-	_, _, _, err := a.lastGood().Load()
-	return err == nil
-}
+// hasApplied says whether the state dir holds a last-good copy, without
+// reading it (LastApplied reads and decodes it).
+func (a *Agent) hasApplied() bool { return a.lastGood().Exists() }
 
 // LastApplied returns the last-good document from the state dir.
 func (a *Agent) LastApplied() (Document, error) {

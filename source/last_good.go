@@ -69,6 +69,13 @@ func (l LastGood) Save(body []byte, etag string, format nodeagent.Format) error 
 	return nil
 }
 
+// Exists says whether a document is saved: a regular file at Path. It
+// reads nothing (Load does).
+func (l LastGood) Exists() bool {
+	fi, err := beneath.Lstat(l.Root, l.Path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
 // Load returns the saved document, its etag ("" when none was saved) and
 // its format (JSON when none was saved). Without a saved document the
 // error wraps os.ErrNotExist.

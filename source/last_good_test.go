@@ -37,6 +37,9 @@ func TestLastGoodRoundTrip(t *testing.T) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Load of nothing = %v, want ErrNotExist", err)
 	}
+	if lg.Exists() {
+		t.Error("Exists with nothing saved = true")
+	}
 
 	steps := []struct {
 		body, etag string
@@ -55,6 +58,9 @@ func TestLastGoodRoundTrip(t *testing.T) {
 		body, etag, format, err := lg.Load()
 		if err != nil {
 			t.Fatalf("step %d: Load: %v", i, err)
+		}
+		if !lg.Exists() {
+			t.Errorf("step %d: Exists after Save = false", i)
 		}
 		wantFormat := s.format
 		if wantFormat == "" {
@@ -80,6 +86,27 @@ func TestLastGoodRoundTrip(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600 (the document may hold a presigned URL)", fi.Mode().Perm())
+	}
+}
+
+// Exists is true only for a regular file: a directory or a symlink in the
+// copy's place is no copy (Load refuses both).
+func TestLastGoodExistsOnlyForAFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, plant := range map[string]func(p string) error{
+		"directory": func(p string) error { return os.Mkdir(p, 0o755) },
+		"symlink":   func(p string) error { return os.Symlink("elsewhere.json", p) },
+	} {
+		lg := source.LastGood{Path: filepath.Join(dir, name+".json")}
+		if err := plant(lg.Path); err != nil {
+			t.Fatal(err)
+		}
+		if lg.Exists() {
+			t.Errorf("Exists with a %s in place = true", name)
+		}
+		if _, _, _, err := lg.Load(); err == nil {
+			t.Errorf("Load of a %s: no error", name)
+		}
 	}
 }
 
