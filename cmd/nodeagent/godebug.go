@@ -1,7 +1,10 @@
 // nodeagent runs on the instance itself, not in a container with a CPU
-// quota: the runtime's cgroup-aware GOMAXPROCS would read /proc/self/cgroup,
-// mountinfo and the quota files at every start and check them again every
-// second of a daemon's life, for a limit a VM does not have.
+// quota. containermaxprocs=0 keeps GOMAXPROCS at the CPU count whatever
+// cgroup the agent finds itself in (the runtime still reads
+// /proc/self/cgroup, mountinfo and the quota files once at start, to count
+// the setting's effect in runtime/metrics), and updatemaxprocs=0 spares a
+// daemon the check of them every second of its life, for a limit a VM
+// does not have.
 
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0
