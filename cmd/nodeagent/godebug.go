@@ -3,8 +3,8 @@
 // cgroup the agent finds itself in (the runtime still reads
 // /proc/self/cgroup, mountinfo and the quota files once at start, to count
 // the setting's effect in runtime/metrics), and updatemaxprocs=0 spares a
-// daemon the check of them every second of its life, for a limit a VM
-// does not have.
+// daemon the runtime's check, every second of its life, of whether that
+// count changed.
 
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0
