@@ -44,6 +44,10 @@ const (
 	envRuns    = "NODEAGENT_BENCH_RUNS"    // applies per no-change and cold series (default 15; bench.sh asks 31)
 	envBoots   = "NODEAGENT_BENCH_BOOTS"   // boots of fresh web nodes (default 3)
 	envSettle  = "NODEAGENT_BENCH_SETTLE"  // wait before the no-change series (default 20s)
+	// envHold names a directory: once the nodes are converged and settled,
+	// the test describes them there (hold) and keeps them up until a file
+	// "stop" appears in it, for measurements by hand (bench/cmd/abtime).
+	envHold = "NODEAGENT_BENCH_HOLD"
 )
 
 const (
@@ -128,6 +132,9 @@ func TestEndToEnd(t *testing.T) {
 	settle := durEnv(t, envSettle, 20*time.Second)
 	res.Settle = settle.String()
 	time.Sleep(settle)
+	if dir := os.Getenv(envHold); dir != "" {
+		hold(t, dir, bin, map[string]*node{"web": web, "db": db, "cache": cache}, s3URL)
+	}
 	series := []struct {
 		name   string
 		n      *node
@@ -502,6 +509,45 @@ func (r applyRun) wallMS() float64 { return ms(r.end.Sub(r.start)) }
 func (n *node) apply(t *testing.T, args ...string) applyRun {
 	t.Helper()
 	return n.run(t, nil, args...)
+}
+
+// holdLimit bounds how long hold keeps the nodes up.
+const holdLimit = 2 * time.Hour
+
+// hold describes the converged nodes in dir and waits, at most holdLimit,
+// for dir/stop to exist. For each node NAME it writes NAME.env (the
+// agent's environment, a VAR=value a line) and NAME.args (the arguments
+// of its no-change apply, one a line); web-s3.args is the web node's apply
+// from S3, with web.env. bin is the binary the nodes were converged with.
+// bench/cmd/abtime reads these files.
+func hold(t *testing.T, dir, bin string, nodes map[string]*node, s3URL string) {
+	t.Helper()
+	write := func(name string, lines []string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatalf("hold: %v", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	_ = os.Remove(filepath.Join(dir, "stop"))
+	for name, n := range nodes {
+		write(name+".env", n.env)
+		write(name+".args", n.command())
+	}
+	web := *nodes["web"]
+	web.source = s3URL
+	write("web-s3.args", web.command())
+	write("bin", []string{bin})
+	t.Logf("hold: nodes described in %s; touch %s to go on", dir, filepath.Join(dir, "stop"))
+	deadline := time.Now().Add(holdLimit)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(dir, "stop")); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("hold: %s passed without %s/stop; going on", holdLimit, dir)
 }
 
 func (n *node) command(args ...string) []string {
