@@ -460,8 +460,11 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 	if !unchanged {
 		// The checks that started early judged the node before this
 		// apply's changes: none of theirs is in flight when they begin.
-		early.stop()
-		early = nil
+		if early != nil {
+			early.stop()
+			early = nil
+			log.Debug("early smoke checks stopped: this apply changes the node, and checks it after")
+		}
 		a.beforeChange()
 	}
 
@@ -560,7 +563,9 @@ func (a *Agent) ApplyOnce(ctx context.Context, p *Prepared) (*Outcome, error) {
 
 	results, _ := step(ctx, log, "smoke", func(ctx context.Context) ([]smoke.Result, error) {
 		if early != nil {
-			return early.wait(), nil
+			rs := early.wait()
+			smoke.LogResults(a.Logger, rs)
+			return rs, nil
 		}
 		return a.Smoke(ctx, p.Desired), nil
 	})
@@ -661,22 +666,29 @@ func keepSummary(j *journal.Journal) string {
 
 // Smoke runs the node's smoke checks against its real local services.
 func (a *Agent) Smoke(ctx context.Context, d *nodeagent.Desired) []smoke.Result {
+	return a.smoke(ctx, d, false)
+}
+
+// smoke is Smoke; quiet leaves the results out of the log (the caller logs
+// them with smoke.LogResults if they count).
+func (a *Agent) smoke(ctx context.Context, d *nodeagent.Desired, quiet bool) []smoke.Result {
 	checks := smoke.ForNode(d, a.httpClient())
 	if len(checks) == 0 {
 		return nil
 	}
-	return smoke.Run(ctx, checks, smoke.RunOptions{Deadline: a.Config.SmokeDeadline.D(), Backoff: 100 * time.Millisecond, Logger: a.Logger})
+	return smoke.Run(ctx, checks, smoke.RunOptions{Deadline: a.Config.SmokeDeadline.D(), Backoff: 100 * time.Millisecond, Logger: a.Logger, QuietResults: quiet})
 }
 
 // earlyChecks are a node's smoke checks started while its apply is still
 // being planned. Converge starts them when the document is the one last
-// applied and no dead apply's journal was found: most such applies change
-// nothing (every re-check of an unchanged topology), and their checks then
-// overlap the plan's reads of the host instead of following them. They
-// are used only by an apply that changes nothing, so they judge what the
-// node serves after the apply as well as checks run at the end would. An
-// apply that finds something to change stops them before its first change
-// and runs its own after it.
+// applied and nothing was recovered or adopted from a dead apply's
+// journal: most such applies change nothing (every re-check of an
+// unchanged topology), and their checks then overlap the plan's reads of
+// the host instead of following them. They are used only by an apply that
+// changes nothing, so they judge what the node serves after the apply as
+// well as checks run at the end would. An apply that finds something to
+// change stops them before its first change and runs its own after it.
+// Their results are logged only when they are used.
 type earlyChecks struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -688,7 +700,7 @@ func (a *Agent) startChecks(ctx context.Context, d *nodeagent.Desired) *earlyChe
 	e := &earlyChecks{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(e.done)
-		e.results = a.Smoke(ctx, d)
+		e.results = a.smoke(ctx, d, true)
 	}()
 	return e
 }
@@ -807,7 +819,8 @@ func newID() string {
 }
 
 // hasApplied says whether the state dir holds a last-good copy, without
-// reading it (LastApplied reads and decodes it).
+// reading it: one that exists may still be unreadable (LastApplied reads
+// and decodes it).
 func (a *Agent) hasApplied() bool { return a.lastGood().Exists() }
 
 // LastApplied returns the last-good document from the state dir.

@@ -71,7 +71,7 @@ func (a *Agent) DiscoverAndFetch(ctx context.Context) (nodeagent.Instance, Fetch
 		if r.err == nil {
 			// Decoded here, while discovery may still be waiting for
 			// IMDS.
-			r.doc, _ = a.document(r.f, nil)
+			r.doc = NewDocument(r.f.Body, r.f.ETag, a.Source.String(), r.f.Format, false)
 		}
 		done <- r
 	}()

@@ -47,6 +47,14 @@ func TestEarlyChecks(t *testing.T) {
 	}
 	store := &objectStore{}
 	e := newRunEnv(t, runSettings{Source: func(*runEnv) nodeagent.TopologySource { return store.source() }, Apache: apache})
+	// The agent's side of the checks: requests in flight, and how many
+	// were at each BeforeChange (the apply's first change follows it).
+	var inFlight atomic.Int64
+	client := smoke.NewHTTPClient(5 * time.Second)
+	client.Transport = countingTransport{next: client.Transport, n: &inFlight}
+	e.agent.HTTPClient = client
+	var atChange []int64
+	e.agent.BeforeChange = func() { atChange = append(atChange, inFlight.Load()) }
 	// plan.Build asks the service manager whether each service runs, after
 	// the desired state is known and while it reads the host: a request
 	// that has reached Apache by then was sent before the plan was done.
@@ -116,7 +124,14 @@ func TestEarlyChecks(t *testing.T) {
 	before = requests.Load()
 	hold.Store(true)
 	waitPlan.Store(true)
+	atChange = nil
 	results := boot("the same document, a file edited by hand")
+	if len(atChange) == 0 {
+		t.Fatal("drifted host: BeforeChange was never called")
+	}
+	if atChange[0] != 0 {
+		t.Errorf("drifted host: %d smoke requests were in flight when the apply began to change the node, want none", atChange[0])
+	}
 	if inPlan.Load() == 0 {
 		t.Error("drifted host: no smoke request reached Apache while the plan was built")
 	}
@@ -127,6 +142,10 @@ func TestEarlyChecks(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Error("drifted host: no smoke request was held")
+	}
+	// The stopped checks judged nothing: the log holds no result of theirs.
+	if n := strings.Count(e.logs.String(), `"msg":"smoke check failed"`); n != 0 {
+		t.Errorf("drifted host: the log holds %d failed smoke checks; the stopped early ones must not be logged as results", n)
 	}
 	if got := e.appConfig(); strings.Contains(got, "edited by hand") {
 		t.Errorf("drifted host: the app config was not put back:\n%s", got)
@@ -144,4 +163,16 @@ func TestEarlyChecks(t *testing.T) {
 	if n := inPlan.Load(); n != 0 {
 		t.Errorf("a new document: %d smoke requests reached Apache while the plan was built, want none", n)
 	}
+}
+
+// countingTransport counts the requests in flight through it.
+type countingTransport struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	defer c.n.Add(-1)
+	return c.next.RoundTrip(r)
 }

@@ -43,6 +43,10 @@ type RunOptions struct {
 	AttemptTimeout time.Duration
 	// Logger receives failed attempts (debug) and results; nil discards.
 	Logger *slog.Logger
+	// QuietResults leaves the results out of the log: the caller logs the
+	// ones that count with LogResults (an apply's early checks, which it
+	// may stop and discard).
+	QuietResults bool
 	// Now is the clock for durations; default time.Now.
 	Now func() time.Time
 }
@@ -105,12 +109,26 @@ func runOne(ctx context.Context, c Check, o RunOptions) Result {
 		}
 	}
 	r.Duration = o.Now().Sub(start)
-	if r.OK {
-		log.Info("smoke check passed", nodeagent.LogKeyAttempts, r.Attempts, nodeagent.LogKeyDuration, float64(r.Duration.Microseconds())/1000)
-	} else {
-		log.Warn("smoke check failed", nodeagent.LogKeyAttempts, r.Attempts, nodeagent.LogKeyDuration, float64(r.Duration.Microseconds())/1000, nodeagent.LogKeyError, r.Err)
+	if !o.QuietResults {
+		logResult(log, r)
 	}
 	return r
+}
+
+// LogResults logs each result as Run does unless QuietResults.
+func LogResults(log *slog.Logger, rs []Result) {
+	for _, r := range rs {
+		logResult(log.With(nodeagent.LogKeyCheck, r.Name), r)
+	}
+}
+
+func logResult(log *slog.Logger, r Result) {
+	ms := float64(r.Duration.Microseconds()) / 1000
+	if r.OK {
+		log.Info("smoke check passed", nodeagent.LogKeyAttempts, r.Attempts, nodeagent.LogKeyDuration, ms)
+	} else {
+		log.Warn("smoke check failed", nodeagent.LogKeyAttempts, r.Attempts, nodeagent.LogKeyDuration, ms, nodeagent.LogKeyError, r.Err)
+	}
 }
 
 // attempt runs c once within timeout; a check that returns nil after its

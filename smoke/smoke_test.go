@@ -1,6 +1,7 @@
 package smoke_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -635,5 +636,56 @@ func TestHTTPClientUsesNoProxy(t *testing.T) {
 	}
 	if c.CheckRedirect == nil {
 		t.Error("smoke client follows redirects")
+	}
+}
+
+// QuietResults leaves the results out of the log, attempts aside; and
+// LogResults logs them afterwards as Run would have.
+func TestQuietResultsAreLoggedByTheCaller(t *testing.T) {
+	checks := func() []smoke.Check {
+		var started atomic.Int64
+		return []smoke.Check{
+			&barrierCheck{name: "good", started: &started, total: 2},
+			&barrierCheck{name: "bad", started: &started, total: 2, fail: true},
+		}
+	}
+	opts := smoke.RunOptions{Deadline: 50 * time.Millisecond, Backoff: 10 * time.Millisecond, AttemptTimeout: time.Second}
+	results := func(b *bytes.Buffer) string {
+		var lines []string
+		for l := range strings.Lines(b.String()) {
+			if strings.Contains(l, "msg=\"smoke check passed\"") || strings.Contains(l, "msg=\"smoke check failed\"") {
+				// Attempts and durations differ between runs (the bad
+				// check retries until the deadline); the rest must not.
+				lines = append(lines, l[:strings.Index(l, " attempts=")])
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	noTime := func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+
+	var logged bytes.Buffer
+	o := opts
+	o.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{ReplaceAttr: noTime}))
+	smoke.Run(t.Context(), checks(), o)
+	want := results(&logged)
+	if !strings.Contains(want, "check=good") || !strings.Contains(want, "check=bad") {
+		t.Fatalf("Run logged no result of each check:\n%s", logged.String())
+	}
+
+	var quiet bytes.Buffer
+	o.Logger = slog.New(slog.NewTextHandler(&quiet, &slog.HandlerOptions{ReplaceAttr: noTime}))
+	o.QuietResults = true
+	rs := smoke.Run(t.Context(), checks(), o)
+	if got := results(&quiet); got != "" {
+		t.Errorf("Run with QuietResults logged results:\n%s", got)
+	}
+	smoke.LogResults(o.Logger, rs)
+	if got := results(&quiet); got != want {
+		t.Errorf("LogResults logged\n%s\nwant what Run logs\n%s", got, want)
 	}
 }
