@@ -113,19 +113,19 @@ func openRoot(root string) (int, error) {
 
 // Dir is an open directory resolved beneath a root: the *at operations on
 // it act on its entries without following them. It is for one goroutine
-// at a time.
+// at a time, and its owner closes it: nothing closes a forgotten one.
 type Dir struct {
-	fd   int
+	fd   int      // -1 once closed
 	f    *os.File // fd as an *os.File, made by the first File call
 	root string
 	host string // its host path
 }
 
 // File returns the directory's descriptor as an *os.File; it stays owned
-// by d. Most directories are only the base of *at calls and never need
-// one: the descriptor is wrapped on demand.
+// by d, and is nil once d is closed. Most directories are only the base of
+// *at calls and never need one: the descriptor is wrapped on demand.
 func (d *Dir) File() *os.File {
-	if d.f == nil {
+	if d.f == nil && d.fd >= 0 {
 		d.f = os.NewFile(uintptr(d.fd), d.Path())
 	}
 	return d.f
@@ -137,12 +137,19 @@ func (d *Dir) Fd() int { return d.fd }
 // Path is the directory joined onto the root.
 func (d *Dir) Path() string { return Join(d.root, d.host) }
 
-// Close closes the directory.
+// Close closes the directory. Closing it again returns fs.ErrClosed and
+// closes nothing: the descriptor's number may belong to another file by
+// then.
 func (d *Dir) Close() error {
-	if d.f != nil {
-		return d.f.Close()
+	if d.fd < 0 {
+		return fs.ErrClosed
 	}
-	return unix.Close(d.fd)
+	fd, f := d.fd, d.f
+	d.fd, d.f = -1, nil
+	if f != nil {
+		return f.Close()
+	}
+	return unix.Close(fd)
 }
 
 // OpenDir opens the existing directory p beneath root, refusing a symlink
@@ -397,8 +404,9 @@ func ReadFile(root, p string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "read", Path: full, Err: fmt.Errorf("%v is not a regular file", fileType(st.Mode))}
 	}
 	// Sized from the file, with a byte to spare to see its end in one
-	// read, as os.ReadFile does.
-	b := make([]byte, 0, st.Size+1)
+	// read, as os.ReadFile does; a huge or sparse file planted here grows
+	// the buffer as it is read instead of sizing it at once.
+	b := make([]byte, 0, min(st.Size, maxPresize)+1)
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)] // it grew since the stat
@@ -417,6 +425,10 @@ func ReadFile(root, p string) ([]byte, error) {
 		b = b[:len(b)+n]
 	}
 }
+
+// maxPresize bounds the buffer ReadFile allocates before reading: the
+// agent's own files are far smaller (a 5,000-node topology is 1 MB).
+const maxPresize = 4 << 20
 
 func ignoringEINTR(f func() error) error {
 	for {

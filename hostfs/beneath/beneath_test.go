@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
@@ -207,5 +209,43 @@ func TestInvalidPaths(t *testing.T) {
 		if _, err := beneath.OpenDir(root, p); !errors.Is(err, beneath.ErrInvalidPath) {
 			t.Errorf("OpenDir(%q): %v, want ErrInvalidPath", p, err)
 		}
+	}
+}
+
+// A Dir closed twice does not close its old descriptor number again: by
+// then it may be another file's. Closed with or without its *os.File.
+func TestDirCloseTwiceClosesNothingElse(t *testing.T) {
+	root, _ := tree(t)
+	for _, wrapped := range []bool{false, true} {
+		d, err := beneath.OpenDir(root, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd := d.Fd()
+		if wrapped && d.File() == nil {
+			t.Fatal("File of an open Dir is nil")
+		}
+		if err := d.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		// Another file takes the number the Dir had.
+		other, err := os.Open(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Dup3(int(other.Fd()), fd, unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(); !errors.Is(err, fs.ErrClosed) {
+			t.Errorf("wrapped=%v: second Close = %v, want fs.ErrClosed", wrapped, err)
+		}
+		if d.File() != nil {
+			t.Errorf("wrapped=%v: File after Close is not nil", wrapped)
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			t.Errorf("wrapped=%v: the second Close closed descriptor %d, which another file had taken: %v", wrapped, fd, err)
+		}
+		unix.Close(fd)
+		other.Close()
 	}
 }
