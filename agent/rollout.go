@@ -176,9 +176,11 @@ func (a *Agent) bootDocument(ctx context.Context, c *rolloutCache, inst nodeagen
 	}
 	a.Logger.Info("serial held back by its rollout", LogKeySerial, g.serial, nodeagent.LogKeyReason, g.why)
 	if applied {
-		if last, err := a.LastApplied(); err == nil {
+		last, err := a.LastApplied()
+		if err == nil {
 			return last
 		}
+		a.Logger.Error("the node cannot stay on its last-good copy, which is unreadable; it goes on as a node with nothing applied", nodeagent.LogKeyError, err.Error())
 	}
 	if g.previous <= 0 {
 		return doc
