@@ -6,8 +6,9 @@
 //
 // A VARIANT is a binary, optionally preceded by VAR=value words that are
 // added to its environment ("GOMAXPROCS=1 ./nodeagent"). Each round runs
-// every variant once, in order, with the same arguments: those after --,
-// or one a line from -args. -env names a file of VAR=value lines that is
+// every variant once, with the same arguments: those after --, or one a
+// line from -args. The order rotates from round to round, so that no
+// variant always follows the same one. -env names a file of VAR=value lines that is
 // each run's whole environment (the current one when not given).
 //
 // For each variant it prints the median, minimum and 90th percentile of
@@ -93,8 +94,10 @@ func run(argv []string, out io.Writer) error {
 
 	walls := make([][]time.Duration, len(variants))
 	cpus := make([][]time.Duration, len(variants))
-	for range *n {
-		for i, v := range variants {
+	for round := range *n {
+		for k := range variants {
+			i := (round + k) % len(variants)
+			v := variants[i]
 			cmd := exec.Command(v.bin, args...)
 			cmd.Env = append(slices.Clone(base), v.env...)
 			var output bytes.Buffer
