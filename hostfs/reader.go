@@ -3,12 +3,13 @@ package hostfs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/nodeagent/nodeagent/hostfs/beneath"
 )
 
 // Reader reads many host files in one pass, as a plan does: it checks each
@@ -67,9 +68,9 @@ var errNotRegular = errors.New("not a regular file")
 // confinement check of its own, which saves an lstat per file. The open is
 // non-blocking and the file's type is checked before any read, so a FIFO
 // planted where a config file belongs fails the read at once instead of
-// hanging the plan. It opens with syscall.Open and os.NewFile because
-// os.OpenFile also tries to register the file with the network poller,
-// four fcntl calls and an epoll_ctl that a regular file cannot use.
+// hanging the plan. It works on the bare descriptor (beneath.ReadAll):
+// an *os.File would try to register the file with the network poller, an
+// fcntl and an epoll_ctl that a regular file cannot use.
 func readRegular(name string, follow bool) ([]byte, error) {
 	flags := syscall.O_RDONLY | syscall.O_NONBLOCK | syscall.O_CLOEXEC
 	if !follow {
@@ -79,35 +80,22 @@ func readRegular(name string, follow bool) ([]byte, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
-	file := os.NewFile(uintptr(fd), name)
-	defer file.Close()
-	fi, err := file.Stat()
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	for err = syscall.EINTR; err == syscall.EINTR; {
+		err = syscall.Fstat(fd, &st)
+	}
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%w (%s)", errNotRegular, fi.Mode().Type())}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%w (%s)", errNotRegular, beneath.FileType(st.Mode))}
 	}
-	var size int
-	if fi.Size() > 0 {
-		size = int(fi.Size())
+	data, err := beneath.ReadAll(fd, st.Size)
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
-	// One byte more than the size, so that the read that fills it is
-	// followed by the one that finds EOF, as os.ReadFile does.
-	data := make([]byte, 0, size+1)
-	for {
-		n, err := file.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if err == io.EOF {
-			return data, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(data) == cap(data) {
-			data = append(data, 0)[:len(data)]
-		}
-	}
+	return data, nil
 }
 
 // Lstat describes the host file p without following a final symlink.

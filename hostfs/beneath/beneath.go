@@ -401,15 +401,27 @@ func ReadFile(root, p string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "stat", Path: full, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, &fs.PathError{Op: "read", Path: full, Err: fmt.Errorf("%v is not a regular file", fileType(st.Mode))}
+		return nil, &fs.PathError{Op: "read", Path: full, Err: fmt.Errorf("%v is not a regular file", FileType(st.Mode))}
 	}
-	// Sized from the file, with a byte to spare to see its end in one
-	// read, as os.ReadFile does; a huge or sparse file planted here grows
-	// the buffer as it is read instead of sizing it at once.
-	b := make([]byte, 0, min(st.Size, maxPresize)+1)
+	b, err := ReadAll(fd, st.Size)
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: full, Err: err}
+	}
+	return b, nil
+}
+
+// ReadAll reads the open regular file fd to its end. The buffer is sized
+// from size (the file's, from fstat) with a byte to spare, so that the
+// read that fills it is followed by the one that finds the end, as
+// os.ReadFile does; a file that grew since still reads whole, and a huge
+// or sparse one planted where the agent reads grows the buffer as it is
+// read instead of sizing it at once (at most maxPresize up front). The
+// error is the system call's, for the caller to name the file.
+func ReadAll(fd int, size int64) ([]byte, error) {
+	b := make([]byte, 0, min(max(size, 0), maxPresize)+1)
 	for {
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)] // it grew since the stat
+			b = append(b, 0)[:len(b)]
 		}
 		var n int
 		err := ignoringEINTR(func() (err error) {
@@ -417,7 +429,7 @@ func ReadFile(root, p string) ([]byte, error) {
 			return err
 		})
 		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: full, Err: err}
+			return nil, err
 		}
 		if n == 0 {
 			return b, nil
@@ -426,7 +438,7 @@ func ReadFile(root, p string) ([]byte, error) {
 	}
 }
 
-// maxPresize bounds the buffer ReadFile allocates before reading: the
+// maxPresize bounds the buffer ReadAll allocates before reading: the
 // agent's own files are far smaller (a 5,000-node topology is 1 MB).
 const maxPresize = 4 << 20
 
@@ -438,9 +450,9 @@ func ignoringEINTR(f func() error) error {
 	}
 }
 
-// fileType is the fs.FileMode type bits of a stat mode, as os.Stat gives
+// FileType is the fs.FileMode type bits of a stat mode, as os.Stat gives
 // them.
-func fileType(mode uint32) fs.FileMode {
+func FileType(mode uint32) fs.FileMode {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		return fs.ModeDir
