@@ -333,8 +333,6 @@ func (e *Exec) waitFor(ctx context.Context, limit time.Duration, cond func() boo
 	}
 }
 
-// livePid reads the pidfile: a missing, empty or unparsable pidfile means
-// "not running"; other read errors are returned.
 // pidfileWait bounds the wait for a pidfile that is being rewritten.
 const pidfileWait = 2 * time.Second
 
@@ -349,6 +347,8 @@ func (e *Exec) beingWritten(pidfile string) bool {
 	return err != nil
 }
 
+// livePid reads the pidfile: a missing, empty or unparsable pidfile means
+// "not running"; other read errors are returned.
 func (e *Exec) livePid(pidfile string) (int, bool, error) {
 	b, err := os.ReadFile(pidfile)
 	if errors.Is(err, os.ErrNotExist) {
