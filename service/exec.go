@@ -259,14 +259,14 @@ func (e *Exec) do(ctx context.Context, unit, action string, c Command) error {
 	}
 	pidfile := e.cfg[unit].Pidfile
 	sig, _ := parseSignal(c.Signal) // validated above
-	pid, live, err := e.livePid(pidfile)
-	if err == nil && !live && e.beingWritten(pidfile) {
+	pid, live, rewriting, err := e.pidState(pidfile)
+	if err == nil && rewriting {
 		// A daemon re-executing itself rewrites its pidfile (PHP-FPM on
 		// USR2 truncates it, then writes its pid): a reload a moment after
 		// another finds it empty. Read it again until it names a pid.
 		_ = e.waitFor(ctx, pidfileWait, func() bool {
-			pid, live, err = e.livePid(pidfile)
-			return err != nil || live || !e.beingWritten(pidfile)
+			pid, live, rewriting, err = e.pidState(pidfile)
+			return err != nil || !rewriting
 		})
 	}
 	if err != nil {
@@ -336,33 +336,33 @@ func (e *Exec) waitFor(ctx context.Context, limit time.Duration, cond func() boo
 // pidfileWait bounds the wait for a pidfile that is being rewritten.
 const pidfileWait = 2 * time.Second
 
-// beingWritten reports whether pidfile exists but names no pid yet: empty,
-// or cut short of a number, as while its daemon rewrites it.
-func (e *Exec) beingWritten(pidfile string) bool {
-	b, err := os.ReadFile(pidfile)
-	if err != nil {
-		return false
-	}
-	_, err = strconv.Atoi(string(bytes.TrimSpace(b)))
-	return err != nil
-}
-
 // livePid reads the pidfile: a missing, empty or unparsable pidfile means
 // "not running"; other read errors are returned.
 func (e *Exec) livePid(pidfile string) (int, bool, error) {
+	pid, live, _, err := e.pidState(pidfile)
+	return pid, live, err
+}
+
+// pidState is livePid, from one read of the pidfile, and whether the file
+// exists but names no number yet (empty, or cut short of one), as while
+// its daemon rewrites it.
+func (e *Exec) pidState(pidfile string) (pid int, live, rewriting bool, err error) {
 	b, err := os.ReadFile(pidfile)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, false, nil
+		return 0, false, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("read pidfile: %w", err)
+		return 0, false, false, fmt.Errorf("read pidfile: %w", err)
 	}
-	pid, err := strconv.Atoi(string(bytes.TrimSpace(b)))
-	if err != nil || pid <= 1 {
+	pid, err = strconv.Atoi(string(bytes.TrimSpace(b)))
+	if err != nil {
+		return 0, false, true, nil
+	}
+	if pid <= 1 {
 		// Never signal pid 0, -1 or init because of a damaged pidfile.
-		return 0, false, nil
+		return 0, false, false, nil
 	}
-	return pid, e.alive(pid), nil
+	return pid, e.alive(pid), false, nil
 }
 
 // alive reports whether pid exists and is not a zombie (a daemon whose
